@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from xfer import vocab
+from xfer.cli import main
+from xfer.errors import XferError
+from xfer.units import format_budget, parse_budgets, parse_bytes, to_mib
+
+
+def test_parse_bytes_names_and_integers():
+    assert parse_bytes("6M") == 6_000_000
+    assert parse_bytes("19M") == 19_000_000
+    assert parse_bytes("6B") == 6_000_000_000
+    assert parse_bytes("10K") == 10_000
+    assert parse_bytes("6e6") == 6_000_000
+    assert parse_bytes(6815744) == 6815744
+    assert format_budget(6_000_000) == "6M"
+    assert to_mib(2**20 * 3) == 3.0
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "six", "1.5", ""])
+def test_parse_bytes_rejects(bad):
+    with pytest.raises(XferError):
+        parse_bytes(bad)
+
+
+def test_budgets_must_increase():
+    assert parse_budgets("6M,60M") == [6_000_000, 60_000_000]
+    with pytest.raises(XferError, match="increase"):
+        parse_budgets("60M,6M")
+
+
+def test_vocab_roundtrip():
+    ids = vocab.encode("héllo")
+    assert len(ids) == len("héllo".encode())
+    assert vocab.decode(ids) == "héllo"
+    raw = np.frombuffer(b"ab\xff", dtype=np.uint8)
+    assert vocab.bytes_to_ids(raw).tolist() == [ord("a") + 3, ord("b") + 3, vocab.EOS_ID]
+    assert vocab.VOCAB_SIZE == 259
+
+
+def test_cli_unknown_command_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["nope"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "invalid choice" in err
