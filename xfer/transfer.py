@@ -1,0 +1,229 @@
+"""Eq. 1 (effective data D_E) and Eq. 2 (data transfer D_T) over a results table.
+
+Units: budgets, D_E and D_T are bytes of target-language UTF-8 text; ``d_t_mib`` is D_T in MiB
+(2^20 bytes, what the paper's tables call "MB"). Perplexities are test perplexities per byte.
+
+The results table has one row per trial with columns ``init`` ("scratch" or a source code),
+``target``, ``budget`` (bytes) and ``perplexity``; optional ``kind`` (pretrain rows are ignored
+here) and ``seed``. :func:`compute_transfer` validates it, builds one scratch curve per target and
+adds ``scratch_perplexity``, ``d_e``, ``d_t``, ``d_t_mib`` and ``bound`` to every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from xfer.errors import XferError
+from xfer.units import MIB
+
+REQUIRED_COLUMNS = ("init", "target", "budget", "perplexity")
+SCRATCH = "scratch"
+EXACT, LOWER, UPPER = "exact", "lower", "upper"
+
+
+@dataclass(frozen=True)
+class ScratchCurve:
+    """One target's scratch curve: perplexity against budget (bytes), budgets increasing.
+
+    ``budgets``/``perplexities`` are every measured point (seeds averaged in log space);
+    ``env_budgets``/``env_perplexities`` the monotone envelope used for Eq. 1: the points whose
+    perplexity is strictly lower than at every smaller budget (so a bigger budget that scored
+    worse is dropped, and a perplexity maps to the smallest budget that reached it).
+    """
+
+    budgets: np.ndarray
+    perplexities: np.ndarray
+    env_budgets: np.ndarray
+    env_perplexities: np.ndarray
+
+    @property
+    def monotone(self) -> bool:
+        """True when no point was dropped from the envelope."""
+        return len(self.env_budgets) == len(self.budgets)
+
+    @property
+    def dropped_budgets(self) -> list[int]:
+        """Budgets (bytes) whose scratch perplexity was no better than a smaller budget's."""
+        return [int(b) for b in self.budgets if b not in set(self.env_budgets.tolist())]
+
+
+def scratch_curve(budgets: Sequence[float], perplexities: Sequence[float]) -> ScratchCurve:
+    """Build a :class:`ScratchCurve` from scratch points (budgets in bytes, any order)."""
+    b = np.asarray(budgets, dtype=float)
+    p = np.asarray(perplexities, dtype=float)
+    if b.shape != p.shape or b.ndim != 1 or len(b) < 2:
+        raise XferError(f"a scratch curve needs at least two points, got {len(b)}")
+    if len(np.unique(b)) != len(b):
+        raise XferError("a scratch curve has two points with the same budget")
+    order = np.argsort(b)
+    b, p = b[order], p[order]
+    best_before = np.concatenate([[np.inf], np.minimum.accumulate(p)[:-1]])
+    keep = p < best_before
+    return ScratchCurve(b, p, b[keep], p[keep])
+
+
+def effective_data(perplexity: float | np.ndarray,
+                   curve: ScratchCurve) -> tuple[np.ndarray, np.ndarray]:
+    """Eq. 1: D_E (bytes) = the budget at which the scratch curve reaches ``perplexity``.
+
+    Linear interpolation (``numpy.interp``) of budget against perplexity over the envelope
+    points sorted by increasing perplexity (no ``period``). A perplexity better than the best
+    scratch point is clamped to the largest budget and marked ``"lower"`` (D_E is at least that);
+    one worse than the smallest budget's is clamped to the smallest budget and marked ``"upper"``
+    (D_E is at most that). Returns ``(d_e, bound)`` arrays.
+    """
+    p = np.atleast_1d(np.asarray(perplexity, dtype=float))
+    order = np.argsort(curve.env_perplexities)
+    xp, fp = curve.env_perplexities[order], curve.env_budgets[order]
+    d_e = np.interp(p, xp, fp)
+    bound = np.where(p < xp[0], LOWER, np.where(p > xp[-1], UPPER, EXACT))
+    return d_e, bound
+
+
+def data_transfer(d_e: float | np.ndarray, budget: float | np.ndarray) -> np.ndarray:
+    """Eq. 2: D_T (bytes) = D_E − budget: the target bytes that pretraining was worth."""
+    return np.asarray(d_e, dtype=float) - np.asarray(budget, dtype=float)
+
+
+@dataclass
+class Problem:
+    """Something in the table that could not be analysed: ``kind`` is "error" or "note"."""
+
+    what: str
+    reason: str
+    kind: str = "error"
+
+    def line(self) -> str:
+        return f"{self.what}: {self.reason}"
+
+
+@dataclass
+class TransferResult:
+    """Rows with D_E/D_T added, per-target scratch curves, and what was skipped and why."""
+
+    rows: pd.DataFrame
+    curves: dict[str, ScratchCurve]
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.kind == "error"]
+
+
+def _row_names(frame: pd.DataFrame) -> str:
+    names = [f"{r.init}->{r.target}@{r.budget}" for r in frame.itertuples()]
+    extra = f" (+{len(names) - 5} more)" if len(names) > 5 else ""
+    return ", ".join(names[:5]) + extra
+
+
+def validate(results: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check the table; return the usable rows (pretrain rows removed) and the problems found.
+
+    Missing required columns raise :class:`XferError`. Rows with a non-positive or non-finite
+    perplexity or budget, and duplicated cells (same init, target, budget and seed), are dropped
+    and reported as errors naming the rows.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
+    if missing:
+        raise XferError(f"results table lacks required column(s): {', '.join(missing)}")
+    frame = results.copy()
+    frame["init"] = frame["init"].astype(str)
+    frame["target"] = frame["target"].astype(str)
+    if "kind" in frame.columns:
+        frame = frame[frame["kind"].astype(str) != "pretrain"]
+    problems: list[Problem] = []
+    ppl = pd.to_numeric(frame["perplexity"], errors="coerce")
+    budget = pd.to_numeric(frame["budget"], errors="coerce")
+    bad = ~(np.isfinite(ppl) & (ppl > 0)) | ~(np.isfinite(budget) & (budget > 0))
+    if bad.any():
+        problems.append(Problem(f"rows {_row_names(frame[bad])}",
+                                "non-positive or missing perplexity or budget; rows skipped"))
+    frame = frame[~bad].copy()
+    frame["perplexity"] = ppl[~bad].astype(float)
+    frame["budget"] = budget[~bad].astype(np.int64)
+    key = ["init", "target", "budget"] + (["seed"] if "seed" in frame.columns else [])
+    dup = frame.duplicated(key, keep=False)
+    if dup.any():
+        why = "duplicate rows for one cell" + ("" if "seed" in frame.columns else
+                                                " and no seed column") + "; cell skipped"
+        problems.append(Problem(f"rows {_row_names(frame[dup].drop_duplicates(key))}", why))
+        frame = frame[~dup]
+    return frame, problems
+
+
+def build_curves(frame: pd.DataFrame) -> tuple[dict[str, ScratchCurve], list[Problem]]:
+    """One :class:`ScratchCurve` per target from its scratch rows (seeds: mean log perplexity)."""
+    curves: dict[str, ScratchCurve] = {}
+    problems: list[Problem] = []
+    scratch = frame[frame["init"] == SCRATCH]
+    for target in sorted(frame["target"].unique()):
+        points = scratch[scratch["target"] == target]
+        per_budget = np.exp(np.log(points["perplexity"]).groupby(points["budget"]).mean())
+        if len(per_budget) < 2:
+            problems.append(Problem(f"target {target}", f"{len(per_budget)} scratch point(s); "
+                                    "needs at least two for a scratch curve; not analysed"))
+            continue
+        curves[target] = scratch_curve(per_budget.index.to_numpy(), per_budget.to_numpy())
+        if not curves[target].monotone:
+            problems.append(Problem(
+                f"target {target}", "scratch curve not monotone (budget(s) "
+                f"{curves[target].dropped_budgets} no better than a smaller one); "
+                "monotone envelope used", kind="note"))
+    return curves, problems
+
+
+def compute_transfer(results: pd.DataFrame) -> TransferResult:
+    """Add ``scratch_perplexity``, ``d_e``, ``d_t`` (bytes), ``d_t_mib`` and ``bound`` to every row.
+
+    Rows of targets without a usable scratch curve keep NaN values and an empty bound. Scratch
+    rows get D_E too (their D_T shows seed noise around zero).
+    """
+    frame, problems = validate(results)
+    curves, curve_problems = build_curves(frame)
+    problems += curve_problems
+    out = frame.copy()
+    out["scratch_perplexity"] = np.nan
+    out["d_e"] = np.nan
+    out["bound"] = ""
+    for target, curve in curves.items():
+        mask = out["target"] == target
+        d_e, bound = effective_data(out.loc[mask, "perplexity"].to_numpy(), curve)
+        out.loc[mask, "d_e"] = d_e
+        out.loc[mask, "bound"] = bound
+        lookup = dict(zip(curve.budgets.astype(np.int64).tolist(), curve.perplexities, strict=True))
+        out.loc[mask, "scratch_perplexity"] = out.loc[mask, "budget"].map(lookup).astype(float)
+    out["d_t"] = data_transfer(out["d_e"].to_numpy(), out["budget"].to_numpy())
+    out["d_t_mib"] = out["d_t"] / MIB
+    return TransferResult(out.reset_index(drop=True), curves, problems)
+
+
+def _combined_bound(bounds: pd.Series) -> str:
+    kinds = set(bounds)
+    if kinds <= {EXACT}:
+        return EXACT
+    if LOWER in kinds and UPPER in kinds:
+        return "mixed"
+    return LOWER if LOWER in kinds else UPPER
+
+
+def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (init, target, budget): mean and standard deviation over seeds.
+
+    Columns: ``n_seeds``, ``perplexity``/``perplexity_std``, ``d_e``, ``d_t``/``d_t_std`` (bytes),
+    ``d_t_mib``/``d_t_mib_std``, ``bound`` (exact, lower, upper, or mixed when seeds disagree).
+    Standard deviations are NaN for a single seed.
+    """
+    rows = rows[rows["bound"] != ""]
+    grouped = rows.groupby(["init", "target", "budget"], sort=True)
+    cells = grouped.agg(
+        n_seeds=("perplexity", "size"), perplexity=("perplexity", "mean"),
+        perplexity_std=("perplexity", "std"), scratch_perplexity=("scratch_perplexity", "first"),
+        d_e=("d_e", "mean"), d_t=("d_t", "mean"), d_t_std=("d_t", "std"),
+        bound=("bound", _combined_bound)).reset_index()
+    cells["d_t_mib"] = cells["d_t"] / MIB
+    cells["d_t_mib_std"] = cells["d_t_std"] / MIB
+    return cells
