@@ -1,0 +1,230 @@
+"""The byte-level decoder of the paper: a T5-style decoder-only transformer over 259 byte ids.
+
+Pre-RMSNorm blocks, gated-GELU MLP, T5 relative position bias (causal buckets, one table per
+layer, no absolute positions), tied input/output embeddings with logits scaled by 1/sqrt(d_model),
+no dropout. Initialisation follows T5X (the original code's framework): embeddings N(0, 1),
+fan-in scaled kernels, the 1/sqrt(d_head) attention scaling folded into the query projection's
+initialisation, so attention itself is unscaled. Attention runs in PyTorch's fused
+``scaled_dot_product_attention`` with the position bias (plus the causal mask) as an additive
+float mask that is built once per forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xfer.errors import XferError
+from xfer.vocab import VOCAB_SIZE
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the decoder. Defaults are the paper's model (about 65.8M parameters)."""
+
+    name: str = "paper"
+    vocab_size: int = VOCAB_SIZE
+    d_model: int = 640
+    n_layers: int = 10
+    n_heads: int = 10
+    d_head: int = 64
+    d_ff: int = 2560
+    rel_buckets: int = 32
+    rel_max_distance: int = 128
+    norm_eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name not in ("name", "norm_eps") and (not isinstance(value, int) or value < 1):
+                raise XferError(f"model config {self.name!r}: {f.name} must be a positive "
+                                f"integer, got {value!r}")
+        if self.rel_buckets < 2:
+            raise XferError(f"model config {self.name!r}: rel_buckets must be at least 2")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (inverse: :meth:`from_dict`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        """Rebuild a config from :meth:`to_dict`'s output; unknown keys are an XferError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise XferError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+MODEL_CONFIGS: dict[str, ModelConfig] = {
+    "tiny": ModelConfig(name="tiny", d_model=128, n_layers=2, n_heads=2, d_head=64, d_ff=512),
+    "small": ModelConfig(name="small", d_model=256, n_layers=4, n_heads=4, d_head=64, d_ff=1024),
+    "paper": ModelConfig(name="paper"),
+}
+
+
+def get_model_config(name: str) -> ModelConfig:
+    """The named config (``tiny``, ``small``, ``paper``); XferError for any other name."""
+    try:
+        return MODEL_CONFIGS[name]
+    except KeyError:
+        raise XferError(f"unknown model config {name!r}; choose one of "
+                        f"{', '.join(MODEL_CONFIGS)}") from None
+
+
+def relative_position_bucket(query_pos: torch.Tensor, key_pos: torch.Tensor,
+                             num_buckets: int, max_distance: int) -> torch.Tensor:
+    """T5's causal (unidirectional) relative-position bucket of every query/key pair.
+
+    The distance n = query - key (in bytes, clamped at 0 for future keys) maps to bucket n when
+    n < num_buckets/2, and logarithmically to the remaining buckets up to ``max_distance``;
+    every larger distance shares the last bucket. Returns int64 of shape [Q, K].
+    """
+    n = (query_pos[:, None] - key_pos[None, :]).clamp(min=0)
+    max_exact = num_buckets // 2
+    is_small = n < max_exact
+    log_ratio = torch.log(n.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
+    large = max_exact + (log_ratio * (num_buckets - max_exact)).to(torch.long)
+    large = large.clamp(max=num_buckets - 1)
+    return torch.where(is_small, n, large)
+
+
+def causal_mask(length: int, device: torch.device) -> torch.Tensor:
+    """Additive [T, T] mask: 0 where key <= query, -inf where the key lies in the future."""
+    return torch.full((length, length), float("-inf"), device=device).triu(diagonal=1)
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square layer norm with a learned scale and no bias or centring (T5)."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention; q, k, v in one fused projection, no biases."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads, self.d_head = cfg.n_heads, cfg.d_head
+        inner = cfg.n_heads * cfg.d_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * inner, bias=False)
+        self.out = nn.Linear(inner, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.d_head)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, Dh]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=1.0)
+        return self.out(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+class GatedGeluMLP(nn.Module):
+    """T5.1.1 MLP: (gelu(x W0) * (x W1)) Wo, with W0 and W1 in one fused projection."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.wi = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
+        self.wo = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, linear = self.wi(x).chunk(2, dim=-1)
+        return self.wo(F.gelu(gate, approximate="tanh") * linear)
+
+
+class Block(nn.Module):
+    """Pre-norm decoder layer with its own relative-position bias table [buckets, heads]."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp = GatedGeluMLP(cfg)
+        self.rel_bias = nn.Embedding(cfg.rel_buckets, cfg.n_heads)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), mask)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class ByteLM(nn.Module):
+    """Decoder-only byte language model: ids [B, T] -> logits [B, T, vocab] (nats via softmax)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self._bucket_cache: dict[tuple[int, str], torch.Tensor] = {}
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """T5X initialisation (see the module docstring)."""
+        cfg = self.cfg
+        nn.init.normal_(self.embed.weight, std=1.0)
+        inner = cfg.n_heads * cfg.d_head
+        for block in self.blocks:
+            qkv = block.attn.qkv.weight  # rows: q, k, v
+            nn.init.normal_(qkv, std=cfg.d_model ** -0.5)
+            qkv[:inner].mul_(cfg.d_head ** -0.5)
+            nn.init.normal_(block.attn.out.weight, std=inner ** -0.5)
+            nn.init.trunc_normal_(block.mlp.wi.weight, std=cfg.d_model ** -0.5,
+                                  a=-2 * cfg.d_model ** -0.5, b=2 * cfg.d_model ** -0.5)
+            nn.init.trunc_normal_(block.mlp.wo.weight, std=cfg.d_ff ** -0.5,
+                                  a=-2 * cfg.d_ff ** -0.5, b=2 * cfg.d_ff ** -0.5)
+            limit = math.sqrt(6.0 / (cfg.rel_buckets + cfg.n_heads))
+            nn.init.uniform_(block.rel_bias.weight, -limit, limit)
+            block.attn_norm.weight.fill_(1.0)
+            block.mlp_norm.weight.fill_(1.0)
+        self.final_norm.weight.fill_(1.0)
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters (the tied embedding counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def attention_masks(self, length: int, device: torch.device) -> torch.Tensor:
+        """Position bias of every layer plus the causal mask, [L, 1, H, T, T], built once.
+
+        One gather from all layers' tables at once (its backward is one scatter-add); the
+        bucket indices depend only on the length and are cached.
+        """
+        key = (length, str(device))
+        if key not in self._bucket_cache:
+            pos = torch.arange(length, device=device)
+            self._bucket_cache = {key: relative_position_bucket(
+                pos, pos, self.cfg.rel_buckets, self.cfg.rel_max_distance)}
+        buckets = self._bucket_cache[key]
+        n_layers, n_heads, n_buckets = self.cfg.n_layers, self.cfg.n_heads, self.cfg.rel_buckets
+        tables = torch.stack([b.rel_bias.weight for b in self.blocks])  # [L, buckets, H]
+        rows = tables.transpose(1, 2).reshape(n_layers * n_heads, 1, n_buckets)
+        index = buckets.unsqueeze(0).expand(n_layers * n_heads, length, length)
+        bias = torch.gather(rows.expand(-1, length, -1), 2, index)
+        bias = bias.view(n_layers, n_heads, length, length) + causal_mask(length, device)
+        return bias.unsqueeze(1)
+
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        """Final RMS-normed hidden states [B, T, d_model] of ids [B, T]."""
+        if ids.dim() != 2:
+            raise XferError(f"ByteLM expects ids of shape [batch, length], got {tuple(ids.shape)}")
+        masks = self.attention_masks(ids.shape[1], ids.device)
+        x = self.embed(ids)
+        for block, mask in zip(self.blocks, masks, strict=True):
+            x = block(x, mask)
+        return self.final_norm(x)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits [B, T, vocab]: tied embeddings, scaled by 1/sqrt(d_model)."""
+        h = self.hidden_states(ids)
+        return F.linear(h, self.embed.weight) * self.cfg.d_model ** -0.5
