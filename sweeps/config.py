@@ -1,0 +1,268 @@
+"""Study configs: YAML in ``sweeps/configs`` (or a user's file) loaded into frozen dataclasses.
+
+A study names its corpus, languages, byte budgets, seeds, the model and the optimisation of each
+trial kind (``pretrain``, ``scratch``, ``finetune``), the resources of one trial and where the run
+folder lives. The model and training sections load into :class:`xfer.model.ModelConfig` and
+:class:`xfer.train.TrainConfig` themselves, so the YAML can only name fields those have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sweeps.schema import build, check_keys, nearest
+from xfer.errors import XferError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+KINDS = ("pretrain", "scratch", "finetune")
+
+
+def _bytes(*default: Any) -> Any:
+    """A dataclass field holding a byte count (YAML may say ``10K``, ``6M``, ``6e9``)."""
+    if not default:
+        return field(metadata={"bytes": True})
+    return field(default=default[0], metadata={"bytes": True})
+
+
+@dataclass(frozen=True)
+class Languages:
+    """Which languages pretrain (sources) and which are finetuned on (targets). Every source is
+    finetuned on every target but itself; ``extra_pairs`` adds [source, target] pairs outside
+    that grid (the paper's pt->es control). Empty lists mean the corpus's default languages."""
+
+    sources: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    extra_pairs: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Byte budgets: one pretrain budget; finetune budgets D_F; scratch budgets (default: D_F),
+    which may extend beyond D_F at both ends so finetuned perplexities land inside the curve."""
+
+    pretrain: int = _bytes()
+    finetune: tuple[int, ...] = _bytes()
+    scratch: tuple[int, ...] = _bytes(())
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Dataset preparation: held-out sizes (bytes) and the shuffle seed."""
+
+    dev_bytes: int = _bytes(100_000)
+    test_bytes: int = _bytes(100_000)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial asks of the cluster. ``tpus_per_trial`` is Ray's ``TPU`` resource.
+    ``max_concurrent`` 0 means as many trials as the cluster fits."""
+
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    tpus_per_trial: float = 0.0
+    max_concurrent: int = 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """For ``--dry-run``: a device's peak FLOP/s and the share of it training achieves."""
+
+    device: str = "cpu"
+    peak_flops: float = 1.0e11
+    utilisation: float = 0.3
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Where results go. ``output`` is the parent of run folders (shared storage on a cluster:
+    data and trial folders live there); ``storage`` is Ray Tune's storage path (default
+    ``<run folder>/tune``; may be ``gs://...``). ``max_failures``: retries per trial."""
+
+    output: str = "runs"
+    storage: str | None = None
+    max_failures: int = 2
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Options passed to ``xfer.analyse.analyse``: the budget of the headline table (bytes;
+    default its choice), a fastText language-ID model file, whether to run contamination."""
+
+    budget: int | None = _bytes(None)
+    lid_model: str | None = None
+    contamination: bool = True
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One whole study. ``model`` and ``train`` hold the library's own config objects."""
+
+    name: str
+    corpus: str
+    languages: Languages
+    budgets: Budgets
+    seeds: tuple[int, ...]
+    data: DataSettings
+    model: Any  # xfer.model.ModelConfig
+    train: dict[str, Any]  # kind -> xfer.train.TrainConfig
+    resources: Resources = Resources()
+    estimate: Estimate = Estimate()
+    run: RunSettings = RunSettings()
+    analysis: Analysis = Analysis()
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (what trials receive through Ray Tune's ``param_space``)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in out.items()}
+        out["train"] = {kind: asdict(cfg) for kind, cfg in self.train.items()}
+        return json.loads(json.dumps(out))
+
+    def digest(self) -> str:
+        """Hash of everything that changes results (not resources, estimates or run paths)."""
+        d = self.to_dict()
+        for key in ("resources", "estimate", "run"):
+            d.pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    @property
+    def scratch_budgets(self) -> tuple[int, ...]:
+        """Scratch budgets, defaulting to the finetune budgets."""
+        return self.budgets.scratch or self.budgets.finetune
+
+
+TOP_KEYS = [f.name for f in fields(StudyConfig)]
+
+
+def available_configs() -> list[str]:
+    """Names of the bundled configs (``default``, ``paper``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A bundled config name or a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise XferError(f"config file not found: {path}")
+        return path
+    bundled = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not bundled.is_file():
+        raise XferError(f"unknown config {name_or_path!r}{nearest(name_or_path, available_configs())}"
+                        f"; bundled: {', '.join(available_configs())}, or give a .yaml path")
+    return bundled
+
+
+def load_config(name_or_path: str) -> StudyConfig:
+    """Load and validate a study config (bundled name or YAML path)."""
+    path = resolve_config_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise XferError(f"{path}: malformed YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise XferError(f"{path}: not UTF-8 text") from None
+    return config_from_dict(data, default_name=path.stem)
+
+
+def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
+    """Validate a parsed config mapping into a :class:`StudyConfig`."""
+    from xfer.model import MODEL_CONFIGS, ModelConfig
+
+    if not isinstance(data, dict):
+        raise XferError(f"config must be a mapping of keys to values, got {type(data).__name__}")
+    check_keys(data, TOP_KEYS, "config")
+    for required in ("corpus", "budgets"):
+        if required not in data:
+            raise XferError(f"config: missing key {required!r}")
+    name = data.get("name", default_name)
+    corpus = data["corpus"]
+    if not isinstance(name, str) or not isinstance(corpus, str):
+        raise XferError("config: name and corpus must be strings")
+
+    languages = _languages(build(Languages, data.get("languages"), "languages"), corpus)
+    budgets = build(Budgets, data["budgets"], "budgets")
+    _check_increasing(budgets.finetune, "budgets.finetune")
+    _check_increasing(budgets.scratch, "budgets.scratch")
+    if not budgets.finetune:
+        raise XferError("budgets.finetune: give at least one budget")
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise XferError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise XferError(f"seeds: repeated seed in {seeds!r}")
+
+    model_section = dict(data.get("model") or {})
+    preset = model_section.pop("preset", "tiny")
+    if preset not in MODEL_CONFIGS:
+        raise XferError(f"model.preset: unknown model config {preset!r}"
+                        f"{nearest(str(preset), list(MODEL_CONFIGS))}")
+    model = build(ModelConfig, model_section, "model", base=MODEL_CONFIGS[preset])
+
+    return StudyConfig(
+        name=name, corpus=corpus, languages=languages, budgets=budgets, seeds=tuple(seeds),
+        data=build(DataSettings, data.get("data"), "data"), model=model,
+        train=_train_configs(data.get("train")),
+        resources=build(Resources, data.get("resources"), "resources"),
+        estimate=build(Estimate, data.get("estimate"), "estimate"),
+        run=build(RunSettings, data.get("run"), "run"),
+        analysis=build(Analysis, data.get("analysis"), "analysis"),
+    )
+
+
+def _check_increasing(values: tuple[int, ...], where: str) -> None:
+    for a, b in zip(values, values[1:], strict=False):
+        if b <= a:
+            raise XferError(f"{where}: budgets must strictly increase: {a} then {b}")
+
+
+def _languages(langs: Languages, corpus: str) -> Languages:
+    """Fill empty source/target lists with the corpus's default languages; check codes."""
+    sources, targets = langs.sources, langs.targets
+    if corpus == "synthetic":
+        from xfer.data import synthetic
+
+        sources = sources or tuple(synthetic.DEFAULT_LANGUAGES)
+        targets = targets or tuple(synthetic.DEFAULT_LANGUAGES)
+        for lang in {*sources, *targets, *(x for p in langs.extra_pairs for x in p)}:
+            if lang not in synthetic.LANGUAGES:
+                raise XferError(f"languages: unknown generated language {lang!r}"
+                                f"{nearest(lang, list(synthetic.LANGUAGES))}")
+    if not sources or not targets:
+        raise XferError("languages: give sources and targets (lists of language codes)")
+    for where, codes in (("sources", sources), ("targets", targets)):
+        if len(set(codes)) != len(codes):
+            raise XferError(f"languages.{where}: repeated language in {list(codes)}")
+    for src, tgt in langs.extra_pairs:
+        if src == tgt:
+            raise XferError(f"languages.extra_pairs: source equals target: {src}")
+    return Languages(tuple(sources), tuple(targets), langs.extra_pairs)
+
+
+def _train_configs(section: Any) -> dict[str, Any]:
+    """``train:`` holds settings common to all kinds plus a sub-mapping per kind that overrides
+    them; each kind becomes one :class:`xfer.train.TrainConfig`."""
+    from xfer.train import TrainConfig
+
+    section = dict(section or {})
+    per_kind = {kind: section.pop(kind, None) or {} for kind in KINDS}
+    known = [f.name for f in fields(TrainConfig)] + list(KINDS)
+    check_keys(section, known, "train")
+    out = {}
+    for kind in KINDS:
+        if not isinstance(per_kind[kind], dict):
+            raise XferError(f"train.{kind}: expected a mapping, got {per_kind[kind]!r}")
+        common = build(TrainConfig, section, "train")
+        out[kind] = build(TrainConfig, per_kind[kind], f"train.{kind}", base=common)
+    return out

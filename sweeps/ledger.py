@@ -1,0 +1,99 @@
+"""The run folder's record of finished trials, and the results table built from it.
+
+A trial counts as finished exactly when ``<run>/ledger/<key>.json`` exists; each is written
+atomically (temp name, then rename) by the driver when Tune reports the trial complete, so a
+killed driver never loses a finished trial and never sees a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from sweeps.trials import TrialSpec
+from xfer.errors import XferError
+
+# Columns of the results table, in order (one row per trial).
+COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
+           "bits_per_byte", "dev_bits_per_byte", "bytes_seen", "steps", "wall_s", "checkpoint",
+           "key", "started_at", "ended_at"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
+    """A results-table row from a trial and its final metrics (see :data:`COLUMNS`)."""
+    return {
+        "kind": trial.kind, "init": trial.init,
+        "source": trial.source if trial.kind == "finetune" else
+        (trial.lang if trial.kind == "pretrain" else None),
+        "target": trial.lang, "budget": int(trial.budget), "seed": int(trial.seed),
+        "perplexity": metrics.get("test_perplexity"),
+        "dev_perplexity": metrics.get("dev_perplexity"),
+        "bits_per_byte": metrics.get("test_bits_per_byte"),
+        "dev_bits_per_byte": metrics.get("dev_bits_per_byte"),
+        "bytes_seen": metrics.get("bytes_seen"), "steps": metrics.get("steps"),
+        "wall_s": metrics.get("wall_s"), "checkpoint": checkpoint, "key": trial.key,
+        "started_at": metrics.get("started_at"), "ended_at": metrics.get("ended_at"),
+    }
+
+
+class Ledger:
+    """Finished trials of one run folder: ``key -> row``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / "ledger"
+        self.rows: dict[str, dict] = {}
+        if self.dir.is_dir():
+            for path in sorted(self.dir.glob("*.json")):
+                try:
+                    row = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue  # unreadable entry: the trial simply runs again
+                if isinstance(row, dict) and row.get("key") == path.stem:
+                    self.rows[path.stem] = row
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def record(self, row: dict) -> None:
+        """Add one finished trial (atomically on disk, then in memory)."""
+        atomic_write_bytes(self.dir / f"{row['key']}.json",
+                           json.dumps(row, indent=1, default=str).encode())
+        self.rows[row["key"]] = row
+
+    def checkpoints(self) -> dict[str, str]:
+        """key -> checkpoint URI of every finished trial that has one."""
+        return {k: r["checkpoint"] for k, r in self.rows.items() if r.get("checkpoint")}
+
+    def table(self) -> pd.DataFrame:
+        """The results table (one row per finished trial, :data:`COLUMNS`)."""
+        frame = pd.DataFrame([self.rows[k] for k in sorted(self.rows)], columns=COLUMNS)
+        return frame.astype({"budget": "int64", "seed": "int64"})
+
+
+def write_results(frame: pd.DataFrame, path: Path) -> Path:
+    """Save the results table as Parquet atomically."""
+    if frame.empty:
+        raise XferError("no trial finished: nothing to write to the results table")
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path

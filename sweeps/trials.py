@@ -1,0 +1,84 @@
+"""What trials a study has: one pretrain per source, one scratch run per (target, budget), one
+finetune per (source, target, budget) with source != target, each per seed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sweeps.config import StudyConfig
+from xfer.units import format_budget
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One training run of the study. ``lang`` is the language trained on (the source for a
+    pretrain, the target otherwise); ``budget`` in bytes of that language's training prefix."""
+
+    kind: str  # pretrain | scratch | finetune
+    lang: str
+    budget: int
+    seed: int
+    source: str | None = None  # finetune: the pretrained source
+    parent: str | None = None  # finetune: key of the pretrain it starts from
+
+    @property
+    def key(self) -> str:
+        """Unique, filesystem-safe name, e.g. ``finetune-en-de-10K-s0``."""
+        b = format_budget(self.budget)
+        if self.kind == "finetune":
+            return f"finetune-{self.source}-{self.lang}-{b}-s{self.seed}"
+        return f"{self.kind}-{self.lang}-{b}-s{self.seed}"
+
+    @property
+    def init(self) -> str:
+        """The results table's ``init``: ``scratch`` or the source language."""
+        return self.source if self.kind == "finetune" else "scratch"
+
+    def to_dict(self) -> dict:
+        """JSON-able description (key and parent included)."""
+        return {**asdict(self), "key": self.key, "init": self.init}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrialSpec:
+        """Inverse of :meth:`to_dict`."""
+        return cls(data["kind"], data["lang"], int(data["budget"]), int(data["seed"]),
+                   data.get("source"), data.get("parent"))
+
+
+def pairs(study: StudyConfig) -> list[tuple[str, str]]:
+    """(source, target) pairs finetuned: the grid minus the diagonal, then the extra pairs."""
+    langs = study.languages
+    out = [(s, t) for s in langs.sources for t in langs.targets if s != t]
+    out += [p for p in langs.extra_pairs if p not in out]
+    return out
+
+
+def build_trials(study: StudyConfig) -> list[TrialSpec]:
+    """All trials, pretrains first, then scratch runs, then finetunes (one list per seed)."""
+    sources = list(dict.fromkeys([s for s, _ in pairs(study)]))
+    targets = list(dict.fromkeys([*study.languages.targets, *(t for _, t in pairs(study))]))
+    trials: list[TrialSpec] = []
+    for seed in study.seeds:
+        pretrain = {s: TrialSpec("pretrain", s, study.budgets.pretrain, seed) for s in sources}
+        trials += pretrain.values()
+        trials += [TrialSpec("scratch", t, b, seed) for t in targets for b in study.scratch_budgets]
+        trials += [TrialSpec("finetune", t, b, seed, source=s,
+                             parent=pretrain[s].key)
+                   for s, t in pairs(study) for b in study.budgets.finetune]
+    return trials
+
+
+def language_budgets(study: StudyConfig, trials: list[TrialSpec]) -> dict[str, list[int]]:
+    """Every training budget each language's dataset must offer (bytes, increasing)."""
+    out: dict[str, set[int]] = {}
+    for t in trials:
+        out.setdefault(t.lang, set()).add(t.budget)
+    return {lang: sorted(b) for lang, b in out.items()}
+
+
+def count_by_kind(trials: list[TrialSpec]) -> dict[str, int]:
+    """Number of trials of each kind."""
+    counts = {"pretrain": 0, "scratch": 0, "finetune": 0}
+    for t in trials:
+        counts[t.kind] += 1
+    return counts
