@@ -1,0 +1,177 @@
+"""Generated languages with known relationships: the embedded default corpus ("synthetic").
+
+Every *content* language says the same things (one latent layer of content from
+:mod:`xfer.data.synthetic_content`: a fixed world of entities, relations and facts, and one
+distribution over sentences about it) and differs only in its surface
+(:mod:`xfer.data.synthetic_surface`): script, lexicon, word order and morphology. The *unrelated*
+language is a character Markov chain that shares no content structure with them. Because the
+relationships are built in, they are a ground truth for the D_T method.
+
+For the same seed all content languages render the *same* documents (a parallel corpus), so the
+twin is exactly a letter-for-letter transliteration of the base language.
+
+Usage::
+
+    from xfer.data.synthetic import documents, describe, DEFAULT_LANGUAGES
+    docs = documents("base", seed=0)   # endless, deterministic iterator of str
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from itertools import count
+
+import numpy as np
+
+from xfer.data import synthetic_content as sc
+from xfer.data.synthetic_surface import Grammar, Surface
+from xfer.errors import XferError
+
+DOCS_PER_BATCH = 1024  # content is drawn in batches of this many documents (part of the seed)
+BASE_LEXICON, OTHER_LEXICON, THIRD_LEXICON = 11, 23, 37
+
+
+@dataclass(frozen=True)
+class SyntheticLanguage:
+    """One generated language: its code, what it shares with which, and how it is made.
+
+    ``grammar`` is None for the unrelated Markov language, whose text comes from
+    :func:`markov_documents` instead of the shared content.
+    """
+
+    name: str
+    description: str
+    script: str
+    grammar: Grammar | None = None
+
+
+BASE = Grammar(lexicon_seed=BASE_LEXICON, affix_seed=BASE_LEXICON, order="SVO",
+               adjective_first=True, affixes="suffix", adposition="pre", marked=("acc",))
+RELATIVE = Grammar(lexicon_seed=BASE_LEXICON, affix_seed=OTHER_LEXICON, order="SOV",
+                   adjective_first=False, affixes="prefix", adposition="case",
+                   marked=("nom", "acc"))
+
+_LANGS = (
+    SyntheticLanguage(
+        "base", "Latin script (1 byte/char); SVO, adjective before noun, suffixes, prepositions; "
+        "the reference language: every content language says the same things.", "latin", BASE),
+    SyntheticLanguage(
+        "twin", "base written in Cyrillic (2 bytes/char): a letter-for-letter transliteration of "
+        "base; shares content, lexicon, word order and morphology, no letter bytes.",
+        "cyrillic", Grammar(**{**BASE.__dict__, "script": "cyrillic"})),
+    SyntheticLanguage(
+        "relative", "shares content, stems and Latin script with base; differs in word order "
+        "(SOV, noun before adjective) and morphology (other affixes, as prefixes; locative case "
+        "instead of a preposition).", "latin", RELATIVE),
+    SyntheticLanguage(
+        "markov", "unrelated: an order-2 character Markov chain over base's Latin letters, space "
+        "and period; shares no content, lexicon, word order or morphology with the others.",
+        "latin"),
+    SyntheticLanguage(
+        "cousin", "relative written in Greek (2 bytes/char): shares content and stems with base; "
+        "differs in script, word order and morphology.",
+        "greek", Grammar(**{**RELATIVE.__dict__, "script": "greek"})),
+    SyntheticLanguage(
+        "distant", "shares only content with base: own lexicon and affixes, VSO, noun before "
+        "adjective, postpositions, Hangul syllable blocks (3 bytes/char).", "hangul",
+        Grammar(lexicon_seed=OTHER_LEXICON, affix_seed=THIRD_LEXICON, order="VSO",
+                adjective_first=False, affixes="suffix", adposition="post",
+                marked=("nom",), script="hangul")),
+    SyntheticLanguage(
+        "logographic", "shares only content with base: own lexicon, SOV, grammatical particles, "
+        "one CJK ideograph per morpheme (3 bytes/char), no spaces.", "cjk",
+        Grammar(lexicon_seed=THIRD_LEXICON, affix_seed=OTHER_LEXICON, order="SOV",
+                adjective_first=True, affixes="particle", adposition="post",
+                marked=("acc",), script="cjk")),
+)
+LANGUAGES: dict[str, SyntheticLanguage] = {lang.name: lang for lang in _LANGS}
+DEFAULT_LANGUAGES: tuple[str, ...] = ("base", "twin", "relative", "markov")
+
+
+def language(lang: str) -> SyntheticLanguage:
+    """The language called ``lang``; XferError if there is none."""
+    try:
+        return LANGUAGES[lang]
+    except KeyError:
+        raise XferError(
+            f"unknown synthetic language {lang!r} (known: {', '.join(LANGUAGES)})") from None
+
+
+def describe(lang: str) -> str:
+    """One line of ground truth for reports: ``name: what it shares with which``."""
+    return f"{lang}: {language(lang).description}"
+
+
+@cache
+def _surface(g: Grammar) -> Surface:
+    return Surface(g)
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise XferError(f"synthetic seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def documents(lang: str, seed: int) -> Iterator[str]:
+    """Endless deterministic stream of documents (str, no separator bytes) of ``lang``.
+
+    The same (lang, seed) always gives the same stream; content languages with the same seed
+    say the same things (the n-th documents are translations of each other).
+    """
+    spec = language(lang)
+    seed = _check_seed(seed)
+    if spec.grammar is None:
+        return markov_documents(seed)
+    return _content_documents(_surface(spec.grammar), seed)
+
+
+def _content_documents(surface: Surface, seed: int) -> Iterator[str]:
+    for batch in count():
+        content = sc.sample_content(np.random.default_rng([seed, batch]), DOCS_PER_BATCH)
+        yield from surface.render(content)
+
+
+MARKOV_ALPHABET = "ptkbdgmnlrsvzhaeiou ."
+MARKOV_SEED = 7_001
+MARKOV_CHAINS = 1024  # chains run in parallel; each becomes a run of documents
+MARKOV_STEPS = 1024  # characters per chain per batch
+MARKOV_RESOLUTION = 1024  # next-character probabilities are multiples of 1/1024
+
+
+@cache
+def _markov_table() -> np.ndarray:
+    """The fixed chain as a lookup table [k*k contexts, 1024]: a uniform column gives the next
+    character (index into MARKOV_ALPHABET) with its transition probability."""
+    rng = np.random.default_rng(MARKOV_SEED)
+    k = len(MARKOV_ALPHABET)
+    cdf = np.cumsum(rng.dirichlet(np.full(k, 0.15), size=k * k), axis=1)
+    return sc.sampling_table(cdf, MARKOV_RESOLUTION)
+
+
+def markov_documents(seed: int) -> Iterator[str]:
+    """The unrelated language: documents cut from parallel order-2 character Markov chains.
+
+    Document lengths (characters) follow the content languages' typical range (about 150-900).
+    """
+    table = _markov_table()
+    k = len(MARKOV_ALPHABET)
+    alphabet = np.frombuffer(MARKOV_ALPHABET.encode("ascii"), dtype=np.uint8)
+    for batch in count():
+        rng = np.random.default_rng([seed, batch, MARKOV_SEED])
+        a, b = rng.integers(0, k, (2, MARKOV_CHAINS))
+        out = np.empty((MARKOV_STEPS, MARKOV_CHAINS), dtype=np.int32)
+        draws = rng.integers(0, MARKOV_RESOLUTION, (MARKOV_STEPS, MARKOV_CHAINS))
+        for step in range(MARKOV_STEPS):
+            a, b = b, table[a * k + b, draws[step]]
+            out[step] = b
+        text = alphabet[out.T.ravel()].tobytes().decode("ascii")
+        lengths = 150 + rng.poisson(400, size=len(text) // 150)
+        bounds = np.cumsum(lengths)
+        bounds = bounds[bounds <= len(text)].tolist()
+        start = 0
+        for end in bounds:
+            yield " ".join(text[start:end].split()) or "."
+            start = end
