@@ -1,0 +1,63 @@
+"""Reading prepared datasets: manifests, memory-mapped splits, documents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from xfer.errors import XferError
+from xfer.vocab import DOC_SEPARATOR
+
+MANIFEST = "manifest.json"
+SPLITS = ("dev", "test", "train")
+
+
+def read_manifest(root: Path, lang: str) -> dict:
+    """The manifest of ``root/lang`` (XferError if there is none or it is unreadable)."""
+    path = Path(root) / lang / MANIFEST
+    if not path.is_file():
+        raise XferError(f"no prepared dataset for {lang!r}: {path} not found (run xfer prepare)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise XferError(f"cannot read {path}: {exc}") from None
+    if not isinstance(manifest, dict) or "splits" not in manifest:
+        raise XferError(f"{path} is not an xfer dataset manifest")
+    return manifest
+
+
+def load_split(root: Path, lang: str, split: str, budget: int | None = None) -> np.ndarray:
+    """A read-only uint8 memmap of a split: for train, the first ``budget`` bytes of train.bin
+    (the whole file if None); for dev/test, the whole file."""
+    if split not in SPLITS:
+        raise XferError(f"unknown split {split!r} (one of {', '.join(SPLITS)})")
+    manifest = read_manifest(root, lang)
+    path = Path(root) / lang / manifest["splits"][split]["file"]
+    if not path.is_file():
+        raise XferError(f"dataset file missing: {path}")
+    size = manifest["splits"][split]["bytes"]
+    if path.stat().st_size != size:
+        raise XferError(f"{path} holds {path.stat().st_size} bytes, manifest says {size}")
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    if budget is None:
+        return data
+    if split != "train":
+        raise XferError(f"a budget applies to the train split only, not {split!r}")
+    if str(int(budget)) not in manifest["budgets"]:
+        known = ", ".join(manifest["budgets"])
+        raise XferError(f"budget {budget} not prepared for {lang!r} in {root} (prepared: {known})")
+    return data[: int(budget)]
+
+
+def iter_documents(raw: np.ndarray) -> Iterator[str]:
+    """Split a loaded split back into documents (str; a cut last document is yielded as is)."""
+    raw = np.asarray(raw, dtype=np.uint8)
+    start = 0
+    for end in np.flatnonzero(raw == DOC_SEPARATOR):
+        yield raw[start:end].tobytes().decode("utf-8", errors="replace")
+        start = int(end) + 1
+    if start < raw.size:
+        yield raw[start:].tobytes().decode("utf-8", errors="replace")
