@@ -1,0 +1,74 @@
+"""The byte-level decoder: size, causality, position buckets, bad configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xfer.errors import XferError
+from xfer.model import (
+    MODEL_CONFIGS,
+    ByteLM,
+    ModelConfig,
+    get_model_config,
+    relative_position_bucket,
+)
+
+
+def test_paper_config_has_65_8m_parameters() -> None:
+    with torch.device("meta"):
+        model = ByteLM(MODEL_CONFIGS["paper"])
+    assert abs(model.num_parameters() - 65.8e6) / 65.8e6 < 0.01
+    assert model.num_parameters() == 65_718_400  # 10 x 6,555,200 + 259 x 640 + 640
+
+
+def test_configs_come_from_one_dataclass() -> None:
+    assert set(MODEL_CONFIGS) == {"tiny", "small", "paper"}
+    assert all(isinstance(c, ModelConfig) for c in MODEL_CONFIGS.values())
+    assert ModelConfig.from_dict(MODEL_CONFIGS["small"].to_dict()) == MODEL_CONFIGS["small"]
+
+
+def test_causal_buckets_match_hand_computed_values() -> None:
+    # distance q - k: exact below 16, then 16 + floor(16 * ln(n/16) / ln(8)), capped at 31
+    distances = [0, 1, 15, 16, 20, 32, 64, 100, 127, 128, 500]
+    expected = [0, 1, 15, 16, 17, 21, 26, 30, 31, 31, 31]
+    query = torch.tensor([600])
+    keys = torch.tensor([600 - d for d in distances])
+    assert relative_position_bucket(query, keys, 32, 128)[0].tolist() == expected
+    # future keys (negative distance) all share bucket 0; they are masked anyway
+    assert relative_position_bucket(torch.tensor([0]), torch.tensor([1, 5, 300]), 32, 128
+                                    ).tolist() == [[0, 0, 0]]
+
+
+def test_changing_a_later_byte_never_changes_earlier_logits() -> None:
+    torch.manual_seed(0)
+    model = ByteLM(MODEL_CONFIGS["tiny"]).eval()
+    ids = torch.randint(3, 259, (2, 200))
+    changed = ids.clone()
+    changed[:, 137] = (changed[:, 137] + 1 - 3) % 256 + 3
+    with torch.no_grad():
+        a, b = model(ids), model(changed)
+    assert a.shape == (2, 200, 259)
+    assert torch.equal(a[:, :137], b[:, :137])
+    assert not torch.allclose(a[:, 137:], b[:, 137:])
+
+
+def test_bias_tables_are_used_and_learn() -> None:
+    torch.manual_seed(0)
+    model = ByteLM(MODEL_CONFIGS["tiny"])
+    model(torch.randint(3, 259, (1, 40))).sum().backward()
+    for block in model.blocks:
+        assert block.rel_bias.weight.grad.abs().sum() > 0
+    hidden = model.hidden_states(torch.randint(3, 259, (1, 8)))
+    assert hidden.shape == (1, 8, MODEL_CONFIGS["tiny"].d_model)
+
+
+def test_bad_configs_are_one_line_errors() -> None:
+    with pytest.raises(XferError, match="unknown model config"):
+        get_model_config("huge")
+    with pytest.raises(XferError, match="d_model"):
+        ModelConfig(d_model=0)
+    with pytest.raises(XferError, match="unknown model config keys"):
+        ModelConfig.from_dict({"width": 3})
+    with pytest.raises(XferError, match="shape"):
+        ByteLM(MODEL_CONFIGS["tiny"])(torch.zeros(5, dtype=torch.long))
