@@ -155,7 +155,8 @@ def resolve_config_path(name_or_path: str) -> Path:
         return path
     bundled = CONFIG_DIR / f"{name_or_path}.yaml"
     if not bundled.is_file():
-        raise XferError(f"unknown config {name_or_path!r}{nearest(name_or_path, available_configs())}"
+        hint = nearest(name_or_path, available_configs())
+        raise XferError(f"unknown config {name_or_path!r}{hint}"
                         f"; bundled: {', '.join(available_configs())}, or give a .yaml path")
     return bundled
 
@@ -252,17 +253,19 @@ def _languages(langs: Languages, corpus: str) -> Languages:
 
 def _train_configs(section: Any) -> dict[str, Any]:
     """``train:`` holds settings common to all kinds plus a sub-mapping per kind that overrides
-    them; each kind becomes one :class:`xfer.train.TrainConfig`."""
-    from xfer.train import TrainConfig
+    them; each kind becomes one :class:`xfer.train.TrainConfig` (its ``kind`` set here, its
+    ``seed`` per trial from ``seeds``)."""
+    from xfer.training.config import TrainConfig
 
     section = dict(section or {})
     per_kind = {kind: section.pop(kind, None) or {} for kind in KINDS}
-    known = [f.name for f in fields(TrainConfig)] + list(KINDS)
-    check_keys(section, known, "train")
+    settable = [f.name for f in fields(TrainConfig) if f.name not in ("kind", "seed")]
+    check_keys(section, settable + list(KINDS), "train")
     out = {}
     for kind in KINDS:
         if not isinstance(per_kind[kind], dict):
             raise XferError(f"train.{kind}: expected a mapping, got {per_kind[kind]!r}")
-        common = build(TrainConfig, section, "train")
-        out[kind] = build(TrainConfig, per_kind[kind], f"train.{kind}", base=common)
+        check_keys(per_kind[kind], settable, f"train.{kind}")
+        out[kind] = build(TrainConfig, {**section, **per_kind[kind], "kind": kind},
+                          f"train.{kind}")
     return out

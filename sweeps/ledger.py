@@ -61,6 +61,7 @@ class Ledger:
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir / "ledger"
         self.rows: dict[str, dict] = {}
+        self.checkpoint_of: dict[str, str] = {}  # key -> checkpoint URI (the searcher reads it)
         if self.dir.is_dir():
             for path in sorted(self.dir.glob("*.json")):
                 try:
@@ -68,7 +69,7 @@ class Ledger:
                 except (OSError, ValueError):
                     continue  # unreadable entry: the trial simply runs again
                 if isinstance(row, dict) and row.get("key") == path.stem:
-                    self.rows[path.stem] = row
+                    self._add(row)
 
     def __contains__(self, key: str) -> bool:
         return key in self.rows
@@ -77,11 +78,12 @@ class Ledger:
         """Add one finished trial (atomically on disk, then in memory)."""
         atomic_write_bytes(self.dir / f"{row['key']}.json",
                            json.dumps(row, indent=1, default=str).encode())
-        self.rows[row["key"]] = row
+        self._add(row)
 
-    def checkpoints(self) -> dict[str, str]:
-        """key -> checkpoint URI of every finished trial that has one."""
-        return {k: r["checkpoint"] for k, r in self.rows.items() if r.get("checkpoint")}
+    def _add(self, row: dict) -> None:
+        self.rows[row["key"]] = row
+        if row.get("checkpoint"):
+            self.checkpoint_of[row["key"]] = row["checkpoint"]
 
     def table(self) -> pd.DataFrame:
         """The results table (one row per finished trial, :data:`COLUMNS`)."""

@@ -2,7 +2,8 @@
 
 Unknown keys are refused naming the key and suggesting the nearest known one; values are checked
 against the dataclass's type hints (int, float, str, bool, tuples, optionals, nested dataclasses).
-Fields whose metadata says ``bytes=True`` also accept budget names such as ``10K`` or ``6M``.
+Fields whose metadata says ``bytes=True`` (or whose name ends in ``_bytes``) also accept budget
+names such as ``10K`` or ``6M``.
 """
 
 from __future__ import annotations
@@ -120,14 +121,14 @@ def build(cls: type, data: Any, where: str, base: Any = None) -> Any:
     for name, value in data.items():
         field = fields[name]
         values[name] = coerce(value, hints[name], f"{where}.{name}",
-                              is_bytes=bool(field.metadata.get("bytes")))
+                              is_bytes=bool(field.metadata.get("bytes")) or name.endswith("_bytes"))
     try:
         if base is not None:
             return dataclasses.replace(base, **values)
         return cls(**values)
     except TypeError as exc:  # a required field is missing
-        missing = [n for n, f in fields.items() if n not in values
-                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [n for n, f in fields.items() if n not in values and f.default is
+                   dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
         if missing:
             raise XferError(f"{where}: missing key {missing[0]!r}") from None
         raise XferError(f"{where}: {exc}") from None

@@ -1,0 +1,91 @@
+"""``--dry-run``: the trial list and what it will cost, without starting Ray."""
+
+from __future__ import annotations
+
+import json
+
+from sweeps.config import StudyConfig
+from sweeps.estimate import device_hours, parameter_count, trial_costs
+from sweeps.trials import build_trials, count_by_kind, pairs
+from xfer.units import format_budget
+
+
+def plan(study: StudyConfig) -> dict:
+    """The study's plan as a JSON-able dict: counts, parameters, per-trial and total cost."""
+    trials = build_trials(study)
+    n_params = parameter_count(study.model)
+    costs = trial_costs(study, trials, n_params)
+    langs = study.languages
+    grid = [(s, t) for s in langs.sources for t in langs.targets if s != t]
+    extra = pairs(study)[len(grid):]  # extra pairs outside the grid
+    extra_sources = sorted({s for s, _ in extra} - set(study.languages.sources))
+    total_flops = sum(c.flops for c in costs)
+    return {
+        "name": study.name, "corpus": study.corpus, "config_hash": study.digest(),
+        "model": {"name": study.model.name, "parameters": n_params},
+        "counts": {**count_by_kind(trials), "total": len(trials)},
+        "grid": {"sources": list(study.languages.sources), "targets": list(study.languages.targets),
+                 "pairs": len(grid), "finetune_budgets": [int(b) for b in study.budgets.finetune],
+                 "scratch_budgets": [int(b) for b in study.scratch_budgets],
+                 "seeds": list(study.seeds)},
+        "extra_pairs": {"pairs": [list(p) for p in extra], "pretrains": extra_sources,
+                        "finetunes": len(extra) * len(study.budgets.finetune) * len(study.seeds)},
+        "trials": [{**c.trial.to_dict(), "train_bytes": c.train_bytes, "flops": c.flops}
+                   for c in costs],
+        "total": {"train_bytes": sum(c.train_bytes for c in costs), "flops": total_flops,
+                  "device": study.estimate.device, "peak_flops": study.estimate.peak_flops,
+                  "utilisation": study.estimate.utilisation,
+                  "device_hours": device_hours(total_flops, study)},
+    }
+
+
+def _by_kind(p: dict, kind: str) -> tuple[int, int, float]:
+    rows = [t for t in p["trials"] if t["kind"] == kind]
+    return len(rows), sum(t["train_bytes"] for t in rows), sum(t["flops"] for t in rows)
+
+
+def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
+    """Human-readable plan: summary, per-kind totals, then the trial list."""
+    c, g, x, tot = p["counts"], p["grid"], p["extra_pairs"], p["total"]
+    lines = [f"study {p['name']} (config hash {p['config_hash']}), corpus {p['corpus']}",
+             f"model {p['model']['name']}: {p['model']['parameters']:,} parameters",
+             f"grid: {len(g['sources'])} sources x {len(g['targets'])} targets -> {g['pairs']} "
+             f"pairs; finetune budgets {', '.join(format_budget(b) for b in g['finetune_budgets'])}"
+             f"; scratch budgets {', '.join(format_budget(b) for b in g['scratch_budgets'])}; "
+             f"seeds {g['seeds']}"]
+    n_grid_pre = c["pretrain"] - len(x["pretrains"]) * len(g["seeds"])
+    line = (f"trials: {n_grid_pre} pretrains + {c['scratch']} scratch + "
+            f"{c['finetune'] - x['finetunes']} finetunes")
+    if x["pairs"]:
+        arrows = ", ".join(f"{s}->{t}" for s, t in x["pairs"])
+        line += (f" (+ {arrows}: {len(x['pretrains']) * len(g['seeds'])} pretrain + "
+                 f"{x['finetunes']} finetunes)")
+    lines.append(f"{line} = {c['total']} trials")
+    lines.append("")
+    lines.append(f"{'kind':<9} {'trials':>6} {'train bytes':>18} {'PFLOP':>12} "
+                 f"{'device-hours':>13}")
+    for kind in ("pretrain", "scratch", "finetune"):
+        n, b, f = _by_kind(p, kind)
+        lines.append(f"{kind:<9} {n:>6} {b:>18,} {f / 1e15:>12,.3f} "
+                     f"{device_hours(f, study):>13,.2f}")
+    lines.append(f"{'total':<9} {c['total']:>6} {tot['train_bytes']:>18,} "
+                 f"{tot['flops'] / 1e15:>12,.3f} {tot['device_hours']:>13,.2f}")
+    lines.append(f"(device-hours on {tot['device']} at {tot['peak_flops']:.3g} FLOP/s x "
+                 f"{tot['utilisation']:.0%} utilisation; FLOPs = 6N + 6·L·T·d per trained byte, "
+                 f"plus evaluation)")
+    lines.append("")
+    rows = p["trials"]
+    lines.append(f"{'trial':<34} {'after':<24} {'train bytes':>18} {'PFLOP':>10}")
+    shown = rows if len(rows) <= max_rows else rows[: max_rows // 2] + rows[-max_rows // 2:]
+    for i, t in enumerate(shown):
+        if len(rows) > max_rows and i == max_rows // 2:
+            lines.append(f"... {len(rows) - max_rows} more trials (--json lists all) ...")
+        lines.append(f"{t['key']:<34} {t['parent'] or '-':<24} {t['train_bytes']:>14,} "
+                     f"{t['flops'] / 1e15:>10,.4f}")
+    return "\n".join(lines)
+
+
+def dry_run(study: StudyConfig, as_json: bool = False) -> str:
+    """The text (or JSON) that ``--dry-run`` prints."""
+    p = plan(study)
+    return json.dumps(p, indent=1) if as_json else render(p, study)

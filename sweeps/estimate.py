@@ -1,0 +1,73 @@
+"""Cost of a study before it runs: parameters, bytes and FLOPs per trial, device-hours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sweeps.config import StudyConfig
+from sweeps.trials import TrialSpec
+from xfer.training.config import TrainConfig, default_epochs
+
+
+def parameter_count(model_cfg: object) -> int:
+    """The model's parameters, counted on PyTorch's meta device (no memory is allocated)."""
+    import torch
+
+    from xfer.model import ByteLM
+
+    with torch.device("meta"):
+        return int(ByteLM(model_cfg).num_parameters())
+
+
+def epochs_of(trial: TrialSpec, cfg: TrainConfig) -> int:
+    """Passes over the trial's budget (the config's, else the rule for its kind)."""
+    return cfg.epochs or default_epochs(trial.kind, trial.budget)
+
+
+def planned_bytes(trial: TrialSpec, cfg: TrainConfig) -> int:
+    """Bytes the trial trains on: epochs x budget, capped by ``max_steps`` x batch bytes."""
+    n = epochs_of(trial, cfg) * trial.budget
+    if cfg.max_steps:
+        n = min(n, cfg.max_steps * cfg.batch_bytes)
+    return n
+
+
+def train_flops_per_byte(n_params: int, model_cfg: object, seq_len: int) -> float:
+    """FLOPs to train on one byte (forward + backward): 6 N for the weights plus
+    6 L T d_attn for causal attention scores and values (Kaplan et al.'s count, halved for the
+    causal mask)."""
+    d_attn = model_cfg.n_heads * model_cfg.d_head
+    return 6.0 * n_params + 6.0 * model_cfg.n_layers * seq_len * d_attn
+
+
+def eval_bytes(trial: TrialSpec, cfg: TrainConfig, dev_bytes: int, test_bytes: int) -> int:
+    """Bytes read by evaluations: the dev set once per epoch (or capped), test once."""
+    dev = min(dev_bytes, cfg.eval_max_bytes or dev_bytes)
+    return epochs_of(trial, cfg) * dev + dev_bytes + test_bytes
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """One trial's bytes trained and FLOPs (training plus evaluation, forward = 1/3 of a step)."""
+
+    trial: TrialSpec
+    train_bytes: int
+    flops: float
+
+
+def trial_costs(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> list[TrialCost]:
+    """Cost of every trial under the study's model and training configs."""
+    out = []
+    for trial in trials:
+        cfg = study.train[trial.kind]
+        per_byte = train_flops_per_byte(n_params, study.model, cfg.seq_len)
+        n = planned_bytes(trial, cfg)
+        flops = per_byte * n + per_byte / 3 * eval_bytes(
+            trial, cfg, study.data.dev_bytes, study.data.test_bytes)
+        out.append(TrialCost(trial, n, flops))
+    return out
+
+
+def device_hours(flops: float, study: StudyConfig) -> float:
+    """Hours on one configured device at its peak FLOP/s times the assumed utilisation."""
+    return flops / (study.estimate.peak_flops * study.estimate.utilisation) / 3600.0

@@ -1,0 +1,77 @@
+"""``python -m sweeps.grid``: run a whole study as a Ray Tune sweep.
+
+prepare data (Ray tasks, once per language) -> pretrain / scratch / finetune trials in
+dependency order -> results.parquet -> ``xfer.analyse`` report, all in one run folder keyed by
+the config's hash. Running the same command again resumes the study.
+
+    python -m sweeps.grid                         # the embedded default study, local Ray
+    python -m sweeps.grid --config paper --dry-run
+    python -m sweeps.grid --config my.yaml --address auto
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xfer.cli import _ArgumentParser
+from xfer.errors import exit_on_error
+
+PROG = "python -m sweeps.grid"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Command-line options of the sweep."""
+    parser.add_argument("--config", default="default",
+                        help="bundled config name (default, paper) or a YAML file")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the trials and their cost; start nothing")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: JSON output")
+    parser.add_argument("--address", default=None,
+                        help="an existing Ray cluster ('auto' or host:port); default: start a "
+                             "local one")
+    parser.add_argument("--output", default=None,
+                        help="parent folder of run folders (default: the config's run.output)")
+    parser.add_argument("--storage", default=None,
+                        help="Ray Tune storage path (default <run folder>/tune; gs://... allowed)")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="trials at once (default: as many as the cluster fits)")
+    parser.add_argument("--num-cpus", type=int, default=None,
+                        help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="start Ray's dashboard (on 127.0.0.1) with the local instance")
+    parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
+                        help="Ray Tune's console output (0: xfer's progress lines only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dry-run or run the study; returns the exit status."""
+    from sweeps.config import load_config
+
+    study = load_config(args.config)
+    if args.json and not args.dry_run:
+        print(f"{PROG}: error: --json only goes with --dry-run", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        from sweeps.dryrun import dry_run
+
+        print(dry_run(study, as_json=args.json))
+        return 0
+    from sweeps.runner import RunOptions, run_study
+
+    return run_study(study, RunOptions(
+        address=args.address, output=args.output, storage=args.storage,
+        max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
+        dashboard=args.dashboard, verbose=args.verbose))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m sweeps.grid``."""
+    parser = _ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return exit_on_error(PROG, lambda: run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Driver-side Tune callback: records finished trials in the ledger and prints study progress
+(trials done/total, bytes trained/total, ETA)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from ray.tune import Callback
+
+from sweeps.ledger import Ledger, make_row
+from sweeps.trials import TrialSpec
+
+
+def checkpoint_uri(checkpoint: object | None) -> str | None:
+    """A URI for a persisted ``tune.Checkpoint``: a local path, or ``scheme://path``."""
+    if checkpoint is None:
+        return None
+    path = str(checkpoint.path)
+    fs = getattr(checkpoint, "filesystem", None)
+    scheme = getattr(fs, "type_name", "local") if fs is not None else "local"
+    return path if scheme == "local" or "://" in path else f"{scheme}://{path}"
+
+
+def format_duration(seconds: float) -> str:
+    """``1h02m``, ``4m05s`` or ``12s``."""
+    s = int(round(max(0.0, seconds)))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def format_bytes(n: float) -> str:
+    """Decimal kB/MB/GB for progress lines."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+class StudyProgress(Callback):
+    """Writes each completed trial to the ledger and prints a progress line.
+
+    Args:
+        ledger: the run folder's ledger (finished trials, shared with the searcher).
+        planned: key -> bytes the trial will train on (budget x epochs), for every trial.
+        every_s: print a progress line at least this often while trials run.
+    """
+
+    def __init__(self, ledger: Ledger, planned: dict[str, int], every_s: float = 30.0,
+                 stream: TextIO = sys.stdout) -> None:
+        self.ledger, self.planned, self.every_s, self.stream = ledger, planned, every_s, stream
+        self.start = time.time()
+        self.start_bytes = self._bytes_done({})
+        self.live_bytes: dict[str, float] = {}
+        self.last_print = 0.0
+        self.errors: list[str] = []
+
+    def _bytes_done(self, live: dict[str, float]) -> float:
+        done = sum(self.planned.get(k, 0) for k in self.ledger.rows)
+        return done + sum(v for k, v in live.items() if k not in self.ledger.rows)
+
+    def line(self) -> str:
+        """One progress line."""
+        total_trials = len(self.planned)
+        done_trials = sum(1 for k in self.planned if k in self.ledger.rows)
+        done_bytes = self._bytes_done(self.live_bytes)
+        total_bytes = sum(self.planned.values())
+        elapsed = time.time() - self.start
+        rate = (done_bytes - self.start_bytes) / elapsed if elapsed > 0 else 0.0
+        eta = format_duration((total_bytes - done_bytes) / rate) if rate > 0 else "?"
+        return (f"[xfer] trials {done_trials}/{total_trials} done, {len(self.live_bytes)} running"
+                f" | bytes {format_bytes(done_bytes)}/{format_bytes(total_bytes)}"
+                f" | elapsed {format_duration(elapsed)} | ETA {eta}")
+
+    def _print(self) -> None:
+        self.last_print = time.time()
+        print(self.line(), file=self.stream, flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: object, **info: object) -> None:
+        self.live_bytes.setdefault(trial.config["trial"]["key"], 0.0)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: object, result: dict,
+                        **info: object) -> None:
+        key = trial.config["trial"]["key"]
+        seen = float(result.get("bytes_seen", 0) or 0)
+        self.live_bytes[key] = min(seen, self.planned.get(key, seen))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: object,
+                          **info: object) -> None:
+        key = trial.config["trial"]["key"]
+        self.live_bytes.pop(key, None)
+        if key not in self.ledger and trial.last_result.get("done") == 1:
+            spec = TrialSpec.from_dict(trial.config["trial"])
+            self.ledger.record(make_row(spec, trial.last_result, checkpoint_uri(trial.checkpoint)))
+            self._print()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: object,
+                       **info: object) -> None:
+        key = trial.config["trial"]["key"]
+        self.live_bytes.pop(key, None)
+        self.errors.append(key)
+        print(f"[xfer] trial {key} failed (retries exhausted); see {trial.path}",
+              file=self.stream, flush=True)
+
+    def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
+        if self.live_bytes and time.time() - self.last_print >= self.every_s:
+            self._print()

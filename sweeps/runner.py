@@ -1,0 +1,203 @@
+"""The driver: run folder, Ray, data preparation tasks, the Tune experiment, results, report.
+
+One run folder per config hash (``<output>/<name>-<hash>``) holds the prepared data, each trial's
+working folder, the ledger of finished trials, Ray Tune's experiment folders (one per attempt),
+``results.parquet`` and the report. The same command run again resumes: finished trials (in the
+ledger) are not run again; unfinished ones find their last checkpoint in their working folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweeps.config import StudyConfig
+from sweeps.estimate import planned_bytes
+from sweeps.ledger import Ledger, atomic_write_bytes
+from sweeps.trials import TrialSpec, build_trials, language_budgets
+from xfer.errors import XferError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line choices that do not change results."""
+
+    address: str | None = None
+    output: str | None = None
+    storage: str | None = None
+    max_concurrent: int | None = None
+    num_cpus: int | None = None
+    dashboard: bool = False
+    verbose: int = 0
+
+
+def run_folder(study: StudyConfig, output: str | None) -> Path:
+    """``<output>/<name>-<config hash>``, absolute (Ray workers have other working dirs)."""
+    parent = Path(output or study.run.output).expanduser().resolve()
+    return parent / f"{study.name}-{study.digest()}"
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock: a second driver on the same folder is refused."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise XferError(f"another sweep is running in {run_dir} (its lock is held)") from None
+        yield
+
+
+def save_config(study: StudyConfig, run_dir: Path) -> None:
+    """Write the study config into the run folder (once; the hash in the name pins it)."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        atomic_write_bytes(path, json.dumps(study.to_dict(), indent=1).encode())
+
+
+def _corpus(study: StudyConfig) -> str:
+    """The corpus argument for ``xfer.data.prepare``: a folder made absolute, or a name."""
+    path = Path(study.corpus).expanduser()
+    return str(path.resolve()) if path.is_dir() else study.corpus
+
+
+class DataPrep:
+    """Data preparation as Ray tasks, one per language; ``ready(lang)`` polls without waiting."""
+
+    def __init__(self, study: StudyConfig, budgets: dict[str, list[int]], root: Path) -> None:
+        import ray
+
+        from xfer.data import prepare
+
+        task = ray.remote(num_cpus=1)(prepare)
+        self.refs = {lang: task.remote(_corpus(study), [lang], b, study.data.dev_bytes,
+                                       study.data.test_bytes, study.data.seed, root)
+                     for lang, b in budgets.items()}
+        self.done: set[str] = set()
+
+    def ready(self, lang: str) -> bool:
+        """True once ``lang`` is prepared; raises the task's error if it failed."""
+        import ray
+
+        if lang in self.done:
+            return True
+        finished, _ = ray.wait([self.refs[lang]], timeout=0)
+        if not finished:
+            return False
+        try:
+            ray.get(finished[0])
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, Exception) else exc
+            raise XferError(f"{lang}: {cause}") from None
+        self.done.add(lang)
+        return True
+
+
+def start_ray(opts: RunOptions) -> None:
+    """Connect to ``opts.address`` or start a local Ray (dashboard on 127.0.0.1, stats off)."""
+    import logging
+
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    common = {"configure_logging": True, "logging_level": logging.WARNING,
+              "ignore_reinit_error": True}
+    if opts.address:
+        ray.init(address=opts.address, **common)
+    else:
+        ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
+                 dashboard_host="127.0.0.1", **common)
+
+
+def concurrency(study: StudyConfig, opts: RunOptions) -> int:
+    """Trials at once: the option, the config, else what the cluster's CPUs/GPUs/TPUs fit."""
+    import ray
+
+    if opts.max_concurrent or study.resources.max_concurrent:
+        return max(1, opts.max_concurrent or study.resources.max_concurrent)
+    have = ray.cluster_resources()
+    res = study.resources
+    fits = [have.get("CPU", 0) / res.cpus_per_trial] if res.cpus_per_trial else []
+    fits += [have.get("GPU", 0) / res.gpus_per_trial] if res.gpus_per_trial else []
+    fits += [have.get("TPU", 0) / res.tpus_per_trial] if res.tpus_per_trial else []
+    return max(1, math.floor(min(fits))) if fits else 1
+
+
+def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[TrialSpec],
+               planned: dict[str, int], opts: RunOptions) -> tuple[list[str], int]:
+    """Run ``todo`` as one Tune experiment; returns the keys of trials that failed and the
+    number of trials that could run at once."""
+    from ray import tune
+
+    from sweeps.progress import StudyProgress
+    from sweeps.searcher import DependencySearcher
+    from sweeps.trainable import train_trial
+
+    start_ray(opts)
+    data = DataPrep(study, language_budgets(study, build_trials(study)), run_dir / "data")
+    max_conc = concurrency(study, opts)
+    searcher = DependencySearcher(
+        todo, ledger.checkpoint_of,
+        make_config=lambda t, ckpt: {"trial": t.to_dict(), "init_checkpoint": ckpt},
+        data_ready=data.ready, max_concurrent=max_conc)
+    progress = StudyProgress(ledger, planned)
+    res = study.resources
+    bundle = {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}
+    if res.tpus_per_trial:
+        bundle["TPU"] = res.tpus_per_trial
+    name_of = lambda trial: trial.config["trial"]["key"]  # noqa: E731
+    tuner = tune.Tuner(
+        tune.with_resources(train_trial, tune.PlacementGroupFactory([bundle])),
+        param_space={"study": study.to_dict(), "run_dir": str(run_dir)},
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,
+                                    trial_name_creator=name_of, trial_dirname_creator=name_of),
+        run_config=tune.RunConfig(
+            name=time.strftime("attempt-%Y%m%d-%H%M%S"),
+            storage_path=opts.storage or study.run.storage or str(run_dir / "tune"),
+            failure_config=tune.FailureConfig(max_failures=study.run.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[progress], verbose=opts.verbose))
+    print(f"[xfer] {len(todo)} trials to run, up to {max_conc} at once", flush=True)
+    tuner.fit()
+    failed = dict(searcher.failed)
+    for key in progress.errors:
+        failed.setdefault(key, "failed")
+    for key, why in sorted(failed.items()):
+        print(f"[xfer] not finished: {key}: {why}", file=sys.stderr)
+    return sorted(failed), max_conc
+
+
+def run_study(study: StudyConfig, opts: RunOptions) -> int:
+    """Run (or resume) the whole study and write its report; returns the exit status."""
+    started = time.time()
+    run_dir = run_folder(study, opts.output)
+    with locked(run_dir):
+        save_config(study, run_dir)
+        ledger = Ledger(run_dir)
+        trials = build_trials(study)
+        planned = {t.key: planned_bytes(t, study.train[t.kind]) for t in trials}
+        todo = [t for t in trials if t.key not in ledger]
+        print(f"[xfer] run folder {run_dir}", flush=True)
+        print(f"[xfer] {len(trials) - len(todo)}/{len(trials)} trials already finished", flush=True)
+        failed: list[str] = []
+        slots = 1
+        if todo:
+            failed, slots = run_trials(study, run_dir, ledger, todo, planned, opts)
+        from sweeps.results import finish
+
+        finish(study, run_dir, ledger, started, slots)
+    if failed:
+        print(f"[xfer] {len(failed)} trials did not finish; run the same command again to retry",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,77 @@
+"""The Ray Tune trainable: one study trial = one ``xfer.train.run``.
+
+The trial's whole config arrives through Tune (``config["study"]`` from ``param_space``, the
+trial itself from the searcher); nothing is global. Metrics and checkpoints go to Tune through a
+``xfer.train`` callback at every evaluation; the last report carries the best checkpoint, which
+is what a pretrain hands to its finetunes. A retried trial resumes from ``tune.get_checkpoint()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from sweeps.trials import TrialSpec
+
+
+def _scalars(metrics: dict) -> dict:
+    """The numeric entries of a metrics dict (what Tune logs and plots)."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool | int | float) and not (
+                isinstance(value, float) and math.isnan(value)):
+            out[key] = value
+    return out
+
+
+class TuneReporter:
+    """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint."""
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+
+    def on_eval(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        """Report ``metrics`` (and the checkpoint directory, copied to Tune's storage)."""
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        tune.report({**_scalars(metrics), "done": 0, "started_at": self.started_at},
+                    checkpoint=checkpoint)
+
+
+def _open_checkpoint(stack: contextlib.ExitStack, checkpoint: Any) -> Path | None:
+    """A local directory for a ``tune.Checkpoint`` or a checkpoint URI (downloaded if remote)."""
+    if checkpoint is None:
+        return None
+    if isinstance(checkpoint, str):
+        checkpoint = tune.Checkpoint(checkpoint)
+    return Path(stack.enter_context(checkpoint.as_directory()))
+
+
+def train_trial(config: dict) -> None:
+    """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
+    started_at = time.time()
+    from xfer.model import ModelConfig
+    from xfer.train import TrainConfig, run
+
+    trial = TrialSpec.from_dict(config["trial"])
+    study = config["study"]
+    run_dir = Path(config["run_dir"])
+    model = ModelConfig.from_dict(study["model"])
+    threads = max(1, int(study["resources"]["cpus_per_trial"]))  # torch threads = trial CPUs
+    train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),
+                                    seed=trial.seed, threads=threads)
+    with contextlib.ExitStack() as stack:
+        init = _open_checkpoint(stack, config.get("init_checkpoint"))
+        resume = _open_checkpoint(stack, tune.get_checkpoint())
+        result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget,
+                     run_dir / "trials" / trial.key, init_checkpoint=init, resume_from=resume,
+                     callbacks=[TuneReporter(started_at)])
+    final = result.to_dict()
+    best = tune.Checkpoint.from_directory(str(final["best_checkpoint"]))
+    tune.report({**_scalars(final), "done": 1, "started_at": started_at,
+                 "ended_at": time.time()}, checkpoint=best)
