@@ -48,11 +48,16 @@ class Footnotes:
         return "\n".join(f"[^{n}]: {text}" for n, text in sorted(self.notes.values()))
 
 
+def _format(value: float, digits: int) -> str:
+    """``digits`` decimals, or 3 significant digits for small values (tiny test budgets)."""
+    return f"{value:.3g}" if 0 < abs(value) < 10 ** (1 - digits) else f"{value:.{digits}f}"
+
+
 def _number(value: float, std: float = float("nan"), digits: int = 2) -> str:
     if value is None or not math.isfinite(value):
         return MISSING
-    text = f"{value:.{digits}f}"
-    return text + (f" ± {std:.{digits}f}" if std is not None and math.isfinite(std) else "")
+    text = _format(value, digits)
+    return text + (f" ± {_format(std, digits)}" if std is not None and math.isfinite(std) else "")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
