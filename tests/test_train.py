@@ -1,0 +1,139 @@
+"""One training run: learning on real text, exact resume, best checkpoint, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from xfer.data import prepare
+from xfer.errors import XferError
+from xfer.model import MODEL_CONFIGS
+from xfer.train import Callback, TrainConfig, load_model, run, warmup_steps
+
+TINY = MODEL_CONFIGS["tiny"]
+BASE = TrainConfig(kind="scratch", seq_len=64, batch_size=8, micro_batch_size=4, epochs=1,
+                   lr=3e-3, min_lr=3e-4, eval_max_bytes=4096, threads=1)
+
+
+@pytest.fixture(scope="module")
+def english(shared_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset made by the real data layer from 9000 lines of ../shared/corpus English."""
+    corpus = tmp_path_factory.mktemp("corpus")
+    with gzip.open(shared_corpus / "text" / "en.txt.gz", "rt", encoding="utf-8") as f:
+        (corpus / "en.txt").write_text("".join(next(f) for _ in range(9000)), encoding="utf-8")
+    root = tmp_path_factory.mktemp("data")
+    prepare(str(corpus), ["en"], [20_000, 40_000, 260_000], 8000, 8000, 0, root)
+    return root
+
+
+class Recorder(Callback):
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.steps: list[dict] = []
+        self.evals: list[tuple[dict, Path | None]] = []
+        self.stop_at = stop_at
+
+    def on_step(self, metrics: dict) -> None:
+        if metrics["step"] == self.stop_at:
+            raise RuntimeError("simulated crash")
+        self.steps.append(metrics)
+
+    def on_eval(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        self.evals.append((metrics, checkpoint_dir))
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_real_text(english: Path, tmp_path: Path, shared_corpus: Path) -> None:
+    cfg = replace(BASE, batch_size=16, seq_len=128, micro_batch_size=16, max_steps=120,
+                  eval_every=60)
+    rec = Recorder()
+    flores = shared_corpus / "parallel" / "flores200" / "en.txt"
+    result = run(TINY, cfg, english, "en", 260_000, tmp_path, callbacks=[rec],
+                 extra_eval={"flores": flores})
+    assert result.steps == 120 and result.bytes_seen == 120 * 16 * 128
+    first_loss = rec.steps[0]["train_loss"]
+    assert first_loss > 4.0  # about ln 259 = 5.56 at initialisation
+    assert math.log(result.dev_perplexity) < 0.5 * math.log(259)
+    assert result.dev_bits_per_byte < 4.0  # 8 bits/byte at initialisation
+    out = result.to_dict()
+    assert out["flores_total_bits"] > 0 and out["flores_bits_per_byte"] < 4.5
+    assert [m["step"] for m, _ in rec.evals] == [60, 120]
+    assert all(d is not None and d.is_dir() for _, d in rec.evals)
+    # a rerun of a finished run returns the stored result without training
+    assert run(TINY, cfg, english, "en", 260_000, tmp_path).to_dict() == out
+    assert load_model(Path(result.best_checkpoint)).cfg == TINY
+
+
+def test_restart_from_checkpoint_gives_identical_final_loss(english: Path, tmp_path: Path) -> None:
+    cfg = replace(BASE, max_steps=7, eval_every=3, checkpoint_every=1)
+    whole = Recorder()
+    straight = run(TINY, cfg, english, "en", 40_000, tmp_path / "a", callbacks=[whole])
+    crashing = Recorder(stop_at=5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(TINY, cfg, english, "en", 40_000, tmp_path / "b", callbacks=[crashing])
+    rest = Recorder()
+    resumed = run(TINY, cfg, english, "en", 40_000, tmp_path / "b", callbacks=[rest])
+    assert rest.steps[0]["step"] == 5
+    assert rest.steps[-1]["train_loss"] == whole.steps[-1]["train_loss"]
+    assert resumed.dev_perplexity == straight.dev_perplexity
+    assert resumed.test_perplexity == straight.test_perplexity
+    a = load_model(tmp_path / "a" / "checkpoints" / "step-00000007").state_dict()
+    b = load_model(tmp_path / "b" / "checkpoints" / "step-00000007").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # resume_from an explicit checkpoint directory (as Ray Tune hands it back)
+    again = run(TINY, cfg, english, "en", 40_000, tmp_path / "c",
+                resume_from=tmp_path / "b" / "checkpoints" / "step-00000006")
+    assert again.dev_perplexity == straight.dev_perplexity
+
+
+def test_best_checkpoint_is_the_lowest_dev_loss(english: Path, tmp_path: Path) -> None:
+    init = run(TINY, replace(BASE, max_steps=4), english, "en", 40_000, tmp_path / "pre")
+    cfg = replace(BASE, kind="finetune", lr=0.05, epochs=3, eval_every=3, batch_size=32,
+                  micro_batch_size=32, eval_max_bytes=None)
+    rec = Recorder()
+    result = run(TINY, cfg, english, "en", 20_000, tmp_path / "ft", callbacks=[rec],
+                 init_checkpoint=Path(init.best_checkpoint))
+    losses = [m["dev_loss"] for m, _ in rec.evals]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    meta = json.loads((Path(result.best_checkpoint) / "meta.json").read_text())
+    assert meta["state"]["best_step"] == rec.evals[best][0]["step"]
+    assert math.isclose(math.log(result.dev_perplexity), losses[best], rel_tol=1e-5)
+
+
+def test_schedule_rules() -> None:
+    cfg = TrainConfig(kind="finetune")
+    assert [warmup_steps(cfg, b, 10**6) for b in (10**6, 6 * 10**6, 6 * 10**9)] == [0, 3, 3000]
+    assert warmup_steps(TrainConfig(kind="pretrain"), 6 * 10**9, 11444) == 3000
+
+
+def test_bad_inputs_are_one_line_errors(english: Path, tmp_path: Path) -> None:
+    with pytest.raises(XferError, match="fewer than one batch"):
+        run(TINY, replace(BASE, batch_size=400), english, "en", 20_000, tmp_path / "x")
+    with pytest.raises(XferError, match="unknown device"):
+        run(TINY, replace(BASE, device="tpu"), english, "en", 40_000, tmp_path / "x")
+    if not _has_torch_xla():
+        with pytest.raises(XferError, match="torch_xla is not installed"):
+            run(TINY, replace(BASE, device="xla"), english, "en", 40_000, tmp_path / "x")
+    with pytest.raises(XferError, match="unknown training kind"):
+        TrainConfig(kind="distil")
+    with pytest.raises(XferError, match="multiple"):
+        TrainConfig(batch_size=10, micro_batch_size=4)
+    tiny = run(TINY, replace(BASE, max_steps=1), english, "en", 40_000, tmp_path / "t")
+    with pytest.raises(XferError, match="model config 'tiny'"):
+        run(MODEL_CONFIGS["small"], BASE, english, "en", 40_000, tmp_path / "s",
+            init_checkpoint=Path(tiny.best_checkpoint))
+    with pytest.raises(XferError, match=r"non-finite training loss at step \d+; last good "
+                       r"checkpoint: .*step-00000001"):
+        run(TINY, replace(BASE, lr=1e30, warmup_steps=0, grad_clip=1e30, checkpoint_every=1),
+            english, "en", 40_000, tmp_path / "n")
+
+
+def _has_torch_xla() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch_xla") is not None

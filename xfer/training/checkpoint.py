@@ -1,0 +1,98 @@
+"""Checkpoint directories, written atomically (temp dir + rename), read with weights_only=True.
+
+A checkpoint directory holds ``model.pt`` (state dict), ``meta.json`` (configs, step, metrics)
+and, for resumable ones, ``trainer.pt`` (optimiser, scheduler and RNG states).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from xfer.errors import XferError
+from xfer.model import ByteLM, ModelConfig
+
+MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
+PREFIX = "step-"
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temp file beside ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, model: ByteLM, meta: dict, trainer: dict | None = None) -> Path:
+    """Write a checkpoint directory at ``path`` atomically (replacing any old one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    torch.save(model.state_dict(), tmp / MODEL_FILE)
+    if trainer is not None:
+        torch.save(trainer, tmp / TRAINER_FILE)
+    (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    if path.exists():
+        old = path.with_name(f".{path.name}.old{os.getpid()}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+    return path
+
+
+def read_meta(path: Path) -> dict:
+    """A checkpoint's meta.json; XferError if the directory is not a checkpoint."""
+    meta_path = Path(path) / META_FILE
+    if not meta_path.is_file() or not (Path(path) / MODEL_FILE).is_file():
+        raise XferError(f"not a checkpoint directory: {path}")
+    return json.loads(meta_path.read_text())
+
+
+def load_state(path: Path, name: str) -> dict:
+    """One torch file of a checkpoint, loaded on CPU with weights_only=True."""
+    try:
+        return torch.load(Path(path) / name, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise XferError(f"checkpoint {path} has no {name}") from None
+
+
+def load_weights(model: ByteLM, path: Path) -> None:
+    """Load a checkpoint's weights into ``model``; XferError if it was made for another config."""
+    saved = ModelConfig.from_dict(read_meta(path)["model"])
+    if saved != model.cfg:
+        raise XferError(f"checkpoint {path} is for model config {saved.name!r} "
+                        f"({saved}), not {model.cfg.name!r}")
+    model.load_state_dict(load_state(path, MODEL_FILE))
+
+
+def load_model(checkpoint_dir: Path) -> ByteLM:
+    """The model stored in a checkpoint directory (on CPU)."""
+    model = ByteLM(ModelConfig.from_dict(read_meta(checkpoint_dir)["model"]))
+    load_weights(model, checkpoint_dir)
+    return model
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Finished step checkpoints in ``folder``, oldest first (temp dirs start with '.')."""
+    if not Path(folder).is_dir():
+        return []
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_dir() and p.name.startswith(PREFIX) and (p / META_FILE).is_file())
+
+
+def step_dir(folder: Path, step: int) -> Path:
+    """Where the checkpoint of optimiser step ``step`` lives."""
+    return Path(folder) / f"{PREFIX}{step:08d}"
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` step checkpoints."""
+    for old in list_checkpoints(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)

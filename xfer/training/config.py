@@ -1,0 +1,144 @@
+"""TrainConfig and the schedule rules of one run: epochs, warmup and the learning-rate curve."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from xfer.errors import XferError
+
+KINDS = ("pretrain", "finetune", "scratch")
+PRECISIONS = ("auto", "fp32", "bf16")
+PAPER_BATCH_BYTES = 512 * 1024
+PAPER_PRETRAIN_BYTES = 6_000_000_000
+PAPER_PRETRAIN_STEPS = PAPER_PRETRAIN_BYTES // PAPER_BATCH_BYTES  # 11,444 optimiser steps
+PAPER_WARMUP_STEPS = 3000
+FINETUNE_WARMUP_BYTES_PER_STEP = PAPER_PRETRAIN_BYTES // PAPER_WARMUP_STEPS  # 2e6 bytes
+LARGE_BUDGET_BYTES = 6_000_000_000  # budgets this large train 3 epochs instead of 10
+# Settings that may change when a run resumes (where it runs, not what it computes).
+RESUMABLE_CHANGES = frozenset({"device", "threads", "compile", "checkpoint_every",
+                               "keep_checkpoints"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about one run's optimisation, batching, device and seed.
+
+    ``batch_size`` sequences of ``seq_len`` bytes make one optimiser step (the paper: 512 x 1024);
+    they are processed ``micro_batch_size`` at a time with gradient accumulation. ``None`` in
+    ``epochs``, ``lr`` and ``warmup_steps`` means "the rule for this kind" (see the functions
+    below). ``eval_every`` (steps, 0 = only at the end of each epoch) adds dev evaluations;
+    ``eval_max_bytes`` caps the dev set read at each evaluation (None: all of it).
+    """
+
+    kind: str = "pretrain"
+    seq_len: int = 1024
+    batch_size: int = 512
+    micro_batch_size: int = 8
+    epochs: int | None = None
+    max_steps: int | None = None
+    lr: float | None = None
+    min_lr: float = 2e-5
+    warmup_steps: int | None = None
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    z_loss: float = 1e-4
+    eval_every: int = 0
+    eval_max_bytes: int | None = None
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+    device: str = "cpu"
+    precision: str = "auto"
+    compile: bool = False
+    threads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise XferError(f"unknown training kind {self.kind!r}; choose one of "
+                            f"{', '.join(KINDS)}")
+        if self.precision not in PRECISIONS:
+            raise XferError(f"unknown precision {self.precision!r}; choose one of "
+                            f"{', '.join(PRECISIONS)}")
+        for name in ("seq_len", "batch_size", "micro_batch_size", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise XferError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("epochs", "max_steps", "threads", "eval_max_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise XferError(f"{name} must be at least 1 (or unset), got {value}")
+        for name in ("eval_every", "checkpoint_every", "warmup_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise XferError(f"{name} must not be negative, got {value}")
+        if self.batch_size % self.micro_batch_size:
+            raise XferError(f"batch_size {self.batch_size} is not a multiple of "
+                            f"micro_batch_size {self.micro_batch_size}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "z_loss"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise XferError(f"{name} must be a finite number >= 0, got {value}")
+
+    @property
+    def batch_bytes(self) -> int:
+        """Bytes per optimiser step (sequences x length)."""
+        return self.batch_size * self.seq_len
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (inverse: :meth:`from_dict`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Rebuild from :meth:`to_dict`; unknown keys are an XferError."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise XferError(f"unknown training config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+def default_epochs(kind: str, budget: int) -> int:
+    """Passes over the budget: pretrain 1; finetune/scratch 10, or 3 from 6e9 bytes up."""
+    if kind == "pretrain":
+        return 1
+    return 3 if budget >= LARGE_BUDGET_BYTES else 10
+
+
+def peak_lr(cfg: TrainConfig) -> float:
+    """The configured lr, else 2e-5 to finetune and 2e-4 for pretrain and scratch runs."""
+    if cfg.lr is not None:
+        return cfg.lr
+    return 2e-5 if cfg.kind == "finetune" else 2e-4
+
+
+def warmup_steps(cfg: TrainConfig, budget: int, total_steps: int) -> int:
+    """Linear-warmup length in optimiser steps.
+
+    pretrain / scratch: the paper's 3000 of 11,444 pretrain steps, scaled to this run's steps.
+    finetune: grows with the budget, one step per 2e6 bytes (0 below 2 MB, 3 at 6M, 3000 at 6B).
+    An explicit ``cfg.warmup_steps`` wins. Never more than the run's steps.
+    """
+    if cfg.warmup_steps is not None:
+        steps = cfg.warmup_steps
+    elif cfg.kind == "finetune":
+        steps = budget // FINETUNE_WARMUP_BYTES_PER_STEP
+    else:
+        steps = round(total_steps * PAPER_WARMUP_STEPS / PAPER_PRETRAIN_STEPS)
+    return min(steps, total_steps)
+
+
+def lr_multiplier(step: int, *, warmup: int, total: int, floor: float, decay: bool) -> float:
+    """Factor on the peak lr for optimiser step ``step`` (0-based).
+
+    Linear warmup to 1 over ``warmup`` steps; then either constant 1 (``decay`` False) or a
+    cosine from 1 down to ``floor`` (= min_lr / peak lr) at the last step.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    if not decay:
+        return 1.0
+    span = max(total - warmup - 1, 1)
+    progress = min((step - warmup) / span, 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
