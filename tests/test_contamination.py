@@ -82,3 +82,15 @@ def test_cli(mixed, capsys, tmp_path):
     assert main(["lid", str(mixed), "--threshold", "2"]) == 2
     assert main(["lid", str(mixed), "--lid-model", str(tmp_path / "none.bin")]) == 2
     assert "language-ID model not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ray_tasks_match_sequential(mixed):
+    ray = pytest.importorskip("ray")
+    lines = mixed.read_text(encoding="utf-8").splitlines()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        counts = count_labels_parallel(lines, chunk_lines=128, progress=False)
+    finally:
+        ray.shutdown()
+    assert counts == count_labels(lines)
