@@ -128,7 +128,7 @@ def test_bad_inputs_are_one_line_errors(english: Path, tmp_path: Path) -> None:
         run(MODEL_CONFIGS["small"], BASE, english, "en", 40_000, tmp_path / "s",
             init_checkpoint=Path(tiny.best_checkpoint))
     with pytest.raises(XferError, match=r"non-finite training loss at step \d+; last good "
-                       r"checkpoint: .*step-00000001"):
+                       r"checkpoint: .*step-0000000\d"):
         run(TINY, replace(BASE, lr=1e30, warmup_steps=0, grad_clip=1e30, checkpoint_every=1),
             english, "en", 40_000, tmp_path / "n")
 
@@ -137,3 +137,16 @@ def _has_torch_xla() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("torch_xla") is not None
+
+
+def test_cli_trains_and_reports_bad_input(english: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from xfer.cli import main
+
+    args = ["train", "--data", str(english), "--lang", "en", "--budget", "40K", "--out",
+            str(tmp_path / "run"), "--seq-len", "64", "--batch-size", "8", "--micro-batch-size",
+            "8", "--max-steps", "2", "--kind", "scratch"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert main(args[:-2] + ["--kind", "distil"]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
