@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trials at once (default: as many as the cluster fits)")
     parser.add_argument("--num-cpus", type=int, default=None,
                         help="CPUs of the local Ray instance (default: all)")
-    parser.add_argument("--dashboard", action="store_true",
-                        help="start Ray's dashboard (on 127.0.0.1) with the local instance")
+    parser.add_argument("--no-dashboard", dest="dashboard", action="store_false",
+                        help="do not start Ray's dashboard (default: on 127.0.0.1:8265 with the "
+                             "local instance)")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2),
                         help="Ray Tune's console output (0: xfer's progress lines only)")
 

@@ -35,7 +35,7 @@ class RunOptions:
     storage: str | None = None
     max_concurrent: int | None = None
     num_cpus: int | None = None
-    dashboard: bool = False
+    dashboard: bool = True
     verbose: int = 0
 
 
@@ -109,9 +109,10 @@ def start_ray(opts: RunOptions) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1")
+    # Checkpoints are reported at every evaluation; Tune's snapshot warning is noise here.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     common = {"configure_logging": True, "logging_level": logging.WARNING,
-              "ignore_reinit_error": True}
+              "ignore_reinit_error": True, "log_to_driver": opts.verbose >= 2}
     if opts.address:
         ray.init(address=opts.address, **common)
     else:

@@ -18,6 +18,7 @@ from typing import Any
 from ray import tune
 
 from sweeps.trials import TrialSpec
+from xfer.train import Callback
 
 
 def _scalars(metrics: dict) -> dict:
@@ -30,7 +31,7 @@ def _scalars(metrics: dict) -> dict:
     return out
 
 
-class TuneReporter:
+class TuneReporter(Callback):
     """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint."""
 
     def __init__(self, started_at: float) -> None:
@@ -56,7 +57,7 @@ def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
     from xfer.model import ModelConfig
-    from xfer.train import TrainConfig, run
+    from xfer.train import TrainConfig, run  # noqa: F811 - imported on the worker
 
     trial = TrialSpec.from_dict(config["trial"])
     study = config["study"]

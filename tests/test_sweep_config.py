@@ -1,0 +1,160 @@
+"""Study configs: loading, refusing bad input, the trial list, dry-run, the dependency searcher."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ray.tune.search import Searcher
+
+from sweeps.config import config_from_dict, load_config
+from sweeps.dryrun import plan
+from sweeps.runner import run_folder
+from sweeps.searcher import DependencySearcher
+from sweeps.trials import build_trials, count_by_kind
+from tests.conftest import REPO
+from xfer.errors import XferError
+
+TINY = {
+    "name": "t", "corpus": "synthetic",
+    "languages": {"sources": ["base", "twin"], "targets": ["base", "twin", "markov"]},
+    "budgets": {"pretrain": "50K", "finetune": ["5K", "10K"],
+                "scratch": ["2K", "5K", "10K", "20K"]},
+    "seeds": [0, 1],
+    "model": {"preset": "tiny", "d_model": 32},
+    "train": {"seq_len": 64, "batch_size": 4, "micro_batch_size": 4,
+              "finetune": {"lr": 1.0e-3}},
+}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sweeps.grid", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=120)
+
+
+def test_bundled_configs_load() -> None:
+    default = load_config("default")
+    assert default.corpus == "synthetic" and len(default.languages.sources) >= 2
+    assert min(default.scratch_budgets) < min(default.budgets.finetune)
+    assert max(default.scratch_budgets) > max(default.budgets.finetune)
+    paper = load_config("paper")
+    assert paper.budgets.pretrain == 6_000_000_000
+    assert paper.train["finetune"].kind == "finetune" and paper.train["finetune"].lr == 2e-5
+    assert paper.model.d_model == 640
+
+
+def test_trial_list_grid_scratch_finetune_and_seeds() -> None:
+    study = config_from_dict(TINY)
+    trials = build_trials(study)
+    assert count_by_kind(trials) == {"pretrain": 2 * 2, "scratch": 3 * 4 * 2,
+                                     "finetune": 2 * 2 * 2 * 2}  # base->twin/markov, twin->...
+    keys = {t.key for t in trials}
+    assert len(keys) == len(trials)
+    for t in trials:
+        if t.kind == "finetune":
+            assert t.source != t.lang and t.parent in keys and f"-s{t.seed}" in t.parent
+    assert {t.budget for t in trials if t.kind == "scratch"} == {2000, 5000, 10000, 20000}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"budgts": {}}, "unknown key 'budgts' (did you mean 'budgets'?)"),
+    ({"train": {"pretrain": {"lrr": 1.0}}},
+     "train.pretrain: unknown key 'lrr' (did you mean 'lr'?)"),
+    ({"train": {"bach_size": 4}}, "did you mean 'batch_size'?"),
+    ({"model": {"d_modle": 4}}, "did you mean 'd_model'?"),
+    ({"model": {"preset": "huge"}}, "model.preset: unknown model config 'huge'"),
+    ({"model": {"n_layers": "two"}}, "model.n_layers: expected an integer, got 'two'"),
+    ({"resources": {"cpus_per_trial": "one"}}, "resources.cpus_per_trial: expected a number"),
+    ({"budgets": {"pretrain": "lots", "finetune": ["5K"]}}, "budgets.pretrain: not a byte count"),
+    ({"budgets": {"pretrain": "5K", "finetune": ["10K", "5K"]}}, "must strictly increase"),
+    ({"budgets": {"pretrain": "5K", "finetune": "5K"}}, "budgets.finetune: expected a list"),
+    ({"seeds": ["a"]}, "seeds: expected a non-empty list of integers"),
+    ({"languages": {"sources": ["bse"], "targets": ["twin"]}},
+     "unknown generated language 'bse' (did you mean 'base'?)"),
+    ({"analysis": {"contamination": "yes"}}, "analysis.contamination: expected true or false"),
+    ({"train": {"seed": 3}}, "train: unknown key 'seed'"),
+])
+def test_bad_config_is_one_line_error(change: dict, message: str) -> None:
+    with pytest.raises(XferError) as info:
+        config_from_dict({**TINY, **change})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_refuses_bad_yaml_in_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncorpus: synthetic\nbudgets: [1, 2\n")
+    for args, message in ((["--config", str(bad), "--dry-run"], "malformed YAML at line"),
+                          (["--config", "papr", "--dry-run"], "(did you mean 'paper'?)")):
+        out = _cli(*args)
+        assert out.returncode == 2
+        assert message in out.stderr and "Traceback" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_paper_dry_run_counts_and_costs() -> None:
+    out = _cli("--config", "paper", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert ("3 pretrains + 60 scratch + 162 finetunes (+ pt->es: 1 pretrain + 6 finetunes) "
+            "= 232 trials") in out.stdout
+    assert "65,718,400 parameters" in out.stdout and "device-hours" in out.stdout
+    js = json.loads(_cli("--config", "paper", "--dry-run", "--json").stdout)
+    assert js["counts"] == {"pretrain": 4, "scratch": 60, "finetune": 168, "total": 232}
+    assert len(js["trials"]) == 232
+    assert js["total"]["train_bytes"] == sum(t["train_bytes"] for t in js["trials"])
+    pre = [t for t in js["trials"] if t["kind"] == "pretrain"]
+    assert all(t["train_bytes"] == 6_000_000_000 for t in pre)
+    six_b = [t for t in js["trials"] if t["kind"] == "finetune" and t["budget"] == 6_000_000_000]
+    assert all(t["train_bytes"] == 3 * 6_000_000_000 for t in six_b)  # 3 epochs at 6B
+    assert js["total"]["device_hours"] > 0
+
+
+def test_dry_run_follows_the_config() -> None:
+    p = plan(config_from_dict(TINY))
+    assert p["counts"]["total"] == len(p["trials"]) == 4 + 24 + 16
+
+
+def test_changed_config_gets_a_new_run_folder(tmp_path: Path) -> None:
+    a = run_folder(config_from_dict(TINY), str(tmp_path))
+    b = run_folder(config_from_dict({**TINY, "seeds": [0]}), str(tmp_path))
+    c = run_folder(config_from_dict({**TINY, "resources": {"cpus_per_trial": 2}}), str(tmp_path))
+    assert a != b and a == c  # resources do not change results
+
+
+def _searcher(study_dict: dict, checkpoints: dict, ready: set[str], conc: int = 8):
+    trials = build_trials(config_from_dict(study_dict))
+    return DependencySearcher(trials, checkpoints, lambda t, c: {"key": t.key, "init": c},
+                              data_ready=lambda lang: lang in ready, max_concurrent=conc)
+
+
+def test_searcher_waits_for_data_and_parents_then_finishes() -> None:
+    study = {**TINY, "seeds": [0], "languages": {"sources": ["base", "twin"],
+                                                 "targets": ["base", "twin"]},
+             "budgets": {"pretrain": "50K", "finetune": ["5K"], "scratch": ["5K"]}}
+    ckpts: dict[str, str] = {}
+    ready = {"base"}
+    s = _searcher(study, ckpts, ready)
+    got = [s.suggest(f"t{i}") for i in range(4)]
+    assert [g["key"] for g in got[:2]] == ["pretrain-base-50K-s0", "scratch-base-5K-s0"]
+    assert got[2:] == [None, None]  # twin's data not ready; finetunes wait for pretrains
+    ready.add("twin")
+    assert s.suggest("t4")["key"] == "pretrain-twin-50K-s0"
+    assert s.suggest("t5")["key"] == "scratch-twin-5K-s0"
+    assert s.suggest("t6") is None
+    ckpts["pretrain-base-50K-s0"] = "/ckpt/base"
+    s.on_trial_complete("t0", {"done": 1})
+    ft = s.suggest("t7")
+    assert ft == {"key": "finetune-base-twin-5K-s0", "init": "/ckpt/base"}
+    for tid in ("t1", "t4", "t5", "t7"):
+        s.on_trial_complete(tid, error=(tid == "t4"))  # twin's pretrain fails
+    assert s.suggest("t8") == Searcher.FINISHED
+    assert s.failed["finetune-twin-base-5K-s0"].startswith("skipped")
+
+
+def test_searcher_respects_concurrency_and_prefers_pretrains() -> None:
+    s = _searcher(TINY, {}, {"base", "twin", "markov"}, conc=2)
+    first = [s.suggest("a")["key"], s.suggest("b")["key"]]
+    assert all(k.startswith("pretrain-") for k in first)
+    assert s.suggest("c") is None
