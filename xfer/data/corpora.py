@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from xfer.data import sampling
+from xfer.data.gather import permuted_batches
 from xfer.data.sampling import DrawStats
 from xfer.errors import XferError
 
@@ -124,8 +125,9 @@ class LocalCorpus:
         else:
             yield from _text_records(self.path, DrawStats())
 
-    def draw(self, seed: int, workdir: Path, progress: bool = False) -> Draw:
-        """An exact seeded permutation of all documents; spills are written under ``workdir``."""
+    def draw(self, seed: int, workdir: Path, progress: bool = False, wanted: int = 0) -> Draw:
+        """An exact seeded permutation of all documents; temporary files go to ``workdir``;
+        about ``wanted`` bytes are gathered at a time."""
         stats = DrawStats()
         if self.format == ".txt":
             index = sampling.index_file(self.path, sampling.NEWLINE, progress)
@@ -142,7 +144,7 @@ class LocalCorpus:
             "source_documents": index.documents,
             "numpy": np.__version__,
         }
-        batches = sampling.permuted_batches(index, seed, stats, check_utf8=".txt" in self.format)
+        batches = permuted_batches(index, seed, stats, ".txt" in self.format, workdir, wanted)
         return Draw(batches, how, stats, index.available_bytes())
 
 
@@ -207,7 +209,7 @@ class Mc4Corpus:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise XferError(f"reading mC4 for {self.lang!r} failed: {first}") from None
 
-    def draw(self, seed: int, workdir: Path, progress: bool = False) -> Draw:
+    def draw(self, seed: int, workdir: Path, progress: bool = False, wanted: int = 0) -> Draw:
         import datasets
 
         stats = DrawStats()
@@ -246,7 +248,7 @@ class SyntheticCorpus:
     def documents(self, seed: int = 0) -> Iterator[str]:
         return self._synthetic.documents(self.lang, seed)
 
-    def draw(self, seed: int, workdir: Path, progress: bool = False) -> Draw:
+    def draw(self, seed: int, workdir: Path, progress: bool = False, wanted: int = 0) -> Draw:
         stats = DrawStats()
         how = {
             "method": "generator_order",

@@ -96,8 +96,8 @@ def _too_small(source: Corpus, lang: str, have: int, wanted: int, dev: int, test
 
 def _build(source: Corpus, lang: str, budgets: list[int], dev_bytes: int, test_bytes: int,
            seed: int, folder: Path, command: str, progress: bool) -> dict:
-    draw = source.draw(seed, folder, progress)
     wanted = dev_bytes + test_bytes + budgets[-1]
+    draw = source.draw(seed, folder, progress, wanted)
     if draw.available_bytes is not None and draw.available_bytes < wanted:
         raise _too_small(source, lang, draw.available_bytes, wanted, dev_bytes, test_bytes,
                          budgets[-1], exact=True)
@@ -157,8 +157,9 @@ def prepare_language(source: Corpus, lang: str, budgets: list[int], dev_bytes: i
     try:
         manifest = _build(source, lang, budgets, dev_bytes, test_bytes, seed, staging, command,
                           progress)
-        for leftover in staging.glob("*.spill"):
-            leftover.unlink()
+        for leftover in staging.iterdir():  # spilled corpora, buckets of an unfinished round
+            if leftover.name not in {MANIFEST, *(f"{s}.bin" for s in SPLITS)}:
+                leftover.unlink()
         _write_json(staging / MANIFEST, manifest)
         staging.chmod(0o755)  # mkdtemp makes it private
         try:

@@ -3,9 +3,9 @@
 A *batch* is a uint8 array of whole documents, each followed by the separator 0xFF
 (``xfer.vocab.DOC_SEPARATOR``). Two ways of drawing:
 
-- **Exact permutation** (seekable sources): index the byte offset of every document of a file,
-  shuffle the document numbers with ``numpy.random.Generator(PCG64(seed)).shuffle`` and gather
-  documents in that order with vectorised numpy indexing (no per-document Python work).
+- **Exact permutation** (files): index the byte offset of every document of a file, shuffle
+  the document numbers with ``numpy.random.Generator(PCG64(seed)).shuffle`` and gather the
+  documents in that order (:mod:`xfer.data.gather`: sequential reads, no per-document Python).
 - **Streams** (mC4, generators): documents arrive as ``str``; they are encoded and joined into
   batches in the order the stream yields them (the stream does its own seeded shuffling).
 
@@ -179,71 +179,3 @@ def permutation(n: int, seed: int) -> np.ndarray:
     order = np.arange(n, dtype=np.uint32 if n < 2**32 else np.int64)
     np.random.Generator(np.random.PCG64(seed)).shuffle(order)
     return order
-
-
-def _gather(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray,
-                                                                                   np.ndarray]:
-    """Concatenate ``data[s:s+l]`` for each document, leaving one slot after each for the
-    separator; returns the batch and the positions of those slots."""
-    slots = lengths + 1
-    slot_pos = np.cumsum(slots) - 1
-    index = np.arange(int(slot_pos[-1]) + 1, dtype=np.int64)
-    index += np.repeat(starts - (slot_pos + 1 - slots), slots)
-    if int((starts + lengths).max()) >= data.size:
-        np.minimum(index, data.size - 1, out=index)  # a last document without a separator
-    return data[index], slot_pos
-
-
-def _repair_utf8(batch: np.ndarray, slot_pos: np.ndarray, check: bool,
-                 stats: DrawStats) -> np.ndarray:
-    """Separate documents with 0xFF; if ``check``, replace invalid UTF-8 (and count lines)."""
-    if check:
-        batch[slot_pos] = NEWLINE  # documents of line-based files hold no newline
-        try:
-            str(memoryview(batch), "utf-8")
-        except UnicodeDecodeError:
-            lines = batch.tobytes().split(b"\n")[:-1]
-            fixed = []
-            for line in lines:
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    stats.invalid_utf8_lines += 1
-                    line = line.decode("utf-8", errors="replace").encode("utf-8")
-                fixed.append(line)
-            return np.frombuffer(b"\xff".join(fixed) + b"\xff", dtype=np.uint8)
-    batch[slot_pos] = SEP
-    return batch
-
-
-def permuted_batches(index: DocumentIndex, seed: int, stats: DrawStats,
-                     check_utf8: bool) -> Iterator[np.ndarray]:
-    """Batches of the indexed documents in a seeded random order, without replacement."""
-    n = index.documents
-    if n == 0:
-        return
-    order = permutation(n, seed)
-    data = np.asarray(np.memmap(index.path, dtype=np.uint8, mode="r"))
-    ends = index.ends
-    strip_cr = index.separator == NEWLINE
-    mean_len = max(1, index.size // n)
-    pos = 0
-    while pos < n:
-        picked = order[pos : pos + max(1, BATCH_BYTES // mean_len)].astype(np.int64)
-        stop = ends[picked]
-        start = np.where(picked > 0, ends[picked - 1] + 1, 0)
-        if strip_cr:  # a CRLF line ends before its CR
-            stop -= (stop > start) & (data[np.maximum(stop - 1, 0)] == CARRIAGE_RETURN)
-        lengths = stop - start
-        fits = int(np.searchsorted(np.cumsum(lengths + 1), BATCH_BYTES, side="right"))
-        take = max(1, fits)
-        pos += take
-        start, lengths = start[:take], lengths[:take]
-        keep = lengths > 0
-        stats.empty_documents += int(take - np.count_nonzero(keep))
-        if not keep.all():
-            start, lengths = start[keep], lengths[keep]
-            if start.size == 0:
-                continue
-        batch, slot_pos = _gather(data, start, lengths)
-        yield _repair_utf8(batch, slot_pos, check_utf8, stats)
