@@ -200,3 +200,21 @@ def test_open_corpus_reads_documents_in_file_order(folder: Path, en_lines: list[
     for fmt in ("txt", "txt.gz", "jsonl", "parquet"):
         docs = open_corpus(str(folder / fmt), "en").documents()
         assert [next(docs) for _ in range(3)] == en_lines[:3], fmt
+
+
+def test_output_is_exactly_the_seeded_permutation_however_it_is_bucketed(
+        folder: Path, tmp_path: Path, en_lines: list[str], monkeypatch):
+    from xfer.data import gather
+    from xfer.data.sampling import permutation
+
+    reference = _prep(folder / "txt", tmp_path / "ref", seed=11)
+    expected = b"".join(en_lines[i].encode() + b"\xff" for i in permutation(len(en_lines), 11))
+    got = b"".join((reference / f"{s}.bin").read_bytes() for s in ("dev", "test", "train"))
+    assert expected.startswith(got[:5_000])  # dev = the first 5,000 bytes of the order
+    # tiny reads, buckets, batches and slack: many chunks, buckets and rounds, same bytes
+    for name, value in [("READ_CHUNK", 4096), ("BUCKET_BYTES", 8192), ("BATCH_BYTES", 1000),
+                        ("SLACK", 0.3), ("SLACK_BYTES", 0)]:
+        monkeypatch.setattr(gather, name, value)
+    small = _prep(folder / "txt.gz", tmp_path / "small", seed=11)
+    for split in ("dev", "test", "train"):
+        assert _sha(small / f"{split}.bin") == _sha(reference / f"{split}.bin")

@@ -35,7 +35,7 @@ from xfer.data.sampling import (
 
 BUCKET_BYTES = 32 * 2**20  # planned output bytes per temporary bucket
 MAX_BUCKETS = 128  # buckets per round, at most (two open files each; ids fit uint16)
-SLACK = 1.02  # plan this much more than wanted, so one round almost always suffices
+SLACK, SLACK_BYTES = 1.02, 2**16  # plan this much more than wanted: one round almost always
 NOT_DRAWN = np.iinfo(np.uint32).max
 
 
@@ -208,7 +208,7 @@ def permuted_batches(index: DocumentIndex, seed: int, stats: DrawStats, check_ut
     order = permutation(n, seed)
     rank = np.full(n, NOT_DRAWN, dtype=np.uint32 if n < NOT_DRAWN else np.int64)
     rank[order] = np.arange(n, dtype=rank.dtype)  # position of each document in the order
-    lo, target, rounds = 0, int(wanted * SLACK) + 2**16, 0
+    lo, target, rounds = 0, int(wanted * SLACK) + SLACK_BYTES, 0
     paths: list[Path] = []
     try:
         while lo < n:
