@@ -130,3 +130,16 @@ def test_unknown_language_is_an_xfer_error(bad: str) -> None:
 def test_bad_seed_is_an_xfer_error(seed: object) -> None:
     with pytest.raises(XferError, match="seed"):
         documents("base", seed)  # type: ignore[arg-type]
+
+
+def test_independent_seeds_give_unrelated_documents_per_language() -> None:
+    seeds = {lang: synthetic.independent_seed(lang, 0) for lang in LANGUAGES}
+    assert len(set(seeds.values())) == len(seeds)
+    assert synthetic.independent_seed("base", 0) == seeds["base"]
+    assert synthetic.independent_seed("base", 1) != seeds["base"]
+    base = take("base", seeds["base"], 50)
+    twin = take("twin", seeds["twin"], 50)
+    table = str.maketrans(CYRILLIC)
+    assert not {doc.translate(table) for doc in base} & set(twin)
+    with pytest.raises(XferError):
+        synthetic.independent_seed("klingon", 0)

@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -126,6 +127,19 @@ def documents(lang: str, seed: int) -> Iterator[str]:
     if spec.grammar is None:
         return markov_documents(seed)
     return _content_documents(_surface(spec.grammar), seed)
+
+
+def independent_seed(lang: str, seed: int) -> int:
+    """A stream seed for ``lang`` that no other language shares (for building datasets).
+
+    ``documents(lang, seed)`` is parallel across content languages for one seed; a dataset built
+    that way would put translations of one language's test documents into another's training
+    data whenever their splits fall at different documents (splits are cut by bytes, and scripts
+    differ in bytes per character). Seeding each language's dataset with
+    ``independent_seed(lang, seed)`` keeps the languages' documents independent draws.
+    """
+    language(lang)
+    return _check_seed(seed) * 1_000_003 + zlib.crc32(lang.encode("utf-8")) % 1_000_003
 
 
 def _content_documents(surface: Surface, seed: int) -> Iterator[str]:
