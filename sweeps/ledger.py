@@ -20,7 +20,7 @@ from xfer.errors import XferError
 # Columns of the results table, in order (one row per trial).
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
            "bits_per_byte", "dev_bits_per_byte", "bytes_seen", "steps", "wall_s", "checkpoint",
-           "key", "started_at", "ended_at"]
+           "key", "node", "started_at", "ended_at"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -51,6 +51,7 @@ def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
         "dev_bits_per_byte": metrics.get("dev_bits_per_byte"),
         "bytes_seen": metrics.get("bytes_seen"), "steps": metrics.get("steps"),
         "wall_s": metrics.get("wall_s"), "checkpoint": checkpoint, "key": trial.key,
+        "node": metrics.get("node_id"),
         "started_at": metrics.get("started_at"), "ended_at": metrics.get("ended_at"),
     }
 

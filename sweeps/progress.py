@@ -55,6 +55,7 @@ class StudyProgress(Callback):
         self.start_bytes = self._bytes_done({})
         self.live_bytes: dict[str, float] = {}
         self.last_print = 0.0
+        self.running = 0
         self.errors: list[str] = []
 
     def _bytes_done(self, live: dict[str, float]) -> float:
@@ -70,7 +71,7 @@ class StudyProgress(Callback):
         elapsed = time.time() - self.start
         rate = (done_bytes - self.start_bytes) / elapsed if elapsed > 0 else 0.0
         eta = format_duration((total_bytes - done_bytes) / rate) if rate > 0 else "?"
-        return (f"[xfer] trials {done_trials}/{total_trials} done, {len(self.live_bytes)} running"
+        return (f"[xfer] trials {done_trials}/{total_trials} done, {self.running} running"
                 f" | bytes {format_bytes(done_bytes)}/{format_bytes(total_bytes)}"
                 f" | elapsed {format_duration(elapsed)} | ETA {eta}")
 
@@ -105,5 +106,6 @@ class StudyProgress(Callback):
               file=self.stream, flush=True)
 
     def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
+        self.running = sum(1 for t in trials if t.status == "RUNNING")
         if self.live_bytes and time.time() - self.last_print >= self.every_s:
             self._print()

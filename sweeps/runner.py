@@ -147,6 +147,9 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     start_ray(opts)
     data = DataPrep(study, language_budgets(study, build_trials(study)), run_dir / "data")
     max_conc = concurrency(study, opts)
+    # Tune allows one pending trial with a custom searcher; ours releases only ready trials,
+    # up to max_conc at once, so let Tune start them all.
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(max_conc)
     searcher = DependencySearcher(
         todo, ledger.checkpoint_of,
         make_config=lambda t, ckpt: {"trial": t.to_dict(), "init_checkpoint": ckpt},

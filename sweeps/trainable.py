@@ -74,5 +74,7 @@ def train_trial(config: dict) -> None:
                      callbacks=[TuneReporter(started_at)])
     final = result.to_dict()
     best = tune.Checkpoint.from_directory(str(final["best_checkpoint"]))
-    tune.report({**_scalars(final), "done": 1, "started_at": started_at,
-                 "ended_at": time.time()}, checkpoint=best)
+    import ray
+
+    tune.report({**_scalars(final), "done": 1, "started_at": started_at, "ended_at": time.time(),
+                 "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=best)
