@@ -55,14 +55,14 @@ def make_input(folder: Path, size: int, fmt: str) -> Path:
     return path
 
 
-def plain_python_read(path: Path) -> float:
-    """Reference: seconds for plain Python to read the file line by line."""
-    t = time.perf_counter()
+def plain_python_read(path: Path) -> tuple[float, float]:
+    """Reference: wall and CPU seconds for plain Python to read the file line by line."""
+    t, c = time.perf_counter(), time.process_time()
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as f:
         for _ in f:
             pass
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def synthetic_speed(megabytes: float = 5.0) -> dict[str, float] | None:
@@ -96,20 +96,24 @@ def main() -> None:
         folder = Path(tmp) / "corpus"
         folder.mkdir()
         path = make_input(folder, size, args.format)
-        plain = plain_python_read(path)  # also warms the page cache for both measurements
+        plain, plain_cpu = plain_python_read(path)  # also warms the page cache for both
         dev = size // 100
         budgets = f"{size // 10},{size * 9 // 10 - 3 * dev}"
         out = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(Path(tmp) / "out"),
                               args.format, budgets, str(dev)],
                              capture_output=True, text=True, check=True)
         seconds = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
-        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_mib, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
         file_mb = path.stat().st_size / MB
     print(f"input: {args.format}, {size / MB:.0f} MB of text ({file_mb:.0f} MB on disk), "
           f"budgets {budgets}, dev/test {dev}")
-    print(f"reference (plain Python, line by line): {size / MB / plain:8.1f} MB/s")
-    print(f"xfer prepare (one process, one core):   {size / MB / seconds:8.1f} MB/s "
-          f"= {plain / seconds:.2f} x reference ({seconds:.2f} s)")
+    print("                                        wall MB/s  CPU MB/s (per CPU-second)")
+    print(f"reference (plain Python, line by line): {size / MB / plain:8.1f}  "
+          f"{size / MB / plain_cpu:8.1f}")
+    print(f"xfer prepare (one process):             {size / MB / seconds:8.1f}  "
+          f"{size / MB / cpu:8.1f}  = {plain / seconds:.2f} x reference wall, "
+          f"{plain_cpu / cpu:.2f} x CPU ({seconds:.2f} s wall, {cpu:.2f} s CPU incl. imports)")
     print(f"xfer prepare peak RSS:                  {peak_mib:8.1f} MiB")
     speeds = None if args.no_synthetic else synthetic_speed()
     if speeds is None:
