@@ -67,9 +67,9 @@ _LANGS = (
         "(SOV, noun before adjective) and morphology (other affixes, as prefixes; locative case "
         "instead of a preposition).", "latin", RELATIVE),
     SyntheticLanguage(
-        "markov", "unrelated: an order-2 character Markov chain over base's Latin letters, space "
-        "and period; shares no content, lexicon, word order or morphology with the others.",
-        "latin"),
+        "markov", "unrelated: an order-2 character Markov chain over Armenian letters "
+        "(2 bytes/char), space and period; shares no content, lexicon, word order, morphology "
+        "or letter bytes with the others.", "armenian"),
     SyntheticLanguage(
         "cousin", "relative written in Greek (2 bytes/char): shares content and stems with base; "
         "differs in script, word order and morphology.",
@@ -148,7 +148,9 @@ def _content_documents(surface: Surface, seed: int) -> Iterator[str]:
         yield from surface.render(content)
 
 
-MARKOV_ALPHABET = "ptkbdgmnlrsvzhaeiou ."
+MARKOV_SYMBOLS = 19  # letters; then space and period
+# Armenian letters (2 bytes each in UTF-8): a block no other language uses.
+MARKOV_ALPHABET = "".join(chr(0x0561 + i) for i in range(MARKOV_SYMBOLS)) + " ."
 MARKOV_SEED = 7_001
 MARKOV_CHAINS = 1024  # chains run in parallel; each becomes a run of documents
 MARKOV_STEPS = 1024  # characters per chain per batch
@@ -172,7 +174,9 @@ def markov_documents(seed: int) -> Iterator[str]:
     """
     table = _markov_table()
     k = len(MARKOV_ALPHABET)
-    alphabet = np.frombuffer(MARKOV_ALPHABET.encode("ascii"), dtype=np.uint8)
+    encoded = [ch.encode("utf-8") for ch in MARKOV_ALPHABET]
+    width = np.array([len(e) for e in encoded])
+    code = np.array([list(e.ljust(2, b"\0")) for e in encoded], dtype=np.uint8)  # [k, 2]
     for batch in count():
         rng = np.random.default_rng([seed, batch, MARKOV_SEED])
         a, b = rng.integers(0, k, (2, MARKOV_CHAINS))
@@ -181,11 +185,12 @@ def markov_documents(seed: int) -> Iterator[str]:
         for step in range(MARKOV_STEPS):
             a, b = b, table[a * k + b, draws[step]]
             out[step] = b
-        text = alphabet[out.T.ravel()].tobytes().decode("ascii")
-        lengths = 150 + rng.poisson(400, size=len(text) // 150)
-        bounds = np.cumsum(lengths)
-        bounds = bounds[bounds <= len(text)].tolist()
+        symbols = out.T.ravel()
+        raw = code[symbols][np.arange(2) < width[symbols][:, None]].tobytes()
+        char_ends = np.cumsum(150 + rng.poisson(400, size=symbols.size // 150))
+        char_ends = char_ends[char_ends <= symbols.size]
+        byte_ends = np.cumsum(width[symbols])[char_ends - 1].tolist()
         start = 0
-        for end in bounds:
-            yield " ".join(text[start:end].split()) or "."
+        for end in byte_ends:
+            yield raw[start:end].decode("utf-8").strip() or "."
             start = end
