@@ -3,6 +3,7 @@ stage barriers, results table, report, and resume without rerunning finished tri
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,11 +36,12 @@ def write_study(tmp: Path, study: dict = STUDY) -> Path:
     return path
 
 
-def run_grid(config: Path, out: Path, *extra: str, timeout: int = 400) -> subprocess.CompletedProcess:
+def run_grid(config: Path, out: Path, *extra: str, timeout: int = 400,
+             env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "sweeps.grid", "--config", str(config), "--output", str(out),
          *extra], capture_output=True, text=True, cwd=REPO, timeout=timeout,
-        env={**__import__("os").environ, "RAY_USAGE_STATS_ENABLED": "0"})
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})})
 
 
 def check_order(results: pd.DataFrame) -> None:
@@ -69,9 +71,6 @@ def test_tiny_study_end_to_end_then_resume(tmp_path: Path) -> None:
     assert results[results.kind == "finetune"].checkpoint.notna().all()
     assert (run_dir / "report" / "report.md").is_file()
     check_order(results)
-    # scratch runs do not wait for the pretrains: one starts before the last pretrain ends
-    scratch = results[results.kind == "scratch"]
-    assert scratch.started_at.min() < results[results.kind == "pretrain"].ended_at.max()
 
     ledger = sorted((run_dir / "ledger").glob("*.json"))
     stamps = {p.name: p.stat().st_mtime_ns for p in ledger}
