@@ -92,7 +92,7 @@ class StudyProgress(Callback):
                           **info: object) -> None:
         key = trial.config["trial"]["key"]
         self.live_bytes.pop(key, None)
-        if key not in self.ledger and trial.last_result.get("done") == 1:
+        if key not in self.ledger and trial.last_result.get("final") == 1:
             spec = TrialSpec.from_dict(trial.config["trial"])
             self.ledger.record(make_row(spec, trial.last_result, checkpoint_uri(trial.checkpoint)))
             self._print()

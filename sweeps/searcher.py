@@ -105,8 +105,8 @@ class DependencySearcher(Searcher):
                           error: bool = False) -> None:
         """A trial ended; a failed one (retries exhausted) takes its dependants with it."""
         trial = self.live.pop(trial_id, None)
-        if trial is not None and (error or trial.key not in self.checkpoints and not result):
-            self.failed[trial.key] = "failed"
+        if trial is not None and (error or not (result or {}).get("final")):
+            self.failed[trial.key] = "failed" if error else "ended without a final result"
 
     def fail_language(self, lang: str, why: str) -> None:
         """Data preparation for ``lang`` failed: every pending trial on it fails."""

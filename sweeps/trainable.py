@@ -40,7 +40,7 @@ class TuneReporter(Callback):
     def on_eval(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         """Report ``metrics`` (and the checkpoint directory, copied to Tune's storage)."""
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        tune.report({**_scalars(metrics), "done": 0, "started_at": self.started_at},
+        tune.report({**_scalars(metrics), "final": 0, "started_at": self.started_at},
                     checkpoint=checkpoint)
 
 
@@ -76,5 +76,5 @@ def train_trial(config: dict) -> None:
     best = tune.Checkpoint.from_directory(str(final["best_checkpoint"]))
     import ray
 
-    tune.report({**_scalars(final), "done": 1, "started_at": started_at, "ended_at": time.time(),
+    tune.report({**_scalars(final), "final": 1, "started_at": started_at, "ended_at": time.time(),
                  "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=best)

@@ -144,11 +144,11 @@ def test_searcher_waits_for_data_and_parents_then_finishes() -> None:
     assert s.suggest("t5")["key"] == "scratch-twin-5K-s0"
     assert s.suggest("t6") is None
     ckpts["pretrain-base-50K-s0"] = "/ckpt/base"
-    s.on_trial_complete("t0", {"done": 1})
+    s.on_trial_complete("t0", {"final": 1})
     ft = s.suggest("t7")
     assert ft == {"key": "finetune-base-twin-5K-s0", "init": "/ckpt/base"}
     for tid in ("t1", "t4", "t5", "t7"):
-        s.on_trial_complete(tid, error=(tid == "t4"))  # twin's pretrain fails
+        s.on_trial_complete(tid, {"final": 1}, error=(tid == "t4"))  # twin's pretrain fails
     assert s.suggest("t8") == Searcher.FINISHED
     assert s.failed["finetune-twin-base-5K-s0"].startswith("skipped")
 
