@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -52,7 +53,13 @@ def read_meta(path: Path) -> dict:
     meta_path = Path(path) / META_FILE
     if not meta_path.is_file() or not (Path(path) / MODEL_FILE).is_file():
         raise XferError(f"not a checkpoint directory: {path}")
-    return json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise XferError(f"checkpoint {path}: unreadable {META_FILE}: {exc}") from None
+    if not isinstance(meta, dict) or "model" not in meta:
+        raise XferError(f"checkpoint {path}: {META_FILE} is not a checkpoint description")
+    return meta
 
 
 def load_state(path: Path, name: str) -> dict:
@@ -61,6 +68,11 @@ def load_state(path: Path, name: str) -> dict:
         return torch.load(Path(path) / name, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise XferError(f"checkpoint {path} has no {name}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        # weights_only refuses pickled objects (UnpicklingError); torn/garbage files fail to parse
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise XferError(f"checkpoint {path}: {name} is corrupt or not a weights-only "
+                        f"checkpoint ({first})") from None
 
 
 def load_weights(model: ByteLM, path: Path) -> None:
@@ -69,7 +81,13 @@ def load_weights(model: ByteLM, path: Path) -> None:
     if saved != model.cfg:
         raise XferError(f"checkpoint {path} is for model config {saved.name!r} "
                         f"({saved}), not {model.cfg.name!r}")
-    model.load_state_dict(load_state(path, MODEL_FILE))
+    state = load_state(path, MODEL_FILE)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise XferError(f"checkpoint {path}: {MODEL_FILE} does not hold this model's weights "
+                        f"({first})") from None
 
 
 def load_model(checkpoint_dir: Path) -> ByteLM:
