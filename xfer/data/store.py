@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,32 @@ from xfer.vocab import DOC_SEPARATOR
 
 MANIFEST = "manifest.json"
 SPLITS = ("dev", "test", "train")
+HASH_CHUNK = 1 << 24  # bytes hashed per read
+_verified: set[tuple] = set()  # (path, size, mtime_ns, inode, sha256) already checked here
+
+
+def verify_sha256(path: Path, size: int, expected: str | None) -> None:
+    """Check that the first ``size`` bytes of ``path`` hash to ``expected`` (the manifest's
+    sha256); XferError naming the file if not. Each unchanged file is hashed once per process."""
+    if not expected:
+        return
+    stat = path.stat()
+    key = (str(path), size, stat.st_mtime_ns, stat.st_ino, expected)
+    if key in _verified:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        left = size
+        while left > 0:
+            chunk = fh.read(min(HASH_CHUNK, left))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+    if digest.hexdigest() != expected:
+        raise XferError(f"{path}: sha256 of its first {size} bytes does not match the manifest "
+                        "(corrupt file; remove the language folder and prepare it again)")
+    _verified.add(key)
 
 
 def read_manifest(root: Path, lang: str) -> dict:
@@ -43,12 +70,14 @@ def load_split(root: Path, lang: str, split: str, budget: int | None = None) -> 
         raise XferError(f"{path} holds {path.stat().st_size} bytes, manifest says {size}")
     data = np.memmap(path, dtype=np.uint8, mode="r")
     if budget is None:
+        verify_sha256(path, size, manifest["splits"][split].get("sha256"))
         return data
     if split != "train":
         raise XferError(f"a budget applies to the train split only, not {split!r}")
     if str(int(budget)) not in manifest["budgets"]:
         known = ", ".join(manifest["budgets"])
         raise XferError(f"budget {budget} not prepared for {lang!r} in {root} (prepared: {known})")
+    verify_sha256(path, int(budget), manifest["budgets"][str(int(budget))].get("sha256"))
     return data[: int(budget)]
 
 
