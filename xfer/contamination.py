@@ -191,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         raise XferError(f"no such file: {args.file}")
     if not 0.0 <= args.threshold <= 1.0:
         raise XferError(f"--threshold must lie in [0, 1], got {args.threshold}")
+    load_lid_model(args.lid_model)  # a missing or broken model fails before any progress bar
 
     def lines() -> Iterator[str]:
         with open(args.file, encoding="utf-8", errors="replace") as handle:
