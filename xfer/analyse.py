@@ -141,6 +141,9 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
     problems = list(result.problems)
     rows = result.rows
     cells = summarise_cells(rows)
+    if cells.empty:
+        why = "; ".join(p.line() for p in problems if p.kind == "error")
+        raise XferError("no usable row in the results table" + (f": {why}" if why else ""))
     finetune = cells[cells["init"] != SCRATCH]
     if budget is None:
         budget = int(finetune["budget"].min()) if len(finetune) else int(cells["budget"].min()) \
