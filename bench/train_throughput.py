@@ -1,12 +1,16 @@
 """Training throughput of our ByteLM against Hugging Face GPT-2 of the same dimensions.
 
-Both models train a few steps (forward, backward, AdamW) in this process, interleaved so
-that load from other processes hits both alike. Prints bytes/s for each, the ratio ours/GPT-2
-(in bytes/s and in model FLOP/s), and model FLOP/s as a share of a plain matrix product's
-measured peak on the same device and dtype.
+Both models train a few steps (forward, backward, AdamW) on the same batch in this process,
+with the same threads, after the same warm-up steps (not timed), alternating round by round so
+that load from other processes hits both alike. Prints bytes/s for each (total over the rounds),
+the ratio ours/GPT-2 in bytes/s and in model FLOP/s (the median of the per-round ratios, robust
+to load spikes), and model FLOP/s as a share of a plain matrix product's peak, measured between
+rounds on the same device and dtype (the best of all measurements).
 
 Model FLOPs per byte (token) = 6 x (matmul parameters, including the output projection)
-+ 12 x layers x attention width x sequence length (PaLM's formula, for both models alike).
++ 12 x layers x attention width x sequence length (PaLM's formula, for both models alike):
+our gated MLP counts its three matrices, GPT-2's its two; lookup tables (embeddings, position
+tables, biases, norms) count nothing.
 
     python bench/train_throughput.py --preset tiny
     python bench/train_throughput.py --preset paper --steps 2
@@ -15,6 +19,7 @@ Model FLOPs per byte (token) = 6 x (matmul parameters, including the output proj
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -50,14 +55,15 @@ def flops_per_token(model: torch.nn.Module, cfg: ModelConfig, seq_len: int) -> f
     return 6 * matmul + 12 * cfg.n_layers * cfg.n_heads * cfg.d_head * seq_len
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
-    """Best FLOP/s of an n x n matrix product over a few repetitions."""
+def matmul_peak(device: torch.device, dtype: torch.dtype, clock=time.perf_counter, n: int = 2048,
+                reps: int = 5) -> float:
+    """Best FLOP/s of an n x n matrix product over a few repetitions (seconds of ``clock``)."""
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     best = float("inf")
     for _ in range(reps + 1):
-        start = time.perf_counter()
+        start = clock()
         (a @ b).sum().item()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return 2 * n**3 / best
 
 
@@ -76,23 +82,27 @@ def make_step(model: torch.nn.Module, logits_of, ids: torch.Tensor, autocast):
     return step
 
 
-def timed(step, steps: int) -> float:
-    start = time.perf_counter()
+def timed(step, steps: int, clock=time.perf_counter) -> float:
+    start = clock()
     for _ in range(steps):
         step()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model")
     parser.add_argument("--batch", type=int, help="sequences per step (preset default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU seconds (use with --threads 1 on a loaded "
+                             "machine: other processes then cannot slow either model down)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,17 +119,21 @@ def main() -> None:
         run_model = torch.compile(model) if args.compile else model
         steps[name] = make_step(run_model, fn, ids, dev.autocast)
         flops[name] = flops_per_token(model, cfg, seq_len)
-        steps[name]()  # warm-up (allocations, compilation)
-    seconds = {name: 0.0 for name in models}
-    for _ in range(args.rounds):
-        for name in models:
-            seconds[name] += timed(steps[name], args.steps)
+        for _ in range(args.warmup):
+            steps[name]()  # allocations, compilation
     dtype = dev.autocast_dtype or torch.float32
-    peak = matmul_peak(dev.torch_device, dtype)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    rounds: list[dict[str, float]] = []
+    peak = 0.0
+    for _ in range(args.rounds):
+        rounds.append({name: timed(steps[name], args.steps, clock) for name in models})
+        peak = max(peak, matmul_peak(dev.torch_device, dtype, clock))
+    seconds = {name: sum(r[name] for r in rounds) for name in models}
+    ratios = sorted(r["gpt2"] / r["ours"] for r in rounds)
     tokens = args.rounds * args.steps * batch * seq_len
     print(f"preset {args.preset}: d {cfg.d_model}, layers {cfg.n_layers}, heads {cfg.n_heads}x"
           f"{cfg.d_head}, mlp {cfg.d_ff}, length {seq_len}, batch {batch}, device {args.device}, "
-          f"{dtype}, threads {torch.get_num_threads()}")
+          f"{dtype}, threads {torch.get_num_threads()}, {args.clock} clock")
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s")
     rate = {}
     for name, (model, _) in models.items():
@@ -129,8 +143,10 @@ def main() -> None:
         print(f"{name}: {params / 1e6:.2f}M params, {bps:,.0f} bytes/s, "
               f"{flops[name] / 1e6:.0f} MFLOP/byte, {rate[name] / 1e9:.1f} GFLOP/s = "
               f"{rate[name] / peak:.0%} of peak")
-    print(f"ratio ours/gpt2: {seconds['gpt2'] / seconds['ours']:.2f} in bytes/s, "
-          f"{rate['ours'] / rate['gpt2']:.2f} in FLOP/s")
+    speed = statistics.median(ratios)
+    print(f"per-round ratios ours/gpt2 in bytes/s: {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(f"ratio ours/gpt2 (median of rounds): {speed:.2f} in bytes/s, "
+          f"{speed * flops['ours'] / flops['gpt2']:.2f} in FLOP/s")
 
 
 if __name__ == "__main__":

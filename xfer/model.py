@@ -4,9 +4,20 @@ Pre-RMSNorm blocks, gated-GELU MLP, T5 relative position bias (causal buckets, o
 layer, no absolute positions), tied input/output embeddings with logits scaled by 1/sqrt(d_model),
 no dropout. Initialisation follows T5X (the original code's framework): embeddings N(0, 1),
 fan-in scaled kernels, the 1/sqrt(d_head) attention scaling folded into the query projection's
-initialisation, so attention itself is unscaled. Attention runs in PyTorch's fused
-``scaled_dot_product_attention`` with the position bias (plus the causal mask) as an additive
-float mask that is built once per forward pass.
+initialisation, so attention itself is unscaled.
+
+Attention uses PyTorch's fused kernels with the position bias as an additive float mask. The
+bucket index [T, T] is computed once per length (cached) and each layer gathers its own table
+through it. Two interchangeable paths compute the same function:
+
+- reference: ``scaled_dot_product_attention`` with bias + causal mask (a mask that needs a
+  gradient; CUDA's memory-efficient kernel returns that gradient, CPU falls back to the unfused
+  math path with full T x T scores);
+- CPU fp32 training (:class:`BandBiasAttention`): the fused CPU flash kernel runs forward and the
+  q/k/v backward with the bias as a constant mask (``is_causal`` skips future blocks); the bias
+  table's gradient is recomputed only inside the band of distances that have buckets of their
+  own. All longer distances share the last bucket, and every row of a softmax gradient sums to
+  zero, so that bucket's gradient is minus the sum over the band (exact, not an approximation).
 """
 
 from __future__ import annotations
@@ -98,6 +109,118 @@ def causal_mask(length: int, device: torch.device) -> torch.Tensor:
     return torch.full((length, length), float("-inf"), device=device).triu(diagonal=1)
 
 
+@dataclass(frozen=True)
+class PositionIndex:
+    """Bucket index shared by all layers for one sequence length (computed once, cached).
+
+    ``buckets`` [T, T] int64 (query, key); ``band`` = the shortest distance (bytes) from which
+    every longer distance up to T-1 shares one bucket, ``far_bucket``; ``band_buckets`` [band]
+    is the bucket of each distance below ``band``.
+    """
+
+    buckets: torch.Tensor
+    band: int
+    band_buckets: torch.Tensor
+    far_bucket: int
+
+
+def position_index(length: int, num_buckets: int, max_distance: int,
+                   device: torch.device) -> PositionIndex:
+    """The :class:`PositionIndex` of sequences of ``length`` bytes."""
+    pos = torch.arange(length, device=device)
+    by_distance = relative_position_bucket(pos[-1:], pos.flip(0), num_buckets, max_distance)[0]
+    far = int(by_distance[-1])
+    band = int((by_distance != far).sum())  # buckets never decrease with the distance
+    return PositionIndex(relative_position_bucket(pos, pos, num_buckets, max_distance), band,
+                         by_distance[:band].contiguous(), far)
+
+
+def bias_of(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
+    """One layer's position bias [H, T, T] from its table [buckets, H] and the bucket index."""
+    return table.t()[:, buckets]
+
+
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
+                        index: PositionIndex) -> torch.Tensor:
+    """Unscaled causal attention [B, H, T, Dh] with the bias + causal mask as a float mask."""
+    length = q.shape[2]
+    mask = bias_of(table, index.buckets) + causal_mask(length, q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=1.0)
+
+
+def _band_bias_grad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                    lse: torch.Tensor, grad_out: torch.Tensor, table: torch.Tensor,
+                    index: PositionIndex) -> torch.Tensor:
+    """Gradient of the loss w.r.t. the bias table [buckets, H] from the band of distances.
+
+    Queries go in blocks of W = band rows; each block sees the 2W keys ending at its last row
+    (keys padded by W on the left). dS = P * (dP - rowsum(dO * O)) is formed only there.
+    """
+    batch, heads, length, dim = q.shape
+    width = index.band
+    grad = torch.zeros_like(table)
+    if width == 0:
+        return grad
+    blocks = -(-length // width)
+    pad = blocks * width - length
+    qb = F.pad(q, (0, 0, 0, pad)).view(batch, heads, blocks, width, dim)
+    dob = F.pad(grad_out, (0, 0, 0, pad)).view(batch, heads, blocks, width, dim)
+    delta = F.pad((grad_out * out).sum(-1), (0, pad)).view(batch, heads, blocks, width, 1)
+    lseb = F.pad(lse, (0, pad)).view(batch, heads, blocks, width, 1)
+    kw = F.pad(k, (0, 0, width, pad)).unfold(2, 2 * width, width)  # [B, H, blocks, Dh, 2W]
+    vw = F.pad(v, (0, 0, width, pad)).unfold(2, 2 * width, width)
+    row = torch.arange(width, device=q.device)
+    col = torch.arange(2 * width, device=q.device)
+    distance = row[:, None] + width - col[None, :]  # [W, 2W]
+    in_band = (distance >= 0) & (distance < width)
+    bucket = index.band_buckets[distance.clamp(0, width - 1)]
+    bias = table.t()[:, bucket].masked_fill(~in_band, float("-inf"))  # [H, W, 2W]
+    start = torch.arange(blocks, device=q.device) * width - width
+    valid = (start[:, None, None] + col) >= 0  # [blocks, 1, 2W]: no padded keys
+    bias = bias[None, :, None].masked_fill(~valid, float("-inf"))  # [1, H, blocks, W, 2W]
+    prob = torch.exp(qb @ kw + bias - lseb)
+    dscore = (prob * (dob @ vw - delta)).sum((0, 2))  # [H, W, 2W]
+    diag = (row[:, None] + width - row[None, :]).expand(heads, width, width)
+    per_distance = dscore.gather(2, diag).sum(1)  # [H, W]: distance d at column d
+    grad.index_add_(0, index.band_buckets, per_distance.t())
+    grad[index.far_bucket] -= per_distance.sum(1)
+    return grad
+
+
+class BandBiasAttention(torch.autograd.Function):
+    """CPU causal attention with a learned position bias: fused flash kernel for q, k, v and
+    a band recompute for the bias table's gradient (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
+                index: PositionIndex) -> torch.Tensor:
+        mask = bias_of(table, index.buckets).unsqueeze(0)
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, True, attn_mask=mask, scale=1.0)
+        ctx.save_for_backward(q, k, v, table, out, lse, mask)
+        ctx.index = index
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        q, k, v, table, out, lse, mask = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        dq, dk, dv = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+            grad_out, q, k, v, out, lse, 0.0, True, attn_mask=mask, scale=1.0)
+        dtable = None
+        if ctx.needs_input_grad[3]:
+            dtable = _band_bias_grad(q, k, v, out, lse, grad_out, table, ctx.index)
+        return dq, dk, dv, dtable, None
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
+              index: PositionIndex, fused_cpu: bool = True) -> torch.Tensor:
+    """Causal attention [B, H, T, Dh] with position bias; picks the fastest exact path."""
+    if fused_cpu and q.device.type == "cpu" and q.dtype == table.dtype == torch.float32:
+        return BandBiasAttention.apply(q, k, v, table, index)
+    return reference_attention(q, k, v, table, index)
+
+
 class RMSNorm(nn.Module):
     """Root-mean-square layer norm with a learned scale and no bias or centring (T5)."""
 
@@ -120,11 +243,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * inner, bias=False)
         self.out = nn.Linear(inner, cfg.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, table: torch.Tensor, index: PositionIndex,
+                fused_cpu: bool = True) -> torch.Tensor:
         batch, length, _ = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.d_head)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, Dh]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=1.0)
+        y = attention(q, k, v, table, index, fused_cpu)
         return self.out(y.transpose(1, 2).reshape(batch, length, -1))
 
 
@@ -152,8 +276,9 @@ class Block(nn.Module):
         self.mlp = GatedGeluMLP(cfg)
         self.rel_bias = nn.Embedding(cfg.rel_buckets, cfg.n_heads)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), mask)
+    def forward(self, x: torch.Tensor, index: PositionIndex, fused_cpu: bool = True
+                ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), self.rel_bias.weight, index, fused_cpu)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -166,7 +291,8 @@ class ByteLM(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self._bucket_cache: dict[tuple[int, str], torch.Tensor] = {}
+        self._index_cache: dict[tuple[int, str], PositionIndex] = {}
+        self.fused_cpu_attention = True  # False: always the reference SDPA-with-mask path
         self.reset_parameters()
 
     @torch.no_grad()
@@ -194,34 +320,22 @@ class ByteLM(nn.Module):
         """Number of trainable parameters (the tied embedding counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def attention_masks(self, length: int, device: torch.device) -> torch.Tensor:
-        """Position bias of every layer plus the causal mask, [L, 1, H, T, T], built once.
-
-        One gather from all layers' tables at once (its backward is one scatter-add); the
-        bucket indices depend only on the length and are cached.
-        """
+    def position_index(self, length: int, device: torch.device) -> PositionIndex:
+        """Bucket index for sequences of ``length`` bytes, shared by all layers (cached)."""
         key = (length, str(device))
-        if key not in self._bucket_cache:
-            pos = torch.arange(length, device=device)
-            self._bucket_cache = {key: relative_position_bucket(
-                pos, pos, self.cfg.rel_buckets, self.cfg.rel_max_distance)}
-        buckets = self._bucket_cache[key]
-        n_layers, n_heads, n_buckets = self.cfg.n_layers, self.cfg.n_heads, self.cfg.rel_buckets
-        tables = torch.stack([b.rel_bias.weight for b in self.blocks])  # [L, buckets, H]
-        rows = tables.transpose(1, 2).reshape(n_layers * n_heads, 1, n_buckets)
-        index = buckets.unsqueeze(0).expand(n_layers * n_heads, length, length)
-        bias = torch.gather(rows.expand(-1, length, -1), 2, index)
-        bias = bias.view(n_layers, n_heads, length, length) + causal_mask(length, device)
-        return bias.unsqueeze(1)
+        if key not in self._index_cache:
+            self._index_cache = {key: position_index(length, self.cfg.rel_buckets,
+                                                     self.cfg.rel_max_distance, device)}
+        return self._index_cache[key]
 
     def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
         """Final RMS-normed hidden states [B, T, d_model] of ids [B, T]."""
         if ids.dim() != 2:
             raise XferError(f"ByteLM expects ids of shape [batch, length], got {tuple(ids.shape)}")
-        masks = self.attention_masks(ids.shape[1], ids.device)
+        index = self.position_index(ids.shape[1], ids.device)
         x = self.embed(ids)
-        for block, mask in zip(self.blocks, masks, strict=True):
-            x = block(x, mask)
+        for block in self.blocks:
+            x = block(x, index, self.fused_cpu_attention)
         return self.final_norm(x)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
