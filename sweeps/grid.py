@@ -12,10 +12,9 @@ the config's hash. Running the same command again resumes the study.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from xfer.cli import _ArgumentParser
-from xfer.errors import exit_on_error
+from xfer.errors import XferError, exit_on_error
 
 PROG = "python -m sweeps.grid"
 
@@ -49,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
     """Dry-run or run the study; returns the exit status."""
     from sweeps.config import load_config
 
-    study = load_config(args.config)
     if args.json and not args.dry_run:
-        print(f"{PROG}: error: --json only goes with --dry-run", file=sys.stderr)
-        return 2
+        raise XferError("--json only goes with --dry-run")
+    study = load_config(args.config)
     if args.dry_run:
         from sweeps.dryrun import dry_run
 

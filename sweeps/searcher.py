@@ -24,7 +24,7 @@ _PRIORITY = {"pretrain": 0, "finetune": 1, "scratch": 2}
 
 def schedule_order(trials: list[TrialSpec]) -> list[TrialSpec]:
     """Trials in the order the searcher prefers them when several are ready."""
-    return sorted(trials, key=lambda t: (_PRIORITY[t.kind], -t.budget, t.key))
+    return sorted(trials, key=lambda t: (_PRIORITY.get(t.kind, 1), -t.budget, t.key))
 
 
 class DependencySearcher(Searcher):

@@ -32,14 +32,25 @@ def _scalars(metrics: dict) -> dict:
 
 
 class TuneReporter(Callback):
-    """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint."""
+    """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
+    between evaluations, training metrics (bytes seen, loss) go out every ``every_s`` seconds
+    so progress and ETA move during long runs."""
 
-    def __init__(self, started_at: float) -> None:
+    def __init__(self, started_at: float, every_s: float = 5.0) -> None:
         self.started_at = started_at
+        self.every_s = every_s
+        self.last = time.time()
+
+    def on_step(self, metrics: dict) -> None:
+        """Report training metrics, at most every ``every_s`` seconds (no checkpoint)."""
+        if time.time() - self.last >= self.every_s:
+            self.last = time.time()
+            tune.report({**_scalars(metrics), "final": 0, "started_at": self.started_at})
 
     def on_eval(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         """Report ``metrics`` (and the checkpoint directory, copied to Tune's storage)."""
         checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        self.last = time.time()
         tune.report({**_scalars(metrics), "final": 0, "started_at": self.started_at},
                     checkpoint=checkpoint)
 

@@ -3,7 +3,9 @@ stage barriers, results table, report, and resume without rerunning finished tri
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +58,32 @@ def check_order(results: pd.DataFrame) -> None:
     assert overlapping, "no finetune started before another source's pretrain ended"
 
 
+def interrupted_resumes_from_its_checkpoint(config: Path, out: Path, run_dir: Path,
+                                            results: pd.DataFrame) -> None:
+    """Put one trial back to where an interruption after its first epoch leaves it (no ledger
+    entry, no result, only the first epoch's checkpoint); the rerun must continue from that
+    checkpoint (its first report is the second epoch's) and reproduce the same perplexity."""
+    key = "scratch-base-8K-s0"
+    work = run_dir / "trials" / key
+    (run_dir / "ledger" / f"{key}.json").unlink()
+    (work / "result.json").unlink()
+    steps = sorted((work / "checkpoints").iterdir())
+    assert len(steps) == 2  # one per epoch
+    shutil.rmtree(steps[-1])
+    rerun = run_grid(config, out, "--num-cpus", "2", "--no-dashboard")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "14/15 trials already finished" in rerun.stdout
+    attempts = sorted((run_dir / "tune").glob("attempt-*"))
+    assert len(attempts) == 2
+    reports = [json.loads(line) for line in
+               (attempts[-1] / key / "result.json").read_text().splitlines()]
+    first_step = min(r["step"] for r in reports if "step" in r)
+    assert first_step > int(steps[0].name.split("-")[-1])  # resumed after the first epoch
+    after = pd.read_parquet(run_dir / "results.parquet").set_index("key")
+    before = results.set_index("key")
+    assert after.loc[key, "perplexity"] == pytest.approx(before.loc[key, "perplexity"], rel=1e-6)
+
+
 @pytest.mark.slow
 def test_tiny_study_end_to_end_then_resume(tmp_path: Path) -> None:
     config = write_study(tmp_path)
@@ -71,6 +99,9 @@ def test_tiny_study_end_to_end_then_resume(tmp_path: Path) -> None:
     assert results[results.kind == "finetune"].checkpoint.notna().all()
     assert (run_dir / "report" / "report.md").is_file()
     check_order(results)
+
+    interrupted_resumes_from_its_checkpoint(config, out, run_dir, results)
+    results = pd.read_parquet(run_dir / "results.parquet")
 
     ledger = sorted((run_dir / "ledger").glob("*.json"))
     stamps = {p.name: p.stat().st_mtime_ns for p in ledger}
