@@ -126,10 +126,16 @@ class StudyConfig:
         return json.loads(json.dumps(out))
 
     def digest(self) -> str:
-        """Hash of everything that changes results (not resources, estimates or run paths)."""
+        """Hash of everything that changes results (not resources, estimates, run paths, or
+        training settings a run may change when it resumes: device, threads, checkpointing)."""
+        from xfer.training.config import RESUMABLE_CHANGES
+
         d = self.to_dict()
         for key in ("resources", "estimate", "run"):
             d.pop(key)
+        for cfg in d["train"].values():  # where a run executes, not what it computes
+            for key in RESUMABLE_CHANGES:
+                cfg.pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     @property

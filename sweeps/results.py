@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -79,6 +80,7 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
                      language_notes=language_notes(study))
     t = timing(list(ledger.rows.values()), started, trials_done, slots)
     t["analysis_s"] = time.time() - trials_done
+    t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials
     t["total_s"] = time.time() - started
     atomic_write_bytes(run_dir / "timing.json", json.dumps(t, indent=1).encode())
     print(f"[xfer] results: {results}")
@@ -89,7 +91,7 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
               f"({t['outside_share']:.0%}; first trial after "
               f"{format_duration(t['before_first_trial_s'])}), analysis "
               f"{format_duration(t['analysis_s'])}; slot utilisation {t['slot_utilisation']:.0%}"
-              f" of {slots}")
+              f" of {slots}; load average {t['load_average_1_5_15'][2]:.1f}")
     table = dt_section(report)
     if table:
         print()

@@ -120,7 +120,11 @@ def test_changed_config_gets_a_new_run_folder(tmp_path: Path) -> None:
     a = run_folder(config_from_dict(TINY), str(tmp_path))
     b = run_folder(config_from_dict({**TINY, "seeds": [0]}), str(tmp_path))
     c = run_folder(config_from_dict({**TINY, "resources": {"cpus_per_trial": 2}}), str(tmp_path))
-    assert a != b and a == c  # resources do not change results
+    d = run_folder(config_from_dict({**TINY, "train": {**TINY["train"], "keep_checkpoints": 1}}),
+                   str(tmp_path))
+    e = run_folder(config_from_dict({**TINY, "train": {**TINY["train"], "seq_len": 32}}),
+                   str(tmp_path))
+    assert a != b and a == c == d and e != a  # resources and checkpointing change no result
 
 
 def _searcher(study_dict: dict, checkpoints: dict, ready: set[str], conc: int = 8):
