@@ -123,6 +123,13 @@ class PositionIndex:
     band_buckets: torch.Tensor
     far_bucket: int
 
+    @property
+    def by_distance(self) -> torch.Tensor:
+        """Bucket of every distance 0 .. T-1 (bytes), int64 [T]."""
+        length = self.buckets.shape[0]
+        far = self.band_buckets.new_full((length - self.band,), self.far_bucket)
+        return torch.cat([self.band_buckets, far])
+
 
 def position_index(length: int, num_buckets: int, max_distance: int,
                    device: torch.device) -> PositionIndex:
@@ -138,6 +145,19 @@ def position_index(length: int, num_buckets: int, max_distance: int,
 def bias_of(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
     """One layer's position bias [H, T, T] from its table [buckets, H] and the bucket index."""
     return table.t()[:, buckets]
+
+
+def toeplitz_bias(table: torch.Tensor, index: PositionIndex) -> torch.Tensor:
+    """Contiguous [H, T, T] bias of the causal part (key <= query) without a [T, T] gather.
+
+    The bias depends only on the distance, so each row is a window of one [H, 2T-1] vector.
+    Entries above the diagonal are the distance-0 bias (the flash kernel's ``is_causal``
+    never reads them). Equal to :func:`bias_of` on and below the diagonal.
+    """
+    length = index.buckets.shape[0]
+    by_distance = table.t()[:, index.by_distance]  # [H, T]
+    line = torch.cat([by_distance.flip(1), by_distance[:, :1].expand(-1, length - 1)], 1)
+    return line.unfold(1, length, 1).flip(1)
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
@@ -178,8 +198,8 @@ def _band_bias_grad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torc
     start = torch.arange(blocks, device=q.device) * width - width
     valid = (start[:, None, None] + col) >= 0  # [blocks, 1, 2W]: no padded keys
     bias = bias[None, :, None].masked_fill(~valid, float("-inf"))  # [1, H, blocks, W, 2W]
-    prob = torch.exp(qb @ kw + bias - lseb)
-    dscore = (prob * (dob @ vw - delta)).sum((0, 2))  # [H, W, 2W]
+    prob = (qb @ kw).add_(bias).sub_(lseb).exp_()
+    dscore = (dob @ vw).sub_(delta).mul_(prob).sum((0, 2))  # [H, W, 2W]
     diag = (row[:, None] + width - row[None, :]).expand(heads, width, width)
     per_distance = dscore.gather(2, diag).sum(1)  # [H, W]: distance d at column d
     grad.index_add_(0, index.band_buckets, per_distance.t())
@@ -194,7 +214,7 @@ class BandBiasAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
                 index: PositionIndex) -> torch.Tensor:
-        mask = bias_of(table, index.buckets).unsqueeze(0)
+        mask = toeplitz_bias(table, index).unsqueeze(0)
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, True, attn_mask=mask, scale=1.0)
         ctx.save_for_backward(q, k, v, table, out, lse, mask)
