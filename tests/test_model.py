@@ -87,8 +87,8 @@ def test_fused_cpu_attention_matches_reference_sdpa_path(length: int) -> None:
             block.rel_bias.weight.normal_(std=2.0)
     ids = torch.randint(3, 259, (3, length))
     results = []
-    for fused in (True, False):
-        model.fused_cpu_attention = fused
+    for path in ("fused", "reference"):
+        model.cpu_attention = path
         model.zero_grad()
         logits = model(ids)
         (logits.square().mean() + logits[:, -1].sum()).backward()
