@@ -80,7 +80,7 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
     for i, t in enumerate(shown):
         if len(rows) > max_rows and i == max_rows // 2:
             lines.append(f"... {len(rows) - max_rows} more trials (--json lists all) ...")
-        lines.append(f"{t['key']:<34} {t['parent'] or '-':<24} {t['train_bytes']:>14,} "
+        lines.append(f"{t['key']:<34} {t['parent'] or '-':<24} {t['train_bytes']:>18,} "
                      f"{t['flops'] / 1e15:>10,.4f}")
     return "\n".join(lines)
 
