@@ -164,7 +164,7 @@ def trial_worker_pids(ray_tmp: Path, key: str) -> list[int]:
 
 def run_dir_of(out: Path) -> Path:
     """The single run folder under ``out``."""
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return run_dir
 
 
