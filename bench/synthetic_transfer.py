@@ -39,9 +39,9 @@ RELATED = ("twin", "relative")
 UNRELATED = "markov"
 MODEL = ModelConfig(name="synthetic-bench", d_model=64, n_layers=2, n_heads=2, d_head=32, d_ff=256)
 BASE_CFG = TrainConfig(seq_len=128, batch_size=8, micro_batch_size=8, lr=1e-2, min_lr=1e-3,
-                       eval_every=50, threads=1, keep_checkpoints=1)
-FINETUNE_LR = 3e-3
-MIN_STEPS = 400  # scratch and finetune runs take at least this many steps...
+                       eval_every=100, eval_max_bytes=4096, threads=1, keep_checkpoints=1)
+FINETUNE_LR = 1e-2
+MIN_STEPS = 1000  # scratch and finetune runs take at least this many steps...
 EPOCHS = 4  # ...and at least this many passes over their budget
 DEV_BYTES, TEST_BYTES = 16_000, 32_000
 
@@ -55,9 +55,9 @@ class Mode:
     pretrain_epochs: int
 
 
-QUICK = Mode((0,), (10_000, 30_000), (10_000, 30_000, 100_000, 300_000), 200_000, 3)
+QUICK = Mode((0,), (10_000, 30_000), (10_000, 30_000, 100_000, 300_000), 300_000, 4)
 LONG = Mode((0, 1, 2), (10_000, 30_000, 100_000),
-            (10_000, 30_000, 100_000, 300_000, 1_000_000), 1_000_000, 2)
+            (10_000, 30_000, 100_000, 300_000, 1_000_000), 1_000_000, 3)
 
 
 def epochs_for(budget: int, cfg: TrainConfig) -> int:
