@@ -246,7 +246,10 @@ class SyntheticCorpus:
         return {**self.identity(), "description": self._synthetic.describe(self.lang)}
 
     def documents(self, seed: int = 0) -> Iterator[str]:
-        return self._synthetic.documents(self.lang, seed)
+        # Each language draws its own documents: the same seed would make the content languages
+        # parallel, leaking translations of one language's test set into another's training set.
+        own_seed = self._synthetic.independent_seed(self.lang, seed)
+        return self._synthetic.documents(self.lang, own_seed)
 
     def draw(self, seed: int, workdir: Path, progress: bool = False, wanted: int = 0) -> Draw:
         stats = DrawStats()
