@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
 from xfer.train import Callback, TrainConfig, load_model, run, warmup_steps
+from xfer.training import checkpoint as ckpt
+from xfer.training.config import run_epochs, run_steps
+from xfer.training.loop import should_stop
 
 TINY = MODEL_CONFIGS["tiny"]
 BASE = TrainConfig(kind="scratch", seq_len=64, batch_size=8, micro_batch_size=4, epochs=1,
@@ -150,3 +154,89 @@ def test_cli_trains_and_reports_bad_input(english: Path, tmp_path: Path,
     assert json.loads(capsys.readouterr().out)["steps"] == 2
     assert main(args[:-2] + ["--kind", "distil"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_min_steps_patience_and_eval_rules() -> None:
+    cfg = TrainConfig(kind="scratch", epochs=1, min_steps=20)
+    assert run_epochs(cfg, 20_000, 9) == 3 and run_steps(cfg, 20_000, 9) == 27
+    assert run_epochs(cfg, 20_000, 40) == 1  # already past the floor: configured epochs
+    assert run_epochs(replace(cfg, epochs=None), 20_000, 1) == 20  # default 10 raised to 20
+    assert run_steps(replace(cfg, max_steps=25), 20_000, 9) == 25
+    stop = replace(cfg, patience=2)
+    assert [should_stop(n, 30, stop) for n in (0, 1, 2, 3)] == [False, False, True, True]
+    assert not should_stop(5, 19, stop)  # never before min_steps
+    assert not should_stop(5, 30, cfg)  # patience 0: off
+    with pytest.raises(XferError, match="eval_every > 0"):
+        TrainConfig(eval_at_epoch_end=False)
+    with pytest.raises(XferError, match="max_steps 5 is below min_steps 6"):
+        TrainConfig(max_steps=5, min_steps=6)
+    with pytest.raises(XferError, match="patience must not be negative"):
+        TrainConfig(patience=-1)
+
+
+def test_min_steps_stretch_the_run_and_eval_only_every_n_steps(english: Path,
+                                                                tmp_path: Path) -> None:
+    # 20 KB / (32 x 64 bytes) = 9 steps per epoch; min_steps 20 -> 3 epochs = 27 steps
+    cfg = replace(BASE, batch_size=32, micro_batch_size=32, min_steps=20,
+                  eval_at_epoch_end=False, eval_every=10, keep_checkpoints=10)
+    rec = Recorder()
+    result = run(TINY, cfg, english, "en", 20_000, tmp_path, callbacks=[rec])
+    assert result.steps == 27 and result.epochs == 3
+    assert [m["step"] for m, _ in rec.evals] == [10, 20, 27]  # not at 9, 18
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "checkpoints")] == [
+        "step-00000010", "step-00000020", "step-00000027"]
+    lrs = [m["lr"] for m in rec.steps]  # warmup then cosine over all 27 steps, to min_lr
+    warm = warmup_steps(cfg, 20_000, 27)
+    assert warm == 7 and math.isclose(lrs[0], cfg.lr / warm)
+    assert math.isclose(max(lrs), cfg.lr) and math.isclose(lrs[-1], cfg.min_lr)
+    assert all(a > b for a, b in zip(lrs[warm:], lrs[warm + 1:], strict=False))
+
+
+def test_patience_stops_early_and_survives_a_resume(english: Path, tmp_path: Path) -> None:
+    # lr 0.1: dev loss improves to step 6, then not at steps 8 and 10 -> stop at step 10
+    cfg = replace(BASE, lr=0.1, warmup_steps=0, max_steps=16, eval_every=2,
+                  eval_at_epoch_end=False, patience=2, checkpoint_every=1)
+    whole = Recorder()
+    straight = run(TINY, cfg, english, "en", 40_000, tmp_path / "a", callbacks=[whole])
+    losses = [m["dev_loss"] for m, _ in whole.evals]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert straight.steps == whole.evals[-1][0]["step"] < 16
+    assert len(losses) - 1 - best == cfg.patience  # stopped at the 2nd evaluation without a best
+    assert whole.evals[-1][0]["stopped_early"] and not whole.evals[-2][0]["stopped_early"]
+    meta = ckpt.read_meta(Path(straight.best_checkpoint))
+    assert meta["state"]["best_step"] == whole.evals[best][0]["step"]
+    # crash after the first evaluation without improvement; the count must come back on resume
+    crash_at = whole.evals[best + 1][0]["step"] + 1
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(TINY, cfg, english, "en", 40_000, tmp_path / "b", callbacks=[Recorder(crash_at)])
+    rest = Recorder()
+    resumed = run(TINY, cfg, english, "en", 40_000, tmp_path / "b", callbacks=[rest])
+    assert rest.steps[0]["step"] == crash_at and rest.steps[-1]["step"] == straight.steps
+    assert [m["dev_loss"] for m, _ in rest.evals] == losses[best + 2:]
+    assert resumed.to_dict() | {"wall_s": 0, "bytes_per_s": 0, "best_checkpoint": ""} == \
+        straight.to_dict() | {"wall_s": 0, "bytes_per_s": 0, "best_checkpoint": ""}
+    # a stopped run's last checkpoint does not train further (crash before result.json)
+    (tmp_path / "a" / "result.json").unlink()
+    again = Recorder()
+    assert run(TINY, cfg, english, "en", 40_000, tmp_path / "a",
+               callbacks=[again]).steps == straight.steps and again.steps == []
+
+
+def test_new_settings_are_checked_on_resume(english: Path, tmp_path: Path) -> None:
+    cfg = replace(BASE, max_steps=2)
+    run(TINY, cfg, english, "en", 40_000, tmp_path / "t")
+    with pytest.raises(XferError, match="was made with patience=0, not 3"):
+        run(TINY, replace(cfg, patience=3), english, "en", 40_000, tmp_path / "t")
+    # a run written before these fields existed resumes as if they had their defaults
+    shutil.copytree(tmp_path / "t", tmp_path / "r")
+    (tmp_path / "r" / "result.json").unlink()
+    old = tmp_path / "r" / "checkpoints" / "step-00000002"
+    for folder in (old, tmp_path / "r" / "best"):
+        meta = json.loads((folder / "meta.json").read_text())
+        for key in ("min_steps", "patience", "eval_at_epoch_end"):
+            del meta["train"][key]
+        (folder / "meta.json").write_text(json.dumps(meta))
+    assert run(TINY, cfg, english, "en", 40_000, tmp_path / "r").steps == 2
+    with pytest.raises(XferError, match="was made with min_steps=0, not 1"):
+        run(TINY, replace(cfg, min_steps=1), english, "en", 40_000, tmp_path / "m",
+            resume_from=old)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
 
 from xfer.errors import XferError
 
@@ -15,7 +16,10 @@ PAPER_PRETRAIN_STEPS = PAPER_PRETRAIN_BYTES // PAPER_BATCH_BYTES  # 11,444 optim
 PAPER_WARMUP_STEPS = 3000
 FINETUNE_WARMUP_BYTES_PER_STEP = PAPER_PRETRAIN_BYTES // PAPER_WARMUP_STEPS  # 2e6 bytes
 LARGE_BUDGET_BYTES = 6_000_000_000  # budgets this large train 3 epochs instead of 10
-# Settings that may change when a run resumes (where it runs, not what it computes).
+# Settings that may change when a run resumes (where it runs, not what it computes). Sweeps drop
+# these keys from their results hash, so nothing that changes a result may be listed here:
+# ``patience``, ``min_steps`` and ``eval_at_epoch_end`` change when a run stops or which
+# evaluation picks the best checkpoint, so resuming with another value is a settings change.
 RESUMABLE_CHANGES = frozenset({"device", "threads", "compile", "checkpoint_every",
                                "keep_checkpoints"})
 
@@ -29,6 +33,19 @@ class TrainConfig:
     ``epochs``, ``lr`` and ``warmup_steps`` means "the rule for this kind" (see the functions
     below). ``eval_every`` (steps, 0 = only at the end of each epoch) adds dev evaluations;
     ``eval_max_bytes`` caps the dev set read at each evaluation (None: all of it).
+
+    ``min_steps`` (optimiser steps, 0 = no floor): the run makes more passes over the budget
+    until it has at least this many steps: epochs = max(epochs or the kind's default,
+    ceil(min_steps / steps_per_epoch)) (see :func:`run_epochs`); the warmup and cosine schedule
+    span the resulting total. ``max_steps`` still caps it (it may not be below ``min_steps``).
+
+    ``patience`` (dev evaluations, 0 = off): stop early once that many consecutive evaluations
+    have not lowered the best dev loss, but never before ``min_steps`` steps (evaluations before
+    then still count). The best-dev checkpoint is the result, as always.
+
+    ``eval_at_epoch_end``: evaluate dev (and write a checkpoint) at the end of every epoch. When
+    False, evaluations happen only every ``eval_every`` steps (which must then be > 0) and at the
+    last step: at tiny budgets an epoch is a handful of steps.
     """
 
     kind: str = "pretrain"
@@ -54,6 +71,9 @@ class TrainConfig:
     compile: bool = False
     threads: int | None = None
     seed: int = 0
+    min_steps: int = 0
+    patience: int = 0
+    eval_at_epoch_end: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -69,10 +89,15 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise XferError(f"{name} must be at least 1 (or unset), got {value}")
-        for name in ("eval_every", "checkpoint_every", "warmup_steps"):
+        for name in ("eval_every", "checkpoint_every", "warmup_steps", "min_steps", "patience"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise XferError(f"{name} must not be negative, got {value}")
+        if self.max_steps is not None and self.max_steps < self.min_steps:
+            raise XferError(f"max_steps {self.max_steps} is below min_steps {self.min_steps}")
+        if not self.eval_at_epoch_end and self.eval_every < 1:
+            raise XferError("eval_at_epoch_end=False needs eval_every > 0 (steps between "
+                            "dev evaluations)")
         if self.batch_size % self.micro_batch_size:
             raise XferError(f"batch_size {self.batch_size} is not a multiple of "
                             f"micro_batch_size {self.micro_batch_size}")
@@ -98,12 +123,41 @@ class TrainConfig:
             raise XferError(f"unknown training config keys: {', '.join(unknown)}")
         return cls(**data)
 
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every field's default value (what a run made before a field existed behaved as)."""
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+def check_same_settings(meta: dict, key: str, expected: dict, where: Path | str) -> None:
+    """XferError naming the first setting in ``meta[key]`` that differs from ``expected``.
+
+    Keys in :data:`RESUMABLE_CHANGES` may differ. Used before continuing a checkpoint or
+    returning a finished result (training runs: key "train"; downstream runs: "downstream").
+    """
+    for name, value in meta[key].items():
+        if name not in RESUMABLE_CHANGES and expected.get(name) != value:
+            raise XferError(f"{where} was made with {name}={value!r}, not "
+                            f"{expected.get(name)!r}")
+
 
 def default_epochs(kind: str, budget: int) -> int:
     """Passes over the budget: pretrain 1; finetune/scratch 10, or 3 from 6e9 bytes up."""
     if kind == "pretrain":
         return 1
     return 3 if budget >= LARGE_BUDGET_BYTES else 10
+
+
+def run_epochs(cfg: TrainConfig, budget: int, steps_per_epoch: int) -> int:
+    """Passes over the budget: the configured or default epochs, raised to reach min_steps."""
+    epochs = cfg.epochs or default_epochs(cfg.kind, budget)
+    return max(epochs, math.ceil(cfg.min_steps / steps_per_epoch))
+
+
+def run_steps(cfg: TrainConfig, budget: int, steps_per_epoch: int) -> int:
+    """Optimiser steps of the whole run: run_epochs x steps_per_epoch, capped by max_steps."""
+    steps = run_epochs(cfg, budget, steps_per_epoch) * steps_per_epoch
+    return min(steps, cfg.max_steps) if cfg.max_steps is not None else steps
 
 
 def peak_lr(cfg: TrainConfig) -> float:

@@ -20,11 +20,11 @@ from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
 from xfer.training.batches import epoch_order, eval_batches, load_text_eval, make_batch
 from xfer.training.config import (
-    RESUMABLE_CHANGES,
     TrainConfig,
-    default_epochs,
+    check_same_settings,
     lr_multiplier,
     peak_lr,
+    run_steps,
     warmup_steps,
 )
 from xfer.training.device import Device, resolve_device
@@ -125,7 +125,7 @@ def evaluate(model: torch.nn.Module, raw: np.ndarray, cfg: TrainConfig, device: 
     return total, count
 
 
-def make_optimizer(model: ByteLM, cfg: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices (projections, embedding), not on norms or bias tables."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "rel_bias" not in n]
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "rel_bias" not in n)]
@@ -146,10 +146,9 @@ def _check_same_settings(meta: dict, model_cfg: ModelConfig, cfg: TrainConfig, w
     if ModelConfig.from_dict(meta["model"]) != model_cfg:
         raise XferError(f"{where} was made with model config {meta['model'].get('name')!r}, "
                         f"not {model_cfg.name!r}")
-    mine = cfg.to_dict()
-    for key, value in meta["train"].items():
-        if key not in RESUMABLE_CHANGES and mine.get(key) != value:
-            raise XferError(f"{where} was made with {key}={value!r}, not {mine.get(key)!r}")
+    # a key missing from an older checkpoint had its default's behaviour (fields are added so)
+    saved = {**meta, "train": {**TrainConfig.defaults(), **meta["train"]}}
+    check_same_settings(saved, "train", cfg.to_dict(), where)
 
 
 def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget: int,
@@ -176,8 +175,7 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
     if steps_per_epoch < 1:
         raise XferError(f"{lang} budget of {budget} bytes holds {n_pieces} sequences of "
                         f"{cfg.seq_len} bytes, fewer than one batch of {cfg.batch_size}")
-    epochs = cfg.epochs or default_epochs(cfg.kind, budget)
-    total_steps = min(epochs * steps_per_epoch, cfg.max_steps or 10**18)
+    total_steps = run_steps(cfg, budget, steps_per_epoch)
     warmup = warmup_steps(cfg, budget, total_steps)
 
     torch.manual_seed(cfg.seed)
@@ -190,7 +188,7 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
         lr_multiplier, warmup=warmup, total=total_steps, floor=cfg.min_lr / peak_lr(cfg),
         decay=cfg.kind != "finetune"))
     state = {"step": 0, "best_dev_loss": math.inf, "best_step": None, "wall_s": 0.0,
-             "history": []}
+             "history": [], "evals_since_best": 0, "stopped_early": False}
     ckpt_dir = out_dir / "checkpoints"
     resume = Path(resume_from) if resume_from else (ckpt.list_checkpoints(ckpt_dir) or [None])[-1]
     if resume is not None:
@@ -203,7 +201,7 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
         torch.set_rng_state(trainer["rng"]["cpu"])
         if "cuda" in trainer["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(trainer["rng"]["cuda"])
-        state = meta["state"]
+        state = {"evals_since_best": 0, "stopped_early": False, **meta["state"]}
     step_fn = torch.compile(net) if cfg.compile else net
 
     def meta_now() -> dict:
@@ -219,7 +217,7 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
     session_start, session_bytes = time.perf_counter(), 0
     wall_before = state["wall_s"]
     net.train()
-    while state["step"] < total_steps:
+    while state["step"] < total_steps and not state["stopped_early"]:
         step = state["step"]
         epoch, offset = divmod(step, steps_per_epoch)
         order = epoch_order(n_pieces, cfg.seed, epoch)[offset * cfg.batch_size:
@@ -253,7 +251,7 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
         for cb in callbacks:
             cb.on_step({"step": step, "epoch": step / steps_per_epoch, "train_loss": train_loss,
                         "lr": lr, "bytes_seen": bytes_seen})
-        is_eval = (step % steps_per_epoch == 0 or step == total_steps
+        is_eval = ((cfg.eval_at_epoch_end and step % steps_per_epoch == 0) or step == total_steps
                    or (cfg.eval_every and step % cfg.eval_every == 0))
         if is_eval:
             nats, count = evaluate(step_fn, dev_raw, cfg, device, cfg.eval_max_bytes)
@@ -265,8 +263,13 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
             state["history"].append({k: metrics[k] for k in ("step", "train_loss", "dev_loss")})
             if dev_loss < state["best_dev_loss"]:
                 state["best_dev_loss"], state["best_step"] = dev_loss, step
+                state["evals_since_best"] = 0
                 ckpt.save_checkpoint(out_dir / "best", net, meta_now())
+            else:
+                state["evals_since_best"] += 1
+            state["stopped_early"] = should_stop(state["evals_since_best"], step, cfg)
             metrics["best_dev_perplexity"] = math.exp(state["best_dev_loss"])
+            metrics["stopped_early"] = state["stopped_early"]
         if is_eval or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
             written = save(ckpt.step_dir(ckpt_dir, step))
             ckpt.prune(ckpt_dir, cfg.keep_checkpoints)
@@ -274,6 +277,11 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
             for cb in callbacks:
                 cb.on_eval(metrics, written)
     return _finish(net, cfg, device, out_dir, state, steps_per_epoch, lang, data_dir, extra_eval)
+
+
+def should_stop(evals_since_best: int, step: int, cfg: TrainConfig) -> bool:
+    """Early stop: ``patience`` evaluations in a row without a new best, at or after min_steps."""
+    return 0 < cfg.patience <= evals_since_best and step >= cfg.min_steps
 
 
 def _finish(net: ByteLM, cfg: TrainConfig, device: Device, out_dir: Path, state: dict,
