@@ -39,7 +39,7 @@ from xfer.errors import XferError
 from xfer.model import ByteLM, ModelConfig
 from xfer.report import markdown_table
 from xfer.training import checkpoint as ckpt
-from xfer.training.config import RESUMABLE_CHANGES, TrainConfig
+from xfer.training.config import TrainConfig, check_same_settings
 from xfer.training.device import Device, resolve_device
 from xfer.training.loop import Callback, make_optimizer
 from xfer.transfer import SCRATCH
@@ -223,10 +223,7 @@ def _check_same(meta: dict, model: ModelConfig, cfg: DownstreamConfig, init: str
                         f"not {model.name!r}")
     if meta.get("init") != init:
         raise XferError(f"{where} was initialised from {meta.get('init')!r}, not {init!r}")
-    mine = cfg.to_dict()
-    for key, value in meta["downstream"].items():
-        if key not in RESUMABLE_CHANGES and mine.get(key) != value:
-            raise XferError(f"{where} was made with {key}={value!r}, not {mine.get(key)!r}")
+    check_same_settings(meta, "downstream", cfg.to_dict(), where)
 
 
 def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
