@@ -12,11 +12,13 @@ the config's hash. Running the same command again resumes the study.
 from __future__ import annotations
 
 import argparse
+import errno
 
 from xfer.cli import _ArgumentParser
 from xfer.errors import XferError, exit_on_error
 
 PROG = "python -m sweeps.grid"
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +60,33 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from sweeps.runner import RunOptions, run_study
 
-    return run_study(study, RunOptions(
-        address=args.address, output=args.output, storage=args.storage,
-        max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
-        dashboard=args.dashboard, verbose=args.verbose))
+    options = RunOptions(address=args.address, output=args.output, storage=args.storage,
+                         max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
+                         dashboard=args.dashboard, verbose=args.verbose)
+    try:
+        return run_study(study, options)
+    except Exception as exc:  # noqa: BLE001 - only storage errors are translated
+        full = storage_error(exc)
+        if full is None:
+            raise
+        raise XferError(f"{full.strerror}: {full.filename or 'the run folder'}; free space (or "
+                        f"fix the storage) and run the same command again to continue") from None
+
+
+def storage_error(exc: BaseException) -> OSError | None:
+    """The disk-full / quota / read-only error somewhere in ``exc``'s chain (Ray and Tune wrap
+    errors: their ``cause``, ``__cause__`` and ``__context__`` are followed), else None."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in STORAGE_ERRNOS:
+            return e
+        todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

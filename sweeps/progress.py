@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from ray.tune import Callback
@@ -21,6 +22,16 @@ def checkpoint_uri(checkpoint: object | None) -> str | None:
     fs = getattr(checkpoint, "filesystem", None)
     scheme = getattr(fs, "type_name", "local") if fs is not None else "local"
     return path if scheme == "local" or "://" in path else f"{scheme}://{path}"
+
+
+def last_error_line(trial: object) -> str:
+    """The last non-empty line of a failed trial's error (the exception itself)."""
+    try:
+        text = Path(trial.error_file).read_text() if trial.error_file else ""
+    except OSError:
+        text = ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "failed"
 
 
 def format_duration(seconds: float) -> str:
@@ -56,7 +67,7 @@ class StudyProgress(Callback):
         self.live_bytes: dict[str, float] = {}
         self.last_print = 0.0
         self.running = 0
-        self.errors: list[str] = []
+        self.errors: dict[str, str] = {}  # key -> last line of its error
 
     def _bytes_done(self, live: dict[str, float]) -> float:
         done = sum(self.planned.get(k, 0) for k in self.ledger.rows)
@@ -101,9 +112,9 @@ class StudyProgress(Callback):
                        **info: object) -> None:
         key = trial.config["trial"]["key"]
         self.live_bytes.pop(key, None)
-        self.errors.append(key)
-        print(f"[xfer] trial {key} failed (retries exhausted); see {trial.path}",
-              file=self.stream, flush=True)
+        self.errors[key] = last_error_line(trial)
+        print(f"[xfer] trial {key} failed (retries exhausted): {self.errors[key]}; "
+              f"details in {trial.error_file or trial.path}", file=self.stream, flush=True)
 
     def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
         self.running = sum(1 for t in trials if t.status == "RUNNING")

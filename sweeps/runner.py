@@ -12,7 +12,7 @@ import fcntl
 import json
 import math
 import os
-import sys
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +24,8 @@ from sweeps.estimate import planned_bytes
 from sweeps.ledger import Ledger, atomic_write_bytes
 from sweeps.trials import TrialSpec, build_trials, language_budgets
 from xfer.errors import XferError
+
+LOW_DISK_BYTES = 16 * 2**20  # below this much free space a failure is blamed on the disk
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,14 @@ def start_ray(opts: RunOptions) -> None:
 
     import ray
 
+    if opts.verbose == 0:  # failed trials are reported in one line each by StudyProgress
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+        logging.getLogger("ray.train").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Checkpoints are reported at every evaluation; Tune's snapshot warning is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    common = {"configure_logging": True, "logging_level": logging.WARNING,
+    level = logging.WARNING if opts.verbose else logging.ERROR
+    common = {"configure_logging": True, "logging_level": level,
               "ignore_reinit_error": True, "log_to_driver": opts.verbose >= 2}
     if opts.address:
         ray.init(address=opts.address, **common)
@@ -172,13 +178,19 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[progress], verbose=opts.verbose))
     print(f"[xfer] {len(todo)} trials to run, up to {max_conc} at once", flush=True)
-    tuner.fit()
-    failed = dict(searcher.failed)
-    for key in progress.errors:
-        failed.setdefault(key, "failed")
+    failed: dict[str, str] = {}
+    try:
+        tuner.fit()
+    except Exception as exc:  # Tune itself failed (e.g. reading a torn error file, disk full)
+        if not (searcher.failed or progress.errors) and \
+                shutil.disk_usage(run_dir).free >= LOW_DISK_BYTES:
+            raise
+        failed["(ray tune)"] = f"{type(exc).__name__}: {exc}"
+    failed.update(searcher.failed)
+    failed.update(progress.errors)
     for key, why in sorted(failed.items()):
-        print(f"[xfer] not finished: {key}: {why}", file=sys.stderr)
-    return sorted(failed), max_conc
+        print(f"[xfer] not finished: {key}: {why}", flush=True)
+    return failed, max_conc
 
 
 def run_study(study: StudyConfig, opts: RunOptions) -> int:
@@ -193,15 +205,30 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
         todo = [t for t in trials if t.key not in ledger]
         print(f"[xfer] run folder {run_dir}", flush=True)
         print(f"[xfer] {len(trials) - len(todo)}/{len(trials)} trials already finished", flush=True)
-        failed: list[str] = []
+        failed: dict[str, str] = {}
         slots = 1
         if todo:
             failed, slots = run_trials(study, run_dir, ledger, todo, planned, opts)
         from sweeps.results import finish
 
-        finish(study, run_dir, ledger, started, slots)
+        try:
+            if ledger.rows:
+                finish(study, run_dir, ledger, started, slots)
+        except XferError:
+            if not failed:
+                raise
     if failed:
-        print(f"[xfer] {len(failed)} trials did not finish; run the same command again to retry",
-              file=sys.stderr)
-        return 1
+        raise XferError(failure_summary(failed, run_dir))
     return 0
+
+
+def failure_summary(failed: dict[str, str], run_dir: Path) -> str:
+    """One line for trials that did not finish, naming a full disk when that is the cause."""
+    causes = {k: w for k, w in failed.items() if not w.startswith("skipped")} or failed
+    key = min(causes)
+    why = causes[key]
+    free = shutil.disk_usage(run_dir).free
+    disk = (f"; No space left on device: {run_dir} has {free:,} bytes free"
+            if free < LOW_DISK_BYTES else "")
+    return (f"{len(failed)} trials did not finish (first: {key}: {why}){disk}; "
+            f"run the same command again to continue")
