@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from xfer.errors import XferError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 KINDS = ("pretrain", "scratch", "finetune")
+NAMED_CORPORA = ("synthetic", "mc4")  # corpus names xfer.data.prepare knows; else a folder
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # study names: one safe path component
 
 
 def _bytes(*default: Any) -> Any:
@@ -117,6 +120,7 @@ class StudyConfig:
     estimate: Estimate = Estimate()
     run: RunSettings = RunSettings()
     analysis: Analysis = Analysis()
+    downstream: dict[str, Any] | None = None  # checked by sweeps.downstream.check_section
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (what trials receive through Ray Tune's ``param_space``)."""
@@ -136,6 +140,11 @@ class StudyConfig:
         for cfg in d["train"].values():  # where a run executes, not what it computes
             for key in RESUMABLE_CHANGES:
                 cfg.pop(key, None)
+        if d["downstream"] is None:  # keeps the hashes of studies made before the section
+            d.pop("downstream")
+        else:
+            for key in ("threads", "device"):
+                d["downstream"].pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     @property
@@ -196,6 +205,8 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
     corpus = data["corpus"]
     if not isinstance(name, str) or not isinstance(corpus, str):
         raise XferError("config: name and corpus must be strings")
+    check_name(name)
+    check_corpus(corpus)
 
     languages = _languages(build(Languages, data.get("languages"), "languages"), corpus)
     budgets = build(Budgets, data["budgets"], "budgets")
@@ -209,6 +220,8 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise XferError(f"seeds: repeated seed in {seeds!r}")
+    if min(seeds) < 0:
+        raise XferError(f"seeds: must be non-negative integers, got {min(seeds)}")
 
     model_section = dict(data.get("model") or {})
     preset = model_section.pop("preset", "tiny")
@@ -216,16 +229,45 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"model.preset: unknown model config {preset!r}"
                         f"{nearest(str(preset), list(MODEL_CONFIGS))}")
     model = build(ModelConfig, model_section, "model", base=MODEL_CONFIGS[preset])
+    resources = _check_resources(build(Resources, data.get("resources"), "resources"))
+    run = build(RunSettings, data.get("run"), "run")
+    if run.max_failures < 0:
+        raise XferError(f"run.max_failures: must be 0 or more, got {run.max_failures}")
+    from sweeps.downstream import check_section
 
     return StudyConfig(
         name=name, corpus=corpus, languages=languages, budgets=budgets, seeds=tuple(seeds),
         data=build(DataSettings, data.get("data"), "data"), model=model,
         train=_train_configs(data.get("train")),
-        resources=build(Resources, data.get("resources"), "resources"),
-        estimate=build(Estimate, data.get("estimate"), "estimate"),
-        run=build(RunSettings, data.get("run"), "run"),
-        analysis=build(Analysis, data.get("analysis"), "analysis"),
+        resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
+        run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
+        downstream=check_section(data.get("downstream"), languages),
     )
+
+
+def check_name(name: str) -> None:
+    """A study name is one path component of ``[A-Za-z0-9._-]`` (the run folder is
+    ``<output>/<name>-<hash>``: no ``/``, no ``..``, nothing a shell would read)."""
+    if not NAME_PATTERN.fullmatch(name) or name.strip(".") == "":
+        raise XferError(f"name: {name!r} may only use letters, digits, '.', '_' and '-' "
+                        f"(and not only dots)")
+
+
+def check_corpus(corpus: str) -> None:
+    """``corpus`` is a known corpus name or an existing folder."""
+    if corpus not in NAMED_CORPORA and not Path(corpus).expanduser().is_dir():
+        raise XferError(f"corpus: folder {corpus!r} does not exist (or name one of "
+                        f"{', '.join(NAMED_CORPORA)})")
+
+
+def _check_resources(res: Resources) -> Resources:
+    """Positive CPUs per trial; no negative GPUs, TPUs or concurrency."""
+    if res.cpus_per_trial <= 0:
+        raise XferError(f"resources.cpus_per_trial: must be more than 0, got {res.cpus_per_trial}")
+    for name in ("gpus_per_trial", "tpus_per_trial", "max_concurrent"):
+        if getattr(res, name) < 0:
+            raise XferError(f"resources.{name}: must be 0 or more, got {getattr(res, name)}")
+    return res
 
 
 def _check_increasing(values: tuple[int, ...], where: str) -> None:

@@ -60,15 +60,18 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
         arrows = ", ".join(f"{s}->{t}" for s, t in x["pairs"])
         line += (f" (+ {arrows}: {len(x['pretrains']) * len(g['seeds'])} pretrain + "
                  f"{x['finetunes']} finetunes)")
+    if c.get("downstream"):
+        line += f" + {c['downstream']} downstream"
     lines.append(f"{line} = {c['total']} trials")
     lines.append("")
-    lines.append(f"{'kind':<9} {'trials':>6} {'train bytes':>18} {'PFLOP':>12} "
+    lines.append(f"{'kind':<10} {'trials':>6} {'train bytes':>18} {'PFLOP':>12} "
                  f"{'device-hours':>13}")
-    for kind in ("pretrain", "scratch", "finetune"):
+    for kind in ("pretrain", "scratch", "finetune", "downstream")[:4 if "downstream" in c
+                                                                   else 3]:
         n, b, f = _by_kind(p, kind)
-        lines.append(f"{kind:<9} {n:>6} {b:>18,} {f / 1e15:>12,.3f} "
+        lines.append(f"{kind:<10} {n:>6} {b:>18,} {f / 1e15:>12,.3f} "
                      f"{device_hours(f, study):>13,.2f}")
-    lines.append(f"{'total':<9} {c['total']:>6} {tot['train_bytes']:>18,} "
+    lines.append(f"{'total':<10} {c['total']:>6} {tot['train_bytes']:>18,} "
                  f"{tot['flops'] / 1e15:>12,.3f} {tot['device_hours']:>13,.2f}")
     lines.append(f"(device-hours on {tot['device']} at {tot['peak_flops']:.3g} FLOP/s x "
                  f"{tot['utilisation']:.0%} utilisation; FLOPs = 6N + 6·L·T·d per trained byte, "

@@ -24,6 +24,15 @@ def epochs_of(trial: TrialSpec, cfg: TrainConfig) -> int:
     return cfg.epochs or default_epochs(trial.kind, trial.budget)
 
 
+def study_planned_bytes(study: StudyConfig, trial: TrialSpec) -> int:
+    """Bytes ``trial`` of ``study`` trains on (downstream: pairs x epochs x max_len, a bound)."""
+    if trial.kind == "downstream":
+        from sweeps.downstream import planned_pair_bytes
+
+        return planned_pair_bytes(study.downstream)
+    return planned_bytes(trial, study.train[trial.kind])
+
+
 def planned_bytes(trial: TrialSpec, cfg: TrainConfig) -> int:
     """Bytes the trial trains on: epochs x budget, capped by ``max_steps`` x batch bytes."""
     n = epochs_of(trial, cfg) * trial.budget
@@ -59,6 +68,14 @@ def trial_costs(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> l
     """Cost of every trial under the study's model and training configs."""
     out = []
     for trial in trials:
+        if trial.kind == "downstream":  # classifier steps: forward + backward on pairs
+            from sweeps.downstream import planned_pair_bytes
+
+            n = planned_pair_bytes(study.downstream)
+            per_byte = train_flops_per_byte(n_params, study.model, study.downstream.get(
+                "max_len", 256))
+            out.append(TrialCost(trial, n, per_byte * n))
+            continue
         cfg = study.train[trial.kind]
         per_byte = train_flops_per_byte(n_params, study.model, cfg.seq_len)
         n = planned_bytes(trial, cfg)

@@ -21,6 +21,10 @@ from xfer.errors import XferError
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
            "bits_per_byte", "dev_bits_per_byte", "bytes_seen", "steps", "wall_s", "checkpoint",
            "key", "node", "started_at", "ended_at"]
+# Columns of the downstream table (one row per downstream trial; accuracy 0..1).
+DOWNSTREAM_COLUMNS = ["kind", "init", "source", "target", "seed", "accuracy", "accuracy_before",
+                      "best_epoch", "steps", "wall_s", "checkpoint", "key", "node", "started_at",
+                      "ended_at"]
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -40,6 +44,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
     """A results-table row from a trial and its final metrics (see :data:`COLUMNS`)."""
+    if trial.kind == "downstream":
+        return {"kind": trial.kind, "init": trial.init, "source": trial.source,
+                "target": trial.lang, "budget": 0, "seed": int(trial.seed),
+                "accuracy": metrics.get("accuracy"),
+                "accuracy_before": metrics.get("accuracy_before"),
+                "best_epoch": metrics.get("best_epoch"), "steps": metrics.get("steps"),
+                "wall_s": metrics.get("wall_s"), "checkpoint": checkpoint, "key": trial.key,
+                "node": metrics.get("node_id"), "started_at": metrics.get("started_at"),
+                "ended_at": metrics.get("ended_at")}
     return {
         "kind": trial.kind, "init": trial.init,
         "source": trial.source if trial.kind == "finetune" else
@@ -87,9 +100,16 @@ class Ledger:
             self.checkpoint_of[row["key"]] = row["checkpoint"]
 
     def table(self) -> pd.DataFrame:
-        """The results table (one row per finished trial, :data:`COLUMNS`)."""
-        frame = pd.DataFrame([self.rows[k] for k in sorted(self.rows)], columns=COLUMNS)
+        """The results table (one row per finished training trial, :data:`COLUMNS`)."""
+        rows = [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("kind") !=
+                "downstream"]
+        frame = pd.DataFrame(rows, columns=COLUMNS)
         return frame.astype({"budget": "int64", "seed": "int64"})
+
+    def downstream_rows(self) -> list[dict]:
+        """Finished downstream trials (their own table: accuracy, not perplexity)."""
+        return [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("kind") ==
+                "downstream"]
 
 
 def write_results(frame: pd.DataFrame, path: Path) -> Path:

@@ -66,6 +66,20 @@ def dt_section(report: Path) -> str:
     return ""
 
 
+def downstream_results(ledger: Ledger, run_dir: Path) -> dict[str, str]:
+    """Write ``downstream.parquet`` and return the report's downstream section (if any)."""
+    import pandas as pd
+
+    from sweeps.downstream import report_section
+    from sweeps.ledger import DOWNSTREAM_COLUMNS
+
+    rows = ledger.downstream_rows()
+    if not rows:
+        return {}
+    write_results(pd.DataFrame(rows, columns=DOWNSTREAM_COLUMNS), run_dir / "downstream.parquet")
+    return report_section(rows)
+
+
 def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
            slots: int = 1) -> Path:
     """Write results.parquet and the report; print where they are and the D_T table."""
@@ -74,10 +88,11 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     trials_done = time.time()
     frame = ledger.table()
     results = write_results(frame, run_dir / "results.parquet")
+    extra = downstream_results(ledger, run_dir)
     report = analyse(frame, run_dir / "report", budget=study.analysis.budget,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,
-                     language_notes=language_notes(study))
+                     language_notes=language_notes(study), extra_sections=extra or None)
     t = timing(list(ledger.rows.values()), started, trials_done, slots)
     t["analysis_s"] = time.time() - trials_done
     t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials

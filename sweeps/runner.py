@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweeps.config import StudyConfig
-from sweeps.estimate import planned_bytes
+from sweeps.estimate import study_planned_bytes
 from sweeps.ledger import Ledger, atomic_write_bytes
 from sweeps.trials import TrialSpec, build_trials, language_budgets
 from xfer.errors import XferError
@@ -150,6 +150,11 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     from sweeps.searcher import DependencySearcher
     from sweeps.trainable import train_trial
 
+    downstream = None
+    if study.downstream is not None and any(t.kind == "downstream" for t in todo):
+        from sweeps.downstream import resolved_config
+
+        downstream = resolved_config(study.downstream, run_dir)  # the task, built once here
     start_ray(opts)
     data = DataPrep(study, language_budgets(study, build_trials(study)), run_dir / "data")
     max_conc = concurrency(study, opts)
@@ -168,7 +173,8 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     name_of = lambda trial: trial.config["trial"]["key"]  # noqa: E731
     tuner = tune.Tuner(
         tune.with_resources(train_trial, tune.PlacementGroupFactory([bundle])),
-        param_space={"study": study.to_dict(), "run_dir": str(run_dir)},
+        param_space={"study": study.to_dict(), "run_dir": str(run_dir),
+                     "downstream": downstream},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,
                                     trial_name_creator=name_of, trial_dirname_creator=name_of),
         run_config=tune.RunConfig(
@@ -201,7 +207,7 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
         save_config(study, run_dir)
         ledger = Ledger(run_dir)
         trials = build_trials(study)
-        planned = {t.key: planned_bytes(t, study.train[t.kind]) for t in trials}
+        planned = {t.key: study_planned_bytes(study, t) for t in trials}
         todo = [t for t in trials if t.key not in ledger]
         print(f"[xfer] run folder {run_dir}", flush=True)
         print(f"[xfer] {len(trials) - len(todo)}/{len(trials)} trials already finished", flush=True)

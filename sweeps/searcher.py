@@ -19,7 +19,7 @@ from sweeps.trials import TrialSpec
 
 # Which ready trial goes first: pretrains are on the critical path, finetunes next (their
 # pretrain is done), scratch runs fill the gaps; bigger budgets first within a kind.
-_PRIORITY = {"pretrain": 0, "finetune": 1, "scratch": 2}
+_PRIORITY = {"pretrain": 0, "finetune": 1, "downstream": 1, "scratch": 2}
 
 
 def schedule_order(trials: list[TrialSpec]) -> list[TrialSpec]:
@@ -69,6 +69,8 @@ class DependencySearcher(Searcher):
         """Whether ``trial`` may start now (a data preparation error fails its language)."""
         if trial.parent and trial.parent not in self.checkpoints:
             return False
+        if trial.kind == "downstream":  # its task was built before the experiment started
+            return True
         try:
             return self.data_ready(trial.lang)
         except Exception as exc:  # noqa: BLE001 - reported by the driver, not raised in Tune

@@ -75,6 +75,9 @@ def train_trial(config: dict) -> None:
     run_dir = Path(config["run_dir"])
     model = ModelConfig.from_dict(study["model"])
     threads = max(1, int(study["resources"]["cpus_per_trial"]))  # torch threads = trial CPUs
+    if trial.kind == "downstream":
+        downstream_trial(config, trial, model, threads, started_at)
+        return
     train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),
                                     seed=trial.seed, threads=threads)
     with contextlib.ExitStack() as stack:
@@ -89,3 +92,25 @@ def train_trial(config: dict) -> None:
 
     tune.report({**_scalars(final), "final": 1, "started_at": started_at, "ended_at": time.time(),
                  "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=best)
+
+
+def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
+                     started_at: float) -> None:
+    """One downstream classifier (``xfer.downstream.run``) from its source's best checkpoint
+    (``config["init_checkpoint"]``) or from scratch; resumes from ``tune.get_checkpoint()``."""
+    import ray
+
+    from xfer import downstream
+
+    cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
+                              seed=trial.seed, threads=threads)
+    out_dir = Path(config["run_dir"]) / "trials" / trial.key
+    with contextlib.ExitStack() as stack:
+        init = _open_checkpoint(stack, config.get("init_checkpoint"))
+        resume = _open_checkpoint(stack, tune.get_checkpoint())
+        result = downstream.run(model, cfg, out_dir, init_checkpoint=init, resume_from=resume,
+                                init=trial.init, callbacks=[TuneReporter(started_at)])
+    best = tune.Checkpoint.from_directory(str(result["best_checkpoint"]))
+    tune.report({**_scalars(result), "final": 1, "started_at": started_at,
+                 "ended_at": time.time(), "node_id": ray.get_runtime_context().get_node_id()},
+                checkpoint=best)

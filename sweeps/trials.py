@@ -1,5 +1,6 @@
 """What trials a study has: one pretrain per source, one scratch run per (target, budget), one
-finetune per (source, target, budget) with source != target, each per seed."""
+finetune per (source, target, budget) with source != target, and (with a ``downstream:``
+section) one downstream classifier per source plus one from scratch; each per seed."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ class TrialSpec:
     """One training run of the study. ``lang`` is the language trained on (the source for a
     pretrain, the target otherwise); ``budget`` in bytes of that language's training prefix."""
 
-    kind: str  # pretrain | scratch | finetune
+    kind: str  # pretrain | scratch | finetune | downstream
     lang: str
     budget: int
     seed: int
-    source: str | None = None  # finetune: the pretrained source
-    parent: str | None = None  # finetune: key of the pretrain it starts from
+    source: str | None = None  # finetune/downstream: the pretrained source (None: scratch)
+    parent: str | None = None  # finetune/downstream: key of the pretrain it starts from
 
     @property
     def key(self) -> str:
         """Unique, filesystem-safe name, e.g. ``finetune-en-de-10K-s0``."""
+        if self.kind == "downstream":
+            return f"downstream-{self.init}-{self.lang}-s{self.seed}"
         b = format_budget(self.budget)
         if self.kind == "finetune":
             return f"finetune-{self.source}-{self.lang}-{b}-s{self.seed}"
@@ -32,7 +35,8 @@ class TrialSpec:
     @property
     def init(self) -> str:
         """The results table's ``init``: ``scratch`` or the source language."""
-        return self.source if self.kind == "finetune" else "scratch"
+        return self.source if self.kind in ("finetune", "downstream") and self.source \
+            else "scratch"
 
     def to_dict(self) -> dict:
         """JSON-able description (key and parent included)."""
@@ -65,14 +69,27 @@ def build_trials(study: StudyConfig) -> list[TrialSpec]:
         trials += [TrialSpec("finetune", t, b, seed, source=s,
                              parent=pretrain[s].key)
                    for s, t in pairs(study) for b in study.budgets.finetune]
+        if study.downstream is not None:
+            trials += downstream_trials(study, list(pretrain.values()), seed)
     return trials
+
+
+def downstream_trials(study: StudyConfig, pretrains: list[TrialSpec],
+                      seed: int) -> list[TrialSpec]:
+    """One downstream trial per pretrained source (after its pretrain), one from scratch."""
+    from sweeps.downstream import task_language
+
+    lang = task_language(study.downstream)
+    return [*(TrialSpec("downstream", lang, 0, seed, source=p.lang, parent=p.key)
+              for p in pretrains), TrialSpec("downstream", lang, 0, seed)]
 
 
 def language_budgets(study: StudyConfig, trials: list[TrialSpec]) -> dict[str, list[int]]:
     """Every training budget each language's dataset must offer (bytes, increasing)."""
     out: dict[str, set[int]] = {}
     for t in trials:
-        out.setdefault(t.lang, set()).add(t.budget)
+        if t.kind != "downstream":  # its task is built on the driver, not a dataset
+            out.setdefault(t.lang, set()).add(t.budget)
     return {lang: sorted(b) for lang, b in out.items()}
 
 
@@ -80,5 +97,5 @@ def count_by_kind(trials: list[TrialSpec]) -> dict[str, int]:
     """Number of trials of each kind."""
     counts = {"pretrain": 0, "scratch": 0, "finetune": 0}
     for t in trials:
-        counts[t.kind] += 1
+        counts[t.kind] = counts.get(t.kind, 0) + 1
     return counts
