@@ -189,25 +189,20 @@ ROWS: list[Row] = [
     C("yaml: corpus folder missing", study(corpus="/nonexistent/corpus"), r"nonexistent"),
     C("yaml: run name escapes the output folder", study(name="../../escape"), r"name"),
     C("yaml: shell metacharacters in name", study(name=f"x; touch {PWNED}"), r"name"),
+    C("yaml: downstream unknown key", study(downstream={"task": "/tmp", "epoch": 2}),
+      r"'epoch'.*'epochs'"),
+    C("yaml: downstream task folder missing", study(downstream={"task": "/nonexistent/task"}),
+      r"nonexistent"),
+    C("yaml: downstream without task or construct", study(downstream={"epochs": 2}),
+      r"task|construct"),
+    C("yaml: downstream construct from markov", study(downstream={"construct": {
+        "corpus": "synthetic", "premise_lang": "markov", "hypothesis_lang": "base"}}),
+      r"markov"),
 ]
 
 
-# Rows the sweep (sweeps/, issue 6) does not refuse yet; strict, so a fix makes CI say so.
-SWEEP_GAPS = {
-    "yaml: negative seed": "sweeps.config accepts negative seeds",
-    "yaml: zero cpus per trial": "sweeps.config accepts cpus_per_trial 0",
-    "yaml: negative max_failures": "sweeps.config accepts max_failures < 0",
-    "yaml: corpus folder missing": "--dry-run does not check that a corpus folder exists",
-    "yaml: run name escapes the output folder": "run folder = <output>/<name>-<hash>: a name "
-                                                 "with '..' or '/' escapes --output",
-    "yaml: shell metacharacters in name": "names are not restricted to [A-Za-z0-9._-]",
-}
-
-
 def _params() -> list:
-    return [pytest.param(r, id=r.name, marks=[pytest.mark.xfail(strict=True,
-                                                                reason=SWEEP_GAPS[r.name])]
-                         if r.name in SWEEP_GAPS else []) for r in ROWS]
+    return [pytest.param(r, id=r.name) for r in ROWS]
 
 
 def _fill(arg: str, where: dict[str, Path]) -> str:
@@ -288,7 +283,7 @@ def test_table_has_every_entry_point_and_counts_rows() -> None:
     assert kinds == {"prepare", "train", "analyse", "lid", "distance", "grid"}
     assert len({r.name for r in ROWS}) == len(ROWS)
     print(f"bad inputs in the table: {len(ROWS)}")
-    assert len(ROWS) == 83
+    assert len(ROWS) == 87
 
 
 @pytest.mark.parametrize("row", _params())
