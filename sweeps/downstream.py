@@ -99,7 +99,12 @@ def check_section(section: Any, languages: Any = None) -> dict | None:
         c = check_construct(construct)
         section["construct"] = c.__dict__.copy()
         section.setdefault("language", f"{c.premise_lang}-{c.hypothesis_lang}")
-    elif cfg.source == "local" and not Path(cfg.task).expanduser().is_dir():
+    from sweeps.config import NAME_PATTERN
+
+    if not NAME_PATTERN.fullmatch(task_language(section)):  # part of trial keys and folders
+        raise XferError(f"downstream.language: {task_language(section)!r} may only use "
+                        "letters, digits, '.', '_' and '-'")
+    if construct is None and cfg.source == "local" and not Path(cfg.task).expanduser().is_dir():
         raise XferError(f"downstream.task: task folder {cfg.task!r} does not exist")
     return section
 

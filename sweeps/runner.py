@@ -126,6 +126,17 @@ def start_ray(opts: RunOptions) -> None:
                  dashboard_host="127.0.0.1", **common)
 
 
+def local_token_auth() -> None:
+    """Ray's gRPC servers listen on every interface, whatever the node address: a local
+    instance therefore requires a token made for it (unless the user chose an auth mode).
+    Must run before ``ray`` is imported (Ray reads the mode once)."""
+    if "RAY_AUTH_MODE" not in os.environ:
+        import secrets
+
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
+
+
 def concurrency(study: StudyConfig, opts: RunOptions) -> int:
     """Trials at once: the option, the config, else what the cluster's CPUs/GPUs/TPUs fit."""
     import ray
