@@ -5,31 +5,33 @@ source (twin, relative, markov), trains a scratch curve on the target (base) and
 pretrained model on it at each budget (``xfer.train.run``), then computes D_T with
 ``xfer.transfer`` and prints one table per budget next to the ground truth.
 
-    python bench/synthetic_transfer.py --quick      # 1 seed, < 3 min on 2 idle cores
+    python bench/synthetic_transfer.py --quick      # 1 seed, smallest D_F (< 3 min, 2 idle cores)
     python bench/synthetic_transfer.py              # 3 seeds: twin vs relative with the spread
 
-The recipe (tiny model, lr, batch, step rule) is the one the default sweep config can use; see
-``RECIPE``. Step limits grow with the budget (at least MIN_STEPS, at least EPOCHS passes), every
-run keeps its best-dev checkpoint, and scratch points extend beyond the finetune budgets so
-finetuned perplexities fall inside the curve.
+The model, the data sizes, the budgets and each kind's training recipe are read from the default
+study config (``sweeps/configs/default.yaml``), so this measures exactly what
+``python -m sweeps.grid`` runs: every run takes at least ``min_steps`` optimiser steps (the tiny
+model sits on a loss plateau for the first few hundred), evaluates a few kB of dev every
+``eval_every`` steps, keeps its best-dev checkpoint and stops after ``patience`` evaluations
+without a better one; scratch points extend beyond the finetune budgets at both ends.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 
+from sweeps.config import StudyConfig, load_config
 from xfer.data import prepare
-from xfer.data.synthetic import DEFAULT_LANGUAGES, describe, independent_seed
-from xfer.model import ModelConfig
+from xfer.data.synthetic import DEFAULT_LANGUAGES, describe
 from xfer.train import TrainConfig, run
 from xfer.units import format_budget
 
@@ -37,13 +39,7 @@ TARGET = "base"
 SOURCES = tuple(lang for lang in DEFAULT_LANGUAGES if lang != TARGET)
 RELATED = ("twin", "relative")
 UNRELATED = "markov"
-MODEL = ModelConfig(name="synthetic-bench", d_model=64, n_layers=2, n_heads=2, d_head=32, d_ff=256)
-BASE_CFG = TrainConfig(seq_len=128, batch_size=8, micro_batch_size=8, lr=1e-2, min_lr=1e-3,
-                       eval_every=100, eval_max_bytes=4096, threads=1, keep_checkpoints=1)
-FINETUNE_LR = 1e-2
-MIN_STEPS = 1000  # scratch and finetune runs take at least this many steps...
-EPOCHS = 4  # ...and at least this many passes over their budget
-DEV_BYTES, TEST_BYTES = 16_000, 32_000
+STUDY = "default"  # the study config whose model, data sizes and recipes are measured
 
 
 @dataclass(frozen=True)
@@ -52,64 +48,64 @@ class Mode:
     finetune: tuple[int, ...]  # finetune budgets, bytes
     scratch: tuple[int, ...]  # scratch budgets (beyond the finetune ones), bytes
     pretrain: int  # pretraining budget, bytes
-    pretrain_epochs: int
 
 
-QUICK = Mode((0,), (10_000, 30_000), (10_000, 30_000, 100_000, 300_000), 300_000, 4)
-LONG = Mode((0, 1, 2), (10_000, 30_000, 100_000),
-            (10_000, 30_000, 100_000, 300_000, 1_000_000), 1_000_000, 3)
+def modes(study: StudyConfig) -> dict[str, Mode]:
+    """quick: one seed, the smallest finetune budget; long: three seeds, every budget."""
+    b = study.budgets
+    return {"quick": Mode((0,), b.finetune[:1], study.scratch_budgets, b.pretrain),
+            "long": Mode((0, 1, 2), b.finetune, study.scratch_budgets, b.pretrain)}
 
 
-def epochs_for(budget: int, cfg: TrainConfig) -> int:
-    """Passes over ``budget`` bytes: EPOCHS, or more so that the run makes MIN_STEPS steps."""
-    steps_per_epoch = max(budget // cfg.seq_len // cfg.batch_size, 1)
-    return max(EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+def recipe(study: StudyConfig, kind: str, seed: int) -> TrainConfig:
+    """The study's training config of one kind (pretrain, scratch or finetune), one thread."""
+    return replace(study.train[kind], seed=seed, threads=1)
 
 
-def recipe(kind: str, budget: int, seed: int, mode: Mode) -> TrainConfig:
-    """The training config of one run (kind: pretrain, scratch or finetune)."""
-    if kind == "pretrain":
-        return replace(BASE_CFG, kind=kind, epochs=mode.pretrain_epochs, seed=seed)
-    lr = FINETUNE_LR if kind == "finetune" else BASE_CFG.lr
-    return replace(BASE_CFG, kind=kind, lr=lr, epochs=epochs_for(budget, BASE_CFG), seed=seed,
-                   warmup_steps=0 if kind == "finetune" else None)
-
-
-def prepare_data(root: Path, mode: Mode) -> None:
-    """One dataset per language, each from its own seed (no parallel documents across them)."""
+def prepare_data(study: StudyConfig, root: Path, mode: Mode) -> None:
+    """One dataset per language (the corpus draws each language's documents independently)."""
     for lang in DEFAULT_LANGUAGES:
         budgets = sorted(set(mode.scratch) | set(mode.finetune)) if lang == TARGET \
             else [mode.pretrain]
-        prepare("synthetic", [lang], budgets, DEV_BYTES, TEST_BYTES, independent_seed(lang, 0),
-                root)
+        prepare(study.corpus, [lang], budgets, study.data.dev_bytes, study.data.test_bytes,
+                study.data.seed, root)
 
 
 def train_one(job: tuple) -> dict:
     """Run one trial (in a worker process); return its results-table row."""
-    kind, init, lang, budget, seed, mode, root, out, init_ckpt = job
-    result = run(MODEL, recipe(kind, budget, seed, mode), root, lang, budget, out,
+    kind, init, lang, budget, seed, study, root, out, init_ckpt = job
+    result = run(study.model, recipe(study, kind, seed), root, lang, budget, out,
                  init_checkpoint=init_ckpt)
     return {"kind": kind, "init": init, "target": lang, "budget": budget, "seed": seed,
             "perplexity": result.test_perplexity, "dev_perplexity": result.dev_perplexity,
             "steps": result.steps, "wall_s": result.wall_s, "checkpoint": result.best_checkpoint}
 
 
-def run_all(mode: Mode, work: Path, workers: int) -> pd.DataFrame:
-    """All trials of ``mode``: pretrains and scratch runs, then the finetunes."""
+def run_all(study: StudyConfig, mode: Mode, work: Path, workers: int) -> pd.DataFrame:
+    """All trials of ``mode``: pretrains and scratch runs at once; each source's finetunes as
+    soon as its pretrain has finished (no barrier: the other pretrains may still run)."""
     data = work / "data"
-    prepare_data(data, mode)
+    prepare_data(study, data, mode)
     runs = work / "runs"
-    first = [("pretrain", src, src, mode.pretrain, s, mode, data, runs / f"pre-{src}-s{s}", None)
+    first = [("pretrain", src, src, mode.pretrain, s, study, data, runs / f"pre-{src}-s{s}", None)
              for s in mode.seeds for src in SOURCES]
-    first += [("scratch", "scratch", TARGET, b, s, mode, data, runs / f"scratch-{b}-s{s}", None)
+    first += [("scratch", "scratch", TARGET, b, s, study, data, runs / f"scratch-{b}-s{s}", None)
               for s in mode.seeds for b in sorted(mode.scratch, reverse=True)]
+    rows = []
     with ProcessPoolExecutor(workers) as pool:
-        rows = list(pool.map(train_one, first))
-        ckpts = {(r["init"], r["seed"]): r["checkpoint"] for r in rows if r["kind"] == "pretrain"}
-        second = [("finetune", src, TARGET, b, s, mode, data, runs / f"ft-{src}-{b}-s{s}",
-                   Path(ckpts[(src, s)]))
-                  for s in mode.seeds for src in SOURCES for b in mode.finetune]
-        rows += list(pool.map(train_one, second))
+        pending = {pool.submit(train_one, job) for job in first}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                row = future.result()
+                rows.append(row)
+                if row["kind"] != "pretrain":
+                    continue
+                src, s = row["init"], row["seed"]
+                pending |= {pool.submit(train_one, ("finetune", src, TARGET, b, s, study, data,
+                                                    runs / f"ft-{src}-{b}-s{s}",
+                                                    Path(row["checkpoint"])))
+                            for b in mode.finetune}
     return pd.DataFrame(rows)
 
 
@@ -165,20 +161,24 @@ def report(results: pd.DataFrame, mode: Mode) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 budgets (< 3 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 seed, the smallest finetune budget (< 3 min)")
     parser.add_argument("--workers", type=int, default=2, help="parallel training processes")
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one); "
                         "reusing it resumes finished runs")
     args = parser.parse_args()
-    mode = QUICK if args.quick else LONG
+    study = load_config(STUDY)
+    name = "quick" if args.quick else "long"
+    mode = modes(study)[name]
     start = time.perf_counter()
     if args.work:
-        results = run_all(mode, args.work, args.workers)
+        results = run_all(study, mode, args.work, args.workers)
     else:
         with tempfile.TemporaryDirectory(prefix="xfer-synthetic-") as tmp:
-            results = run_all(mode, Path(tmp), args.workers)
-    print(f"{len(results)} runs in {time.perf_counter() - start:.0f} s "
-          f"({args.workers} workers, {'quick' if args.quick else 'long'} mode)\n")
+            results = run_all(study, mode, Path(tmp), args.workers)
+    print(f"{len(results)} runs, {int(results['steps'].sum())} optimiser steps in "
+          f"{time.perf_counter() - start:.0f} s ({args.workers} workers, {name} mode; "
+          f"load average {os.getloadavg()[0]:.2f})\n")
     return report(results, mode)
 
 
