@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 
-from xfer.cli import _ArgumentParser
+from xfer.cli import ArgumentParser
 from xfer.errors import XferError, exit_on_error
 
 PROG = "python -m sweeps.grid"
@@ -93,7 +93,7 @@ def storage_error(exc: BaseException) -> OSError | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m sweeps.grid``."""
-    parser = _ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     return exit_on_error(PROG, lambda: run(args))

@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from xfer.attention import position_index, relative_position_bucket
 from xfer.errors import XferError
-from xfer.model import (
-    MODEL_CONFIGS,
-    ByteLM,
-    ModelConfig,
-    get_model_config,
-    position_index,
-    relative_position_bucket,
-)
+from xfer.model import MODEL_CONFIGS, ByteLM, ModelConfig, get_model_config, rms_norm
 
 
 def test_paper_config_has_65_8m_parameters() -> None:
@@ -109,3 +103,18 @@ def test_position_index_band_and_far_bucket() -> None:
     distances = torch.arange(1024)
     expected = relative_position_bucket(torch.tensor([1023]), 1023 - distances, 32, 128)[0]
     assert torch.equal(index.by_distance, expected)
+
+
+def test_cpu_rms_norm_matches_torch_values_and_gradients() -> None:
+    # the hand-written CPU backward against autograd through F.rms_norm, in float32
+    torch.manual_seed(0)
+    x = (torch.randn(3, 5, 40) * 3).requires_grad_()
+    weight = torch.randn(40).requires_grad_()
+    grad = torch.randn(3, 5, 40)
+    ours = rms_norm(x, weight, 1e-6)
+    ours_grads = torch.autograd.grad(ours, (x, weight), grad)
+    ref = torch.nn.functional.rms_norm(x, (40,), weight, 1e-6)
+    ref_grads = torch.autograd.grad(ref, (x, weight), grad)
+    torch.testing.assert_close(ours, ref)
+    for got, want in zip(ours_grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _ArgumentParser(argparse.ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
     """argparse, but errors are one line (no usage dump) and exit with status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -35,7 +35,7 @@ def build_parser(command: str) -> tuple[argparse.ArgumentParser, object]:
     """The parser of one subcommand and the module that runs it."""
     module_name, help_text = COMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = _ArgumentParser(prog=f"xfer {command}", description=help_text)
+    parser = ArgumentParser(prog=f"xfer {command}", description=help_text)
     module.add_arguments(parser)
     return parser, module
 
@@ -43,7 +43,7 @@ def build_parser(command: str) -> tuple[argparse.ArgumentParser, object]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``xfer`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    top = _ArgumentParser(prog="xfer", description=__doc__.splitlines()[0])
+    top = ArgumentParser(prog="xfer", description=__doc__.splitlines()[0])
     top.add_argument("command", choices=sorted(COMMANDS), help="; ".join(
         f"{name}: {help_text}" for name, (_, help_text) in COMMANDS.items()))
     if not argv or argv[0] in ("-h", "--help"):

@@ -6,18 +6,7 @@ no dropout. Initialisation follows T5X (the original code's framework): embeddin
 fan-in scaled kernels, the 1/sqrt(d_head) attention scaling folded into the query projection's
 initialisation, so attention itself is unscaled.
 
-Attention uses PyTorch's fused kernels with the position bias as an additive float mask. The
-bucket index [T, T] is computed once per length (cached) and each layer gathers its own table
-through it. Two interchangeable paths compute the same function:
-
-- reference: ``scaled_dot_product_attention`` with bias + causal mask (a mask that needs a
-  gradient; CUDA's memory-efficient kernel returns that gradient, CPU falls back to the unfused
-  math path with full T x T scores);
-- CPU fp32 training (:class:`BandBiasAttention`): the fused CPU flash kernel runs forward and the
-  q/k/v backward with the bias as a constant mask (``is_causal`` skips future blocks); the bias
-  table's gradient is recomputed only inside the band of distances that have buckets of their
-  own. All longer distances share the last bucket, and every row of a softmax gradient sums to
-  zero, so that bucket's gradient is minus the sum over the band (exact, not an approximation).
+Attention (fused kernels, position bias) lives in :mod:`xfer.attention`.
 """
 
 from __future__ import annotations
@@ -29,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xfer.attention import PositionIndex, attention, position_index
 from xfer.errors import XferError
 from xfer.vocab import VOCAB_SIZE
 
@@ -87,168 +77,38 @@ def get_model_config(name: str) -> ModelConfig:
                         f"{', '.join(MODEL_CONFIGS)}") from None
 
 
-def relative_position_bucket(query_pos: torch.Tensor, key_pos: torch.Tensor,
-                             num_buckets: int, max_distance: int) -> torch.Tensor:
-    """T5's causal (unidirectional) relative-position bucket of every query/key pair.
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """T5's RMSNorm over the last dim: x / sqrt(mean(x^2) + eps) * weight (no centring, no bias).
 
-    The distance n = query - key (in bytes, clamped at 0 for future keys) maps to bucket n when
-    n < num_buckets/2, and logarithmically to the remaining buckets up to ``max_distance``;
-    every larger distance shares the last bucket. Returns int64 of shape [Q, K].
+    On CPU in fp32 it is :class:`RMSNormCPU` (one reduction forward, hand-written backward: about
+    half the time of ``F.rms_norm``, which CPU runs as separate ops); elsewhere ``F.rms_norm``
+    (fused on CUDA, and autocast-aware).
     """
-    n = (query_pos[:, None] - key_pos[None, :]).clamp(min=0)
-    max_exact = num_buckets // 2
-    is_small = n < max_exact
-    log_ratio = torch.log(n.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
-    large = max_exact + (log_ratio * (num_buckets - max_exact)).to(torch.long)
-    large = large.clamp(max=num_buckets - 1)
-    return torch.where(is_small, n, large)
+    if x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32:
+        return RMSNormCPU.apply(x, weight, eps)
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
-def causal_mask(length: int, device: torch.device) -> torch.Tensor:
-    """Additive [T, T] mask: 0 where key <= query, -inf where the key lies in the future."""
-    return torch.full((length, length), float("-inf"), device=device).triu(diagonal=1)
-
-
-@dataclass(frozen=True)
-class PositionIndex:
-    """Bucket index shared by all layers for one sequence length (computed once, cached).
-
-    ``buckets`` [T, T] int64 (query, key); ``band`` = the shortest distance (bytes) from which
-    every longer distance up to T-1 shares one bucket, ``far_bucket``; ``band_buckets`` [band]
-    is the bucket of each distance below ``band``.
-    """
-
-    buckets: torch.Tensor
-    band: int
-    band_buckets: torch.Tensor
-    far_bucket: int
-
-    @property
-    def by_distance(self) -> torch.Tensor:
-        """Bucket of every distance 0 .. T-1 (bytes), int64 [T]."""
-        length = self.buckets.shape[0]
-        far = self.band_buckets.new_full((length - self.band,), self.far_bucket)
-        return torch.cat([self.band_buckets, far])
-
-
-def position_index(length: int, num_buckets: int, max_distance: int,
-                   device: torch.device) -> PositionIndex:
-    """The :class:`PositionIndex` of sequences of ``length`` bytes."""
-    pos = torch.arange(length, device=device)
-    by_distance = relative_position_bucket(pos[-1:], pos.flip(0), num_buckets, max_distance)[0]
-    far = int(by_distance[-1])
-    band = int((by_distance != far).sum())  # buckets never decrease with the distance
-    return PositionIndex(relative_position_bucket(pos, pos, num_buckets, max_distance), band,
-                         by_distance[:band].contiguous(), far)
-
-
-def bias_of(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
-    """One layer's position bias [H, T, T] from its table [buckets, H] and the bucket index."""
-    return table.t()[:, buckets]
-
-
-def toeplitz_bias(table: torch.Tensor, index: PositionIndex) -> torch.Tensor:
-    """Contiguous [H, T, T] bias of the causal part (key <= query) without a [T, T] gather.
-
-    The bias depends only on the distance, so each row is a window of one [H, 2T-1] vector.
-    Entries above the diagonal are the distance-0 bias (the flash kernel's ``is_causal``
-    never reads them). Equal to :func:`bias_of` on and below the diagonal.
-    """
-    length = index.buckets.shape[0]
-    by_distance = table.t()[:, index.by_distance]  # [H, T]
-    line = torch.cat([by_distance.flip(1), by_distance[:, :1].expand(-1, length - 1)], 1)
-    return line.unfold(1, length, 1).flip(1)
-
-
-def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
-                        index: PositionIndex) -> torch.Tensor:
-    """Unscaled causal attention [B, H, T, Dh] with the bias + causal mask as a float mask."""
-    length = q.shape[2]
-    mask = bias_of(table, index.buckets) + causal_mask(length, q.device)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=1.0)
-
-
-def _band_bias_grad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                    lse: torch.Tensor, grad_out: torch.Tensor, table: torch.Tensor,
-                    index: PositionIndex) -> torch.Tensor:
-    """Gradient of the loss w.r.t. the bias table [buckets, H] from the band of distances.
-
-    Queries go in blocks of W = band rows; each block sees the 2W keys ending at its last row
-    (keys padded by W on the left). dS = P * (dP - rowsum(dO * O)) is formed only there.
-    """
-    batch, heads, length, dim = q.shape
-    width = index.band
-    grad = torch.zeros_like(table)
-    if width == 0:
-        return grad
-    blocks = -(-length // width)
-    pad = blocks * width - length
-    qb = F.pad(q, (0, 0, 0, pad)).view(batch, heads, blocks, width, dim)
-    dob = F.pad(grad_out, (0, 0, 0, pad)).view(batch, heads, blocks, width, dim)
-    delta = F.pad((grad_out * out).sum(-1), (0, pad)).view(batch, heads, blocks, width, 1)
-    lseb = F.pad(lse, (0, pad)).view(batch, heads, blocks, width, 1)
-    kw = F.pad(k, (0, 0, width, pad)).unfold(2, 2 * width, width)  # [B, H, blocks, Dh, 2W]
-    vw = F.pad(v, (0, 0, width, pad)).unfold(2, 2 * width, width)
-    row = torch.arange(width, device=q.device)
-    col = torch.arange(2 * width, device=q.device)
-    distance = row[:, None] + width - col[None, :]  # [W, 2W]
-    in_band = (distance >= 0) & (distance < width)
-    bucket = index.band_buckets[distance.clamp(0, width - 1)]
-    bias = table.t()[:, bucket].masked_fill(~in_band, float("-inf"))  # [H, W, 2W]
-    start = torch.arange(blocks, device=q.device) * width - width
-    valid = (start[:, None, None] + col) >= 0  # [blocks, 1, 2W]: no padded keys
-    bias = bias[None, :, None].masked_fill(~valid, float("-inf"))  # [1, H, blocks, W, 2W]
-    prob = (qb @ kw).add_(bias).sub_(lseb).exp_()
-    dscore = (dob @ vw).sub_(delta).mul_(prob).sum((0, 2))  # [H, W, 2W]
-    diag = (row[:, None] + width - row[None, :]).expand(heads, width, width)
-    per_distance = dscore.gather(2, diag).sum(1)  # [H, W]: distance d at column d
-    grad.index_add_(0, index.band_buckets, per_distance.t())
-    grad[index.far_bucket] -= per_distance.sum(1)
-    return grad
-
-
-class BandBiasAttention(torch.autograd.Function):
-    """CPU causal attention with a learned position bias: fused flash kernel for q, k, v and
-    a band recompute for the bias table's gradient (see the module docstring)."""
+class RMSNormCPU(torch.autograd.Function):
+    """RMSNorm with its gradient written out: for y = x r w, r = (mean(x^2) + eps)^(-1/2),
+    dx = r (g w - x r mean(g w x r)) and dw = sum over rows of g x r."""
 
     @staticmethod
-    def forward(ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
-                index: PositionIndex) -> torch.Tensor:
-        mask = toeplitz_bias(table, index).unsqueeze(0)
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q, k, v, 0.0, True, attn_mask=mask, scale=1.0)
-        ctx.save_for_backward(q, k, v, table, out, lse, mask)
-        ctx.index = index
-        return out
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        dim = x.shape[-1]
+        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(dim).add_(eps)
+        r.rsqrt_()
+        ctx.save_for_backward(x, weight, r)
+        return (x * r).mul_(weight)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        q, k, v, table, out, lse, mask = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        dq, dk, dv = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-            grad_out, q, k, v, out, lse, 0.0, True, attn_mask=mask, scale=1.0)
-        dtable = None
-        if ctx.needs_input_grad[3]:
-            dtable = _band_bias_grad(q, k, v, out, lse, grad_out, table, ctx.index)
-        return dq, dk, dv, dtable, None
-
-
-CPU_ATTENTION = ("auto", "fused", "reference")
-BAND_PATH_MIN_RATIO = 4  # measured: at T = 256 (band 113) the math path trains faster
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
-              index: PositionIndex, cpu_path: str = "auto") -> torch.Tensor:
-    """Causal attention [B, H, T, Dh] with position bias; both paths compute the same function.
-
-    ``cpu_path`` (CPU fp32 only): ``fused`` = :class:`BandBiasAttention`; ``reference`` =
-    SDPA with mask; ``auto`` = fused when T >= 4 x band (the band recompute is then cheap).
-    """
-    fits = q.device.type == "cpu" and q.dtype == table.dtype == torch.float32
-    long_enough = q.shape[2] >= BAND_PATH_MIN_RATIO * index.band
-    if fits and (cpu_path == "fused" or (cpu_path == "auto" and long_enough)):
-        return BandBiasAttention.apply(q, k, v, table, index)
-    return reference_attention(q, k, v, table, index)
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, r = ctx.saved_tensors
+        normed = x * r
+        grad_weight = (grad * normed).sum(tuple(range(grad.dim() - 1)))
+        grad_w = grad * weight
+        dot = (grad_w * normed).mean(-1, keepdim=True)
+        return grad_w.addcmul_(normed, dot, value=-1).mul_(r), grad_weight, None
 
 
 class RMSNorm(nn.Module):
@@ -260,7 +120,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        return rms_norm(x, self.weight, self.eps)
 
 
 class Attention(nn.Module):
@@ -291,8 +151,11 @@ class GatedGeluMLP(nn.Module):
         self.wo = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, linear = self.wi(x).chunk(2, dim=-1)
-        return self.wo(F.gelu(gate, approximate="tanh") * linear)
+        # two products on the halves of wi (contiguous outputs: no strided elementwise ops and
+        # no concatenation of their gradients; the same function as one product then chunk)
+        w_gate, w_linear = self.wi.weight.split(self.wo.in_features)
+        gate = F.gelu(F.linear(x, w_gate), approximate="tanh")
+        return self.wo(gate * F.linear(x, w_linear))
 
 
 class Block(nn.Module):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from xfer.errors import XferError
+from xfer.errors import XferError, read_json_object
 from xfer.vocab import DOC_SEPARATOR
 
 MANIFEST = "manifest.json"
@@ -47,12 +46,7 @@ def read_manifest(root: Path, lang: str) -> dict:
     path = Path(root) / lang / MANIFEST
     if not path.is_file():
         raise XferError(f"no prepared dataset for {lang!r}: {path} not found (run xfer prepare)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise XferError(f"cannot read {path}: {exc}") from None
-    if not isinstance(manifest, dict) or "splits" not in manifest:
-        raise XferError(f"{path} is not an xfer dataset manifest")
+    manifest = read_json_object(path, f"dataset manifest {path}", "splits")
     return manifest
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from xfer.errors import XferError
+from xfer.errors import XferError, read_json_object
 from xfer.model import ByteLM, ModelConfig
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
@@ -53,12 +53,7 @@ def read_meta(path: Path) -> dict:
     meta_path = Path(path) / META_FILE
     if not meta_path.is_file() or not (Path(path) / MODEL_FILE).is_file():
         raise XferError(f"not a checkpoint directory: {path}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise XferError(f"checkpoint {path}: unreadable {META_FILE}: {exc}") from None
-    if not isinstance(meta, dict) or "model" not in meta:
-        raise XferError(f"checkpoint {path}: {META_FILE} is not a checkpoint description")
+    meta = read_json_object(meta_path, f"checkpoint {path}: {META_FILE}", "model")
     return meta
 
 
