@@ -2,8 +2,8 @@
 tiny study through ``python -m sweeps.grid --address ...``, trials placed on both nodes.
 
 Each node gets its own ``--temp-dir`` so that teardown can find exactly the processes this test
-started (by their command lines) and end them by pid; ``ray stop`` would end every Ray process
-on the machine, other people's included."""
+started (by their command lines, and their descendants) and end them by pid, as ``ray stop``
+does; ``ray stop`` itself would end every Ray process on the machine, other people's included."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tests.test_sweep_run import STUDY, run_grid, write_study
 RAY = str(Path(sys.executable).with_name("ray"))
 NODE_MEMORY = 2 * 1024**3
 OBJECT_STORE = 200 * 1024**2
+RAY_STOP_GRACE_S = 16 / 3  # ``ray stop``: --grace-period 16 s, shared by its 3 process groups
 
 
 def free_ports(n: int) -> list[int]:
@@ -68,17 +69,97 @@ def processes_under(temp_dirs: list[Path]) -> list[int]:
     return found
 
 
-def stop_nodes(temp_dirs: list[Path]) -> None:
-    """End the processes our ``ray start`` calls launched, by pid: TERM, then KILL."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        for pid in processes_under(temp_dirs):
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live process (Linux /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            out[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return out
+
+
+def node_processes(temp_dirs: list[Path]) -> list[int]:
+    """Every process of our nodes: those naming a node's temp dir in their command line (raylet,
+    GCS, log monitor, ...) and all their descendants. Workers and agents are the raylet's
+    children; their titles (``ray::...``) no longer name the temp dir, and the agents survive
+    their raylet (orphaned, ignoring SIGTERM), so they must be found before anything is ended."""
+    found = set(processes_under(temp_dirs))
+    parents = _parents()
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return sorted(found)
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (zombies, whoever has to reap them, count as ended)."""
+    out = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            out.append(pid)
+    return out
+
+
+def end_pids(pids: list[int], grace: float) -> None:
+    """SIGTERM ``pids``, wait up to ``grace`` seconds, SIGKILL the rest (as ``ray stop``)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in alive(pids):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.time() + wait
-        while processes_under(temp_dirs) and time.time() < deadline:
-            time.sleep(0.2)
+        while alive(pids) and time.time() < deadline:
+            time.sleep(0.1)
+
+
+def stop_nodes(temp_dirs: list[Path], grace: float = RAY_STOP_GRACE_S) -> list[int]:
+    """``ray stop`` restricted to our nodes' processes (:func:`node_processes`), in its order:
+    raylets, then everything else but the GCS, then the GCS; each group SIGTERM, up to
+    ``grace`` seconds, then SIGKILL. Returns the pids it ended."""
+    pids = node_processes(temp_dirs)
+    names = {}
+    for pid in pids:
+        try:
+            names[pid] = Path(os.readlink(f"/proc/{pid}/exe")).name
+        except OSError:
+            names[pid] = ""
+    raylets = [p for p in pids if names[p] == "raylet"]
+    gcs = [p for p in pids if names[p] == "gcs_server"]
+    for group in (raylets, [p for p in pids if p not in raylets + gcs], gcs):
+        end_pids(group, grace)
+    return pids
+
+
+def start_cluster(head_dir: Path, worker_dir: Path, env: dict[str, str]) -> str:
+    """``ray start --head`` on 127.0.0.1 and one worker node joining it, each with one CPU and
+    its own temp dir and ports; returns the cluster address (``127.0.0.1:<GCS port>``)."""
+    gcs, client, *ports = free_ports(14)
+    subprocess.run([RAY, "start", "--head", "--port", str(gcs), "--node-ip-address",
+                    "127.0.0.1", "--include-dashboard", "false", "--ray-client-server-port",
+                    str(client), *node_args(head_dir, ports[:6])],
+                   check=True, env=env, capture_output=True, timeout=120)
+    subprocess.run([RAY, "start", "--address", f"127.0.0.1:{gcs}", "--node-ip-address",
+                    "127.0.0.1", *node_args(worker_dir, ports[6:12])],
+                   check=True, env=env, capture_output=True, timeout=120)
+    return f"127.0.0.1:{gcs}"
+
+
+def cluster_env(**extra: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Token authentication with a token made for this cluster, to give to every process:
+    returns (the auth variables, the environment for ``ray start``)."""
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    return auth, {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth, **extra}
 
 
 @pytest.mark.slow
@@ -86,23 +167,14 @@ def test_two_node_cluster_runs_a_study_on_both_nodes(tmp_path: Path) -> None:
     # short paths: Ray's unix sockets live under the temp dir (108-character limit)
     root = Path(tempfile.mkdtemp(prefix="xr", dir="/tmp"))
     head_dir, worker_dir = root / "h", root / "w"
-    # token authentication, with a token made for this cluster and given to every process
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **auth}
-    gcs, client, *ports = free_ports(14)
+    auth, env = cluster_env()
     try:
-        subprocess.run([RAY, "start", "--head", "--port", str(gcs), "--node-ip-address",
-                        "127.0.0.1", "--include-dashboard", "false", "--ray-client-server-port",
-                        str(client), *node_args(head_dir, ports[:6])],
-                       check=True, env=env, capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", "--address", f"127.0.0.1:{gcs}", "--node-ip-address",
-                        "127.0.0.1", *node_args(worker_dir, ports[6:12])],
-                       check=True, env=env, capture_output=True, timeout=120)
+        address = start_cluster(head_dir, worker_dir, env)
         study = {**STUDY, "name": "twonode",
                  "languages": {"sources": ["base", "twin"], "targets": ["base", "twin"]},
                  "budgets": {"pretrain": "20K", "finetune": ["4K"], "scratch": ["2K", "8K"]}}
         out = tmp_path / "runs"
-        done = run_grid(write_study(tmp_path, study), out, "--address", f"127.0.0.1:{gcs}",
+        done = run_grid(write_study(tmp_path, study), out, "--address", address,
                         env=auth)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "up to 2 at once" in done.stdout
@@ -112,6 +184,6 @@ def test_two_node_cluster_runs_a_study_on_both_nodes(tmp_path: Path) -> None:
         assert results.node.nunique() == 2, results[["key", "node"]]
         assert (run_dir / "report" / "report.md").is_file()
     finally:
-        stop_nodes([head_dir, worker_dir])
+        ended = stop_nodes([head_dir, worker_dir])
         shutil.rmtree(root, ignore_errors=True)
-    assert not processes_under([head_dir, worker_dir])
+    assert not alive(ended) and not processes_under([head_dir, worker_dir])
