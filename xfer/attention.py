@@ -109,35 +109,42 @@ def _band_bias_grad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torc
                     index: PositionIndex) -> torch.Tensor:
     """Gradient of the loss w.r.t. the bias table [buckets, H] from the band of distances.
 
-    Queries go in blocks of W = band rows; each block sees the 2W keys ending at its last row
-    (keys padded by W on the left). dS = P * (dP - rowsum(dO * O)) is formed only there.
+    Queries go in blocks of w rows, w = the band W rounded up to a multiple of 16 (matrix
+    products of odd sizes run at half speed). Row r of a block reaches distances 0..w-1 through
+    the keys of its own block at columns c <= r (distance r - c) and of the block before at
+    c > r (distance r - c + w); folding the two w x w score matrices on the diagonal gives one
+    w x w matrix holding each row's distances 0..w-1 once, distance (r - c) mod w.
+    dS = P * (dP - rowsum(dO * O)) is formed there and summed per distance below W.
     """
     batch, heads, length, dim = q.shape
-    width = index.band
+    band = index.band
     grad = torch.zeros_like(table)
-    if width == 0:
+    if band == 0:
         return grad
+    width = -(-band // 16) * 16
     blocks = -(-length // width)
     pad = blocks * width - length
-    qb = F.pad(q, (0, 0, 0, pad)).view(batch, heads, blocks, width, dim)
-    dob = F.pad(grad_out, (0, 0, 0, pad)).view(batch, heads, blocks, width, dim)
-    delta = F.pad((grad_out * out).sum(-1), (0, pad)).view(batch, heads, blocks, width, 1)
-    lseb = F.pad(lse, (0, pad)).view(batch, heads, blocks, width, 1)
-    kw = F.pad(k, (0, 0, width, pad)).unfold(2, 2 * width, width)  # [B, H, blocks, Dh, 2W]
-    vw = F.pad(v, (0, 0, width, pad)).unfold(2, 2 * width, width)
+
+    def rows(x: torch.Tensor, before: int = 0) -> torch.Tensor:  # [B, H, blocks, w, ...]
+        shift = (before, pad - before)
+        return F.pad(x, (0, 0, *shift) if x.dim() == 4 else shift).unflatten(2, (blocks, width))
+
+    def fold(a: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:  # a . keys^T, folded
+        return torch.where(lower, a @ rows(keys).mT, a @ rows(keys, before=width).mT)
+
     row = torch.arange(width, device=q.device)
-    col = torch.arange(2 * width, device=q.device)
-    distance = row[:, None] + width - col[None, :]  # [W, 2W]
-    in_band = (distance >= 0) & (distance < width)
-    bucket = index.band_buckets[distance.clamp(0, width - 1)]
-    bias = table.t()[:, bucket].masked_fill(~in_band, float("-inf"))  # [H, W, 2W]
-    start = torch.arange(blocks, device=q.device) * width - width
-    valid = (start[:, None, None] + col) >= 0  # [blocks, 1, 2W]: no padded keys
-    bias = bias[None, :, None].masked_fill(~valid, float("-inf"))  # [1, H, blocks, W, 2W]
-    prob = (qb @ kw).add_(bias).sub_(lseb).exp_()
-    dscore = (dob @ vw).sub_(delta).mul_(prob).sum((0, 2))  # [H, W, 2W]
-    diag = (row[:, None] + width - row[None, :]).expand(heads, width, width)
-    per_distance = dscore.gather(2, diag).sum(1)  # [H, W]: distance d at column d
+    lower = row[:, None] >= row[None, :]  # own block (c <= r); above: the block before
+    distance = (row[:, None] - row[None, :]) % width  # [w, w]
+    in_band = distance < band
+    bucket = index.band_buckets[distance.clamp(max=band - 1)].masked_fill(~in_band,
+                                                                         index.far_bucket)
+    bias = table.t()[:, bucket][None, :, None].repeat(1, 1, blocks, 1, 1)  # [1, H, blocks, w, w]
+    bias[:, :, 0].masked_fill_(~lower, float("-inf"))  # no keys before the first block
+    prob = fold(rows(q), k).add_(bias).sub_(rows(lse).unsqueeze(-1)).exp_()
+    delta = rows((grad_out * out).sum(-1)).unsqueeze(-1)
+    dscore = fold(rows(grad_out), v).sub_(delta).mul_(prob).sum(0).sum(1)  # [H, w, w]
+    per_distance = dscore.masked_fill_(~in_band, 0.0).new_zeros(heads, band).index_add_(
+        1, distance[in_band], dscore[:, in_band])
     grad.index_add_(0, index.band_buckets, per_distance.t())
     grad[index.far_bucket] -= per_distance.sum(1)
     return grad
