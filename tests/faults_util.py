@@ -135,17 +135,37 @@ def processes_under(marks: list[Path]) -> list[int]:
     return found
 
 
-def end_processes_under(marks: list[Path]) -> None:
-    """TERM, then KILL, the processes :func:`processes_under` finds."""
-    for sig, wait in ((signal.SIGTERM, 8.0), (signal.SIGKILL, 5.0)):
-        for pid in processes_under(marks):
+def alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (zombies, whoever has to reap them, count as ended)."""
+    out = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            out.append(pid)
+    return out
+
+
+def end_pids(pids: list[int], grace: float) -> None:
+    """SIGTERM ``pids``, wait up to ``grace`` seconds, SIGKILL the rest (as ``ray stop``)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in alive(pids):
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.time() + wait
-        while processes_under(marks) and time.time() < deadline:
-            time.sleep(0.2)
+        while alive(pids) and time.time() < deadline:
+            time.sleep(0.1)
+
+
+def end_processes_under(marks: list[Path]) -> None:
+    """TERM, then KILL, the processes :func:`processes_under` finds (twice: a process started
+    while the first ones ended is caught by the second pass)."""
+    for _ in range(2):
+        end_pids(processes_under(marks), grace=8.0)
 
 
 def trial_worker_pids(ray_tmp: Path, key: str) -> list[int]:

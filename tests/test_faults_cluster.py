@@ -46,6 +46,7 @@ from sweeps.config import load_config
 from sweeps.trials import TrialSpec, build_trials
 from tests.faults_util import (
     TINY_TRIALS,
+    alive,
     ledger_keys,
     run_dir_of,
     start_grid,
@@ -54,7 +55,6 @@ from tests.faults_util import (
     write_yaml,
 )
 from tests.test_sweep_cluster import (
-    alive,
     cluster_env,
     node_processes,
     start_cluster,

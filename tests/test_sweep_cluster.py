@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.faults_util import alive, end_pids, processes_under
 from tests.test_sweep_run import STUDY, run_grid, write_study
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -53,22 +52,6 @@ def node_args(temp_dir: Path, ports: list[int]) -> list[str]:
     return args
 
 
-def processes_under(temp_dirs: list[Path]) -> list[int]:
-    """Pids of processes whose command line names one of our nodes' temp dirs (Linux /proc)."""
-    marks = [str(d).encode() for d in temp_dirs]
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if any(m in cmd for m in marks):
-            found.append(int(entry.name))
-    return found
-
-
 def _parents() -> dict[int, int]:
     """pid -> parent pid of every live process (Linux /proc)."""
     out = {}
@@ -95,32 +78,6 @@ def node_processes(temp_dirs: list[Path]) -> list[int]:
         found |= more
         grew = bool(more)
     return sorted(found)
-
-
-def alive(pids: list[int]) -> list[int]:
-    """Those of ``pids`` still running (zombies, whoever has to reap them, count as ended)."""
-    out = []
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[1].split()[0] != "Z":
-            out.append(pid)
-    return out
-
-
-def end_pids(pids: list[int], grace: float) -> None:
-    """SIGTERM ``pids``, wait up to ``grace`` seconds, SIGKILL the rest (as ``ray stop``)."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        for pid in alive(pids):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + wait
-        while alive(pids) and time.time() < deadline:
-            time.sleep(0.1)
 
 
 def stop_nodes(temp_dirs: list[Path], grace: float = RAY_STOP_GRACE_S) -> list[int]:

@@ -15,21 +15,11 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.faults_util import study
 
 LANGS = ["base", "twin", "relative"]
-STUDY = {
-    "name": "tinyrun", "corpus": "synthetic",
-    "languages": {"sources": LANGS, "targets": LANGS},
-    "budgets": {"pretrain": "40K", "finetune": ["4K"], "scratch": ["2K", "8K"]},
-    "data": {"dev_bytes": "2K", "test_bytes": "2K"},
-    "model": {"preset": "tiny", "d_model": 32, "n_layers": 1, "n_heads": 1, "d_head": 32,
-              "d_ff": 64},
-    "train": {"seq_len": 64, "batch_size": 4, "micro_batch_size": 4,
-              "pretrain": {"lr": 3.0e-3, "epochs": 1},
-              "scratch": {"lr": 3.0e-3, "epochs": 2},
-              "finetune": {"lr": 1.0e-3, "epochs": 2}},
-    "analysis": {"contamination": False},
-}
+STUDY = study(name="tinyrun", languages={"sources": LANGS, "targets": LANGS},
+              budgets={"pretrain": "40K"})
 
 
 def write_study(tmp: Path, study: dict = STUDY) -> Path:
