@@ -1,4 +1,5 @@
-"""Downstream check: constructed FLORES-200 task, classifier training, resume, bad inputs, table."""
+"""Downstream check: constructed FLORES-200 task, classifier training (scratch and a pretrained-like
+init), resume, bad inputs, table."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from sweeps.downstream import synthetic_aligned_lines
 from xfer.downstream import (
     DownstreamConfig,
     PairClassifier,
@@ -137,6 +139,56 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(flores, tmp_path):
     assert again["train_loss"] == whole["train_loss"]
     with pytest.raises(XferError, match="lr=0.001"):
         run(TINY, DownstreamConfig(**{**cfg.to_dict(), "lr": 1e-2}), tmp_path / "whole")
+    # a result from before position_bias existed kept the tables: not returned as a zero run
+    meta_path = tmp_path / "whole" / "best" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["downstream"]["position_bias"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(XferError, match="position_bias='keep', not 'zero'"):
+        run(TINY, cfg, tmp_path / "whole")
+
+
+def base_twin_task(tmp_path: Path) -> Path:
+    """The default study's task in small: base sentences and their twin transliterations (1)
+    or another sentence's (0), 256 + 128 pairs of at most 64 bytes. Counting bytes solves it
+    (a twin sentence has about twice its base sentence's bytes), so a classifier must compare
+    the premise with the hypothesis across the whole pair."""
+    premises, hypotheses = synthetic_aligned_lines("base", "twin", 1500, 0)
+    pairs = [(p, h) for p, h in zip(premises, hypotheses, strict=True)
+             if len(p.encode()) + len(h.encode()) + 2 <= 64][:384]
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    for lang, lines in (("base", [p for p, _ in pairs]), ("twin", [h for _, h in pairs])):
+        (aligned / f"{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return build_translation_task(aligned, "base", "twin", 256, 128, 0, tmp_path / "task")
+
+
+def pretrained_like_checkpoint(path: Path) -> Path:
+    """A ByteLM with a pretrained LM's position bias: in every layer distance 0 at -1, distances
+    1-4 at +3, farther at -3.5 nats (the default study's base LM, layer 0: -1.0/-0.8, up to
+    +3.3/+2.6, -1.5 to -3.8). What keeps such a model's classifier at chance (module docstring of
+    xfer.downstream) is this bias, so the rest of the model may stay random."""
+    torch.manual_seed(3)
+    lm = ByteLM(TINY)
+    with torch.no_grad():
+        for block in lm.blocks:
+            block.rel_bias.weight.fill_(-3.5)
+            block.rel_bias.weight[1:5] = 3.0
+            block.rel_bias.weight[0] = -1.0
+    return save_checkpoint(path, lm, {"model": TINY.to_dict(), "lang": "local"})
+
+
+def test_pretrained_like_init_learns_with_position_bias_zeroed(tmp_path):
+    # ~8 s a run on one core; the same run keeping the local bias stays at chance
+    source = pretrained_like_checkpoint(tmp_path / "pretrained")
+    cfg = DownstreamConfig(task=str(base_twin_task(tmp_path)), language="base-twin", epochs=8,
+                           lr=1e-3, batch_size=32, max_len=64, threads=1)
+    learned = run(None, cfg, tmp_path / "zero", init_checkpoint=source)
+    kept = run(None, DownstreamConfig(**{**cfg.to_dict(), "position_bias": "keep"}),
+               tmp_path / "keep", init_checkpoint=source)
+    print({k: (learned[k], kept[k]) for k in ("accuracy_before", "accuracy", "wall_s")})
+    assert learned["init"] == "local" and learned["accuracy"] >= 0.7
+    assert kept["accuracy"] <= 0.6
 
 
 def test_init_from_a_language_model_checkpoint(flores, tmp_path):
@@ -149,8 +201,13 @@ def test_init_from_a_language_model_checkpoint(flores, tmp_path):
     result = run(None, cfg, tmp_path / "run", init_checkpoint=source)
     assert result["init"] == "de"
     stored = torch.load(tmp_path / "run" / "best" / "model.pt", weights_only=True)
-    for name, value in lm.state_dict().items():
-        assert torch.equal(stored[f"lm.{name}"], value), name
+    for name, value in lm.state_dict().items():  # all weights but the zeroed position bias
+        expected = torch.zeros_like(value) if "rel_bias" in name else value
+        assert torch.equal(stored[f"lm.{name}"], expected), name
+    keep = DownstreamConfig(**{**cfg.to_dict(), "position_bias": "keep"})
+    run(None, keep, tmp_path / "keep", init_checkpoint=source)
+    stored = torch.load(tmp_path / "keep" / "best" / "model.pt", weights_only=True)
+    assert all(torch.equal(stored[f"lm.{k}"], v) for k, v in lm.state_dict().items())
     other = ModelConfig(name="other", d_model=32, n_layers=1, n_heads=1, d_head=32, d_ff=64)
     with pytest.raises(XferError, match="model config"):
         run(other, cfg, tmp_path / "run2", init_checkpoint=source)
@@ -219,6 +276,8 @@ def test_bad_files_and_configs(tmp_path):
         DownstreamConfig(task="x", columns={"answer": "y"})
     with pytest.raises(XferError, match="task source"):
         DownstreamConfig(task="x", source="web")
+    with pytest.raises(XferError, match="position_bias must be one of zero, keep"):
+        DownstreamConfig(task="x", position_bias="random")
     with pytest.raises(XferError, match="not a multiple"):
         DownstreamConfig(task="x", batch_size=10, micro_batch_size=4)
     with pytest.raises(XferError, match="needs a model config"):
