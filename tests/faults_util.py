@@ -135,17 +135,18 @@ def processes_under(marks: list[Path]) -> list[int]:
     return found
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state, parent pid, ...), or
+    None when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def alive(pids: list[int]) -> list[int]:
     """Those of ``pids`` still running (zombies, whoever has to reap them, count as ended)."""
-    out = []
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[1].split()[0] != "Z":
-            out.append(pid)
-    return out
+    return [pid for pid in pids if (stat := proc_stat(pid)) is not None and stat[0] != "Z"]
 
 
 def end_pids(pids: list[int], grace: float) -> None:

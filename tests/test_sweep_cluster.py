@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.faults_util import alive, end_pids, processes_under
+from tests.faults_util import alive, end_pids, proc_stat, processes_under
 from tests.test_sweep_run import STUDY, run_grid, write_study
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -56,12 +56,9 @@ def _parents() -> dict[int, int]:
     """pid -> parent pid of every live process (Linux /proc)."""
     out = {}
     for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if stat:
-            out[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        stat = proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None:
+            out[int(entry.name)] = int(stat[1])
     return out
 
 

@@ -143,8 +143,8 @@ def _band_bias_grad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torc
     prob = fold(rows(q), k).add_(bias).sub_(rows(lse).unsqueeze(-1)).exp_()
     delta = rows((grad_out * out).sum(-1)).unsqueeze(-1)
     dscore = fold(rows(grad_out), v).sub_(delta).mul_(prob).sum(0).sum(1)  # [H, w, w]
-    per_distance = dscore.masked_fill_(~in_band, 0.0).new_zeros(heads, band).index_add_(
-        1, distance[in_band], dscore[:, in_band])
+    per_distance = dscore.new_zeros(heads, band).index_add_(1, distance[in_band],
+                                                            dscore[:, in_band])
     grad.index_add_(0, index.band_buckets, per_distance.t())
     grad[index.far_bucket] -= per_distance.sum(1)
     return grad

@@ -46,8 +46,7 @@ def read_manifest(root: Path, lang: str) -> dict:
     path = Path(root) / lang / MANIFEST
     if not path.is_file():
         raise XferError(f"no prepared dataset for {lang!r}: {path} not found (run xfer prepare)")
-    manifest = read_json_object(path, f"dataset manifest {path}", "splits")
-    return manifest
+    return read_json_object(path, f"dataset manifest {path}", "splits")
 
 
 def load_split(root: Path, lang: str, split: str, budget: int | None = None) -> np.ndarray:

@@ -53,8 +53,7 @@ def read_meta(path: Path) -> dict:
     meta_path = Path(path) / META_FILE
     if not meta_path.is_file() or not (Path(path) / MODEL_FILE).is_file():
         raise XferError(f"not a checkpoint directory: {path}")
-    meta = read_json_object(meta_path, f"checkpoint {path}: {META_FILE}", "model")
-    return meta
+    return read_json_object(meta_path, f"checkpoint {path}: {META_FILE}", "model")
 
 
 def load_state(path: Path, name: str) -> dict:
