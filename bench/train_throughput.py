@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from xfer.model import ByteLM, ModelConfig
 from xfer.training.device import resolve_device
+from xfer.training.loop import fused_option
 
 PRESETS = {  # model dims, sequence length, sequences per step
     "paper": (ModelConfig(name="paper"), 1024, 4),
@@ -68,7 +69,8 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, clock=time.perf_counte
 
 
 def make_step(model: torch.nn.Module, logits_of, ids: torch.Tensor, autocast):
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1,
+                            **fused_option(model))  # as xfer's training loop
 
     def step() -> None:
         with autocast():

@@ -125,13 +125,27 @@ def evaluate(model: torch.nn.Module, raw: np.ndarray, cfg: TrainConfig, device: 
     return total, count
 
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")
+
+
+def fused_option(model: torch.nn.Module) -> dict:
+    """``{"fused": True}`` where every parameter is on a device with PyTorch's fused AdamW."""
+    fused = all(p.device.type in FUSED_ADAMW_DEVICES for p in model.parameters())
+    return {"fused": True} if fused else {}
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices (projections, embedding), not on norms or bias tables."""
+    """AdamW; weight decay on matrices (projections, embedding), not on norms or bias tables.
+
+    On cpu and cuda it is PyTorch's fused AdamW (one vectorised kernel for all parameters;
+    the paper model's step on 2 CPU threads: 35 ms, against 170-240 ms for the default loop
+    over parameters)."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "rel_bias" not in n]
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "rel_bias" not in n)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": other, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=peak_lr(cfg), betas=(cfg.beta1, cfg.beta2))
+    return torch.optim.AdamW(groups, lr=peak_lr(cfg), betas=(cfg.beta1, cfg.beta2),
+                             **fused_option(model))
 
 
 def _rng_state() -> dict:
