@@ -23,6 +23,7 @@ import xfer
 from xfer.data.corpora import DEFAULT_SHUFFLE_BUFFER, Corpus, Draw, open_corpus
 from xfer.data.writer import SplitWriter
 from xfer.errors import XferError
+from xfer.memory import keep_freed_memory
 from xfer.units import format_budget, parse_budgets, parse_bytes
 from xfer.vocab import DOC_SEPARATOR
 
@@ -153,6 +154,7 @@ def prepare_language(source: Corpus, lang: str, budgets: list[int], dev_bytes: i
         _check_existing(final, settings)
         return final
     out.mkdir(parents=True, exist_ok=True)
+    keep_freed_memory()  # large arrays come and go in every round: no page faults each time
     staging = Path(tempfile.mkdtemp(prefix=f".{lang}.partial-", dir=out))
     try:
         manifest = _build(source, lang, budgets, dev_bytes, test_bytes, seed, staging, command,
@@ -181,7 +183,8 @@ def prepare(corpus: str | os.PathLike, langs: Sequence[str], budgets: Sequence[i
     Documents are drawn in a seeded random order without replacement: dev first, then test,
     then train, so dev/test never overlap any budget and each budget is a prefix of the next.
     Idempotent: a folder already made with the same settings is left as it is; one made with
-    different settings raises :class:`XferError`. Returns the language folders."""
+    different settings raises :class:`XferError`. Returns the language folders. Building a
+    folder applies :func:`xfer.memory.keep_freed_memory` to this process."""
     corpus = str(corpus)
     budgets = parse_budgets(list(budgets))
     dev_bytes, test_bytes = parse_bytes(dev_bytes), parse_bytes(test_bytes)

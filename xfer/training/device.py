@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from xfer.errors import XferError
+from xfer.memory import keep_freed_memory
 
 DEVICES = ("cpu", "cuda", "xla")
 
@@ -33,31 +32,6 @@ class Device:
 
 def _no_sync() -> None:
     """Eager devices need no step barrier."""
-
-
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameter numbers (malloc.h)
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for reuse instead of returning it to the kernel.
-
-    glibc serves every allocation of 32 MB or more (one [4, 1024, 2560] fp32 activation of the
-    paper model is 42 MB) with a fresh ``mmap`` and unmaps it on ``free``, so each training
-    step page-faults its large activations in again. Measured on the paper model, batch 4,
-    2 threads, after 3 warm-up steps: 13.9 s a step with 0.42M page faults and 1.9 s of kernel
-    time; with this, 12.6 s and no faults, peak RSS 4.58 -> 4.74 GB.
-    Allocations no longer use ``mmap`` and the heap is never trimmed, so the process keeps its
-    peak memory (its next step needs it again). Applies to the whole process, from the call
-    on; allocations of threads with their own malloc arena that exceed its 64 MB heaps still
-    use ``mmap``. Returns False (nothing changed) where the C library is not glibc.
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def resolve_device(name: str, precision: str = "auto") -> Device:
