@@ -15,7 +15,7 @@ makes the driver build a translation-detection task once, before the trials star
 
 Each seed gets one downstream trial per pretrained source (initialised from its best
 checkpoint) and one from scratch; their validation accuracies become the report's
-"Downstream accuracy" table (:func:`xfer.downstream.downstream_table`).
+"Downstream accuracy" table (:func:`xfer.report.downstream_table`).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def planned_pair_bytes(section: dict) -> int:
 
 def report_section(rows: list[dict]) -> dict[str, str]:
     """``{"Downstream accuracy": table}`` from the ledger's downstream rows (empty if none)."""
-    from xfer.downstream import downstream_table
+    from xfer.report import downstream_table
 
     rows = [r for r in rows if r.get("kind") == "downstream" and r.get("accuracy") is not None]
     if not rows:

@@ -14,7 +14,6 @@ from sweeps.downstream import synthetic_aligned_lines
 from xfer.downstream import (
     DownstreamConfig,
     PairClassifier,
-    downstream_table,
     encode_pairs,
     load_task,
     run,
@@ -23,6 +22,7 @@ from xfer.downstream import (
 from xfer.downstream_data import build_translation_task
 from xfer.errors import XferError
 from xfer.model import ByteLM, ModelConfig
+from xfer.report import downstream_table
 from xfer.training.checkpoint import save_checkpoint
 from xfer.training.loop import Callback
 from xfer.vocab import EOS_ID

@@ -48,7 +48,6 @@ from xfer.downstream_data import (
 )
 from xfer.errors import XferError
 from xfer.model import ByteLM, ModelConfig
-from xfer.report import markdown_table
 from xfer.training import checkpoint as ckpt
 from xfer.training.config import TrainConfig, check_same_settings
 from xfer.training.device import Device, resolve_device
@@ -56,8 +55,7 @@ from xfer.training.loop import Callback, make_optimizer
 from xfer.transfer import SCRATCH
 from xfer.vocab import EOS_ID, PAD_ID, encode
 
-__all__ = ["DownstreamConfig", "PairClassifier", "build_translation_task", "downstream_table",
-           "load_task", "run"]
+__all__ = ["DownstreamConfig", "PairClassifier", "build_translation_task", "load_task", "run"]
 
 SOURCES = ("local", "hub")
 POSITION_BIAS = ("zero", "keep")
@@ -358,45 +356,3 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
               "best_checkpoint": str(out_dir / "best")}
     ckpt.write_json_atomic(out_dir / RESULT_FILE, result)
     return result
-
-
-def _percent(value: float) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
-
-
-def downstream_table(rows: pd.DataFrame) -> str:
-    """Markdown: validation accuracy (%) per init (sources, then the scratch baseline).
-
-    ``rows``: one row per downstream run with ``init`` and ``accuracy`` (0..1); optional
-    ``accuracy_before``, ``seed``, ``language``, ``task``. Several seeds: mean ± std. Pass it to
-    ``xfer.analyse.analyse(..., extra_sections={"Downstream accuracy": downstream_table(rows)})``.
-    """
-    missing = [c for c in ("init", "accuracy") if c not in rows.columns]
-    if missing:
-        raise XferError(f"downstream results lack column(s) {', '.join(missing)}")
-    if rows.empty:
-        raise XferError("no downstream results to tabulate")
-    frame = rows.copy()
-    if "accuracy_before" not in frame:
-        frame["accuracy_before"] = float("nan")
-    stats = frame.groupby("init").agg(mean=("accuracy", "mean"), std=("accuracy", "std"),
-                                      n=("accuracy", "size"), before=("accuracy_before", "mean"))
-    scratch = stats["mean"].get(SCRATCH, float("nan"))
-    sources = stats.drop(index=SCRATCH, errors="ignore").sort_values("mean", ascending=False)
-    order = list(sources.index) + ([SCRATCH] if SCRATCH in stats.index else [])
-    table = []
-    for name in order:
-        row = stats.loc[name]
-        acc = _percent(row["mean"]) + (f" ± {100 * row['std']:.1f}" if row["n"] > 1 else "")
-        delta = (f"{100 * (row['mean'] - scratch):+.1f}"
-                 if name != SCRATCH and math.isfinite(scratch) else "–")
-        table.append([name, acc, delta, _percent(row["before"]), str(int(row["n"]))])
-    what = []
-    for col in ("task", "language"):
-        if col in frame:
-            what.append(f"{col} {', '.join(sorted(map(str, frame[col].dropna().unique())))}")
-    intro = ("Validation accuracy (%) of each source model finetuned as a two-class sentence-pair "
-             "classifier (best epoch), against a randomly initialised model (scratch)"
-             + (f"; {'; '.join(what)}" if what else "") + ". Chance is 50%.")
-    header = ["init", "accuracy %", "Δ vs scratch (points)", "before training %", "runs"]
-    return intro + "\n\n" + markdown_table(header, table)
