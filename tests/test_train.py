@@ -245,7 +245,7 @@ def test_new_settings_are_checked_on_resume(english: Path, tmp_path: Path) -> No
 
 
 FAULTS_OF_LARGE_ALLOCATIONS = """
-import resource, sys, torch
+import resource, torch
 from xfer.training.device import resolve_device
 
 def faults(times: int) -> int:
