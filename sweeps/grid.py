@@ -58,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
         print(dry_run(study, as_json=args.json))
         return 0
-    from sweeps.runner import RunOptions, local_token_auth, run_study
+    from sweeps.runner import RunOptions, run_study
 
-    if not args.address:
-        local_token_auth()
     options = RunOptions(address=args.address, output=args.output, storage=args.storage,
                          max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
                          dashboard=args.dashboard, verbose=args.verbose)

@@ -104,8 +104,9 @@ class DataPrep:
         return True
 
 
-def start_ray(opts: RunOptions) -> None:
-    """Connect to ``opts.address`` or start a local Ray (dashboard on 127.0.0.1, stats off)."""
+def start_ray(opts: RunOptions, token_file: Path | None = None) -> None:
+    """Connect to ``opts.address`` or start a local Ray (dashboard on 127.0.0.1, stats off);
+    for a local one, print the dashboard's URL and where its token is."""
     import logging
 
     import ray
@@ -121,20 +122,50 @@ def start_ray(opts: RunOptions) -> None:
               "ignore_reinit_error": True, "log_to_driver": opts.verbose >= 2}
     if opts.address:
         ray.init(address=opts.address, **common)
-    else:
-        ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
-                 dashboard_host="127.0.0.1", **common)
+        return
+    context = ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
+                       dashboard_host="127.0.0.1", **common)
+    if opts.dashboard and context.dashboard_url and token_file is not None:
+        print(f"[xfer] dashboard http://{context.dashboard_url} (sign in with the token in "
+              f"{token_file}); for the ray CLI: export RAY_AUTH_MODE=token "
+              f"RAY_AUTH_TOKEN_PATH={token_file}", flush=True)
 
 
-def local_token_auth() -> None:
+TOKEN_FILE = "ray_auth_token"
+
+
+def local_token_auth(run_dir: Path) -> Path | None:
     """Ray's gRPC servers listen on every interface, whatever the node address: a local
     instance therefore requires a token made for it (unless the user chose an auth mode).
-    Must run before ``ray`` is imported (Ray reads the mode once)."""
-    if "RAY_AUTH_MODE" not in os.environ:
-        import secrets
+    The token goes to ``<run_dir>/ray_auth_token``, readable by the user only (mode 0600), and
+    Ray (and the ``ray`` CLI, given ``RAY_AUTH_TOKEN_PATH``) reads it from there. Must run
+    before ``ray`` is imported (Ray reads the mode once). Returns the file, or None when the
+    user chose an auth mode."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return None
+    import secrets
 
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
+    path = run_dir / TOKEN_FILE
+    atomic_write_bytes(path, secrets.token_hex(16).encode())  # a temp file made 0600, renamed
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # it would take precedence over the file
+    return path
+
+
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in one line when nothing listens at ``host:port`` (Ray itself retries for minutes).
+    Other forms (``auto``, ``ray://...``) are left to Ray."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise XferError(f"no Ray cluster at {address}: {why}") from None
 
 
 def concurrency(study: StudyConfig, opts: RunOptions) -> int:
@@ -152,7 +183,8 @@ def concurrency(study: StudyConfig, opts: RunOptions) -> int:
 
 
 def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[TrialSpec],
-               planned: dict[str, int], opts: RunOptions) -> tuple[list[str], int]:
+               planned: dict[str, int], opts: RunOptions,
+               token_file: Path | None = None) -> tuple[dict[str, str], int]:
     """Run ``todo`` as one Tune experiment; returns the keys of trials that failed and the
     number of trials that could run at once."""
     from ray import tune
@@ -166,7 +198,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         from sweeps.downstream import resolved_config
 
         downstream = resolved_config(study.downstream, run_dir)  # the task, built once here
-    start_ray(opts)
+    start_ray(opts, token_file)
     data = DataPrep(study, language_budgets(study, build_trials(study)), run_dir / "data")
     max_conc = concurrency(study, opts)
     # Tune allows one pending trial with a custom searcher; ours releases only ready trials,
@@ -214,6 +246,8 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
     """Run (or resume) the whole study and write its report; returns the exit status."""
     started = time.time()
     run_dir = run_folder(study, opts.output)
+    if opts.address:
+        check_address(opts.address)  # before the run folder is made
     with locked(run_dir):
         save_config(study, run_dir)
         ledger = Ledger(run_dir)
@@ -225,7 +259,8 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
         failed: dict[str, str] = {}
         slots = 1
         if todo:
-            failed, slots = run_trials(study, run_dir, ledger, todo, planned, opts)
+            token_file = None if opts.address else local_token_auth(run_dir)
+            failed, slots = run_trials(study, run_dir, ledger, todo, planned, opts, token_file)
         from sweeps.results import finish
 
         try:

