@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from xfer.errors import XferError
 
@@ -17,12 +18,12 @@ def parse_bytes(value: str | int | float) -> int:
     if isinstance(value, bool):
         raise XferError(f"not a byte count: {value!r}")
     if isinstance(value, int | float):
-        number = float(value)
+        number = Decimal(value)
     else:
         match = _PATTERN.match(str(value))
         if not match:
             raise XferError(f"not a byte count: {value!r} (use e.g. 6M, 19M, 6B or 6000000)")
-        number = float(match.group(1)) * _SUFFIX[match.group(2).upper()]
+        number = Decimal(match.group(1)) * _SUFFIX[match.group(2).upper()]  # exact
     if number != int(number) or number <= 0:
         raise XferError(f"byte count must be a positive whole number: {value!r}")
     return int(number)
@@ -41,11 +42,14 @@ def parse_budgets(values: str | list[str | int]) -> list[int]:
 
 
 def format_budget(n: int) -> str:
-    """Short decimal name of a byte count: 6000000 -> '6M', 60000 -> '60K'."""
+    """Short decimal name of a byte count: 6000000 -> '6M', 60000 -> '60K', 2500000 -> '2.5M';
+    exact (at most two decimals of the unit, else a smaller unit or the plain number), so two
+    budgets never share a name: 1234567000 -> '1234567K', 1234568000 -> '1234568K'."""
     for suffix, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
         if n >= scale and n % (scale // 100 or 1) == 0:
-            value = n / scale
-            return f"{value:g}{suffix}"
+            whole, hundredths = divmod(n // (scale // 100), 100)
+            decimals = f".{hundredths:02d}".rstrip("0") if hundredths else ""
+            return f"{whole}{decimals}{suffix}"
     return str(n)
 
 
