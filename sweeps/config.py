@@ -138,11 +138,13 @@ class StudyConfig:
         for key in ("resources", "estimate", "run"):
             d.pop(key)
         for cfg in d["train"].values():  # where a run executes, not what it computes
+            _resolve_auto_precision(cfg)
             for key in RESUMABLE_CHANGES:
                 cfg.pop(key, None)
         if d["downstream"] is None:  # keeps the hashes of studies made before the section
             d.pop("downstream")
         else:
+            _resolve_auto_precision(d["downstream"])
             for key in ("threads", "device"):
                 d["downstream"].pop(key, None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
@@ -151,6 +153,17 @@ class StudyConfig:
     def scratch_budgets(self) -> tuple[int, ...]:
         """Scratch budgets, defaulting to the finetune budgets."""
         return self.budgets.scratch or self.budgets.finetune
+
+
+def _resolve_auto_precision(cfg: dict) -> None:
+    """``precision: auto`` as hashed: bf16 where the device makes it bf16 (so fp32 and bf16
+    runs never share a run folder, and auto on a GPU shares bf16's); on cpu it stays "auto",
+    which keeps the hashes (run folders) of the CPU studies made before this rule."""
+    from xfer.training.config import effective_precision
+
+    if cfg.get("precision", "auto") == "auto" and \
+            effective_precision(str(cfg.get("device", "cpu")), "auto") == "bf16":
+        cfg["precision"] = "bf16"
 
 
 TOP_KEYS = [f.name for f in fields(StudyConfig)]

@@ -20,6 +20,14 @@ LARGE_BUDGET_BYTES = 6_000_000_000  # budgets this large train 3 epochs instead 
 # these keys from their results hash, so nothing that changes a result may be listed here:
 # ``patience``, ``min_steps`` and ``eval_at_epoch_end`` change when a run stops or which
 # evaluation picks the best checkpoint, so resuming with another value is a settings change.
+def effective_precision(device: str, precision: str) -> str:
+    """What ``precision`` means on ``device``: ``auto`` is bf16 (autocast) on cuda and xla,
+    fp32 on cpu; ``fp32`` and ``bf16`` are themselves."""
+    if precision != "auto":
+        return precision
+    return "fp32" if device.split(":")[0] == "cpu" else "bf16"
+
+
 RESUMABLE_CHANGES = frozenset({"device", "threads", "compile", "checkpoint_every",
                                "keep_checkpoints"})
 

@@ -10,6 +10,7 @@ import torch
 
 from xfer.errors import XferError
 from xfer.memory import keep_freed_memory
+from xfer.training.config import effective_precision
 
 DEVICES = ("cpu", "cuda", "xla")
 
@@ -60,5 +61,5 @@ def resolve_device(name: str, precision: str = "auto") -> Device:
                             "(pip install 'xfer[tpu]')") from None
         device = torch_xla.device()
         sync = xm.mark_step
-    use_bf16 = precision == "bf16" or (precision == "auto" and kind != "cpu")
+    use_bf16 = effective_precision(kind, precision) == "bf16"
     return Device(kind, device, torch.bfloat16 if use_bf16 else None, sync)
