@@ -109,12 +109,10 @@ def run_all(study: StudyConfig, mode: Mode, work: Path, workers: int) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def transfer_table(results: pd.DataFrame) -> pd.DataFrame | None:
+def transfer_table(results: pd.DataFrame) -> pd.DataFrame:
     """D_T per (source, budget, seed), each seed against its own scratch curve."""
-    try:
-        from xfer.transfer import compute_transfer
-    except ImportError:
-        return None
+    from xfer.transfer import compute_transfer
+
     per_seed = [compute_transfer(results[results["seed"] == s]).rows
                 for s in results["seed"].unique()]
     rows = pd.concat(per_seed)
@@ -134,9 +132,6 @@ def report(results: pd.DataFrame, mode: Mode) -> int:
     print("\nPretrained sources (own test perplexity): "
           + ", ".join(f"{k} {v:.3f}" for k, v in pre.items()))
     rows = transfer_table(results)
-    if rows is None:
-        print("\nxfer.transfer not available: D_T not computed")
-        return 1
     cells = rows.groupby(["budget", "init"]).agg(
         ppl=("perplexity", "mean"), scratch=("scratch_perplexity", "mean"),
         d_t=("d_t", "mean"), d_t_sd=("d_t", lambda x: x.std(ddof=0)),

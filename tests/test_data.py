@@ -187,7 +187,6 @@ def test_bad_inputs_raise_one_line_and_leave_nothing(case, message, folder: Path
     elif case == "mc4_unknown_lang":
         corpus, lang = "mc4", "xx"
     elif case == "synthetic_unknown_lang":
-        pytest.importorskip("xfer.data.synthetic", reason="generator (issue 5) not in the tree yet")
         corpus, lang = "synthetic", "nope"
     out = tmp_path / "out"
     with pytest.raises(XferError, match=message) as exc:
