@@ -97,8 +97,9 @@ class DataPrep:
             return False
         try:
             ray.get(finished[0])
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if isinstance(exc.cause, Exception) else exc
+        except ray.exceptions.RayError as exc:  # the task raised, or its worker died
+            cause = getattr(exc, "cause", None)
+            cause = cause if isinstance(cause, Exception) else exc
             raise XferError(f"{lang}: {cause}") from None
         self.done.add(lang)
         return True
@@ -207,7 +208,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     searcher = DependencySearcher(
         todo, ledger.checkpoint_of,
         make_config=lambda t, ckpt: {"trial": t.to_dict(), "init_checkpoint": ckpt},
-        data_ready=data.ready, max_concurrent=max_conc)
+        data_ready=data.ready, max_concurrent=max_conc, finished=ledger.rows)
     progress = StudyProgress(ledger, planned)
     res = study.resources
     bundle = {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}

@@ -10,12 +10,13 @@ and one source's finetunes start while other sources still pretrain.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 
 from ray.tune.search import Searcher
 
 from sweeps.trials import TrialSpec
+from xfer.errors import XferError
 
 # Which ready trial goes first: pretrains are on the critical path, finetunes next (their
 # pretrain is done), scratch runs fill the gaps; bigger budgets first within a kind.
@@ -36,7 +37,10 @@ class DependencySearcher(Searcher):
             driver's ledger fills it when a trial completes), so a parent counts as done once its
             checkpoint is known.
         make_config: builds a trial's Tune config (its whole config: nothing global).
-        data_ready: ``lang -> bool``, whether the language's dataset is prepared.
+        data_ready: ``lang -> bool``, whether the language's dataset is prepared; raises
+            XferError when its preparation failed.
+        finished: keys of finished trials (the ledger); a parent among them without a
+            checkpoint can never hand one over, so its dependants fail at once.
         max_concurrent: trials live at once (more would only queue inside Tune, in front of
             finetunes that become ready later).
     """
@@ -44,12 +48,13 @@ class DependencySearcher(Searcher):
     def __init__(self, trials: list[TrialSpec], checkpoints: Mapping[str, str],
                  make_config: Callable[[TrialSpec, str | None], dict],
                  data_ready: Callable[[str], bool] = lambda lang: True,
-                 max_concurrent: int = 1) -> None:
+                 max_concurrent: int = 1, finished: Container[str] = ()) -> None:
         super().__init__(metric=None, mode=None)
         self.pending = schedule_order(trials)
         self.checkpoints = checkpoints
         self.make_config = make_config
         self.data_ready = data_ready
+        self.finished = finished
         self.max_concurrent = max(1, max_concurrent)
         self.live: dict[str, TrialSpec] = {}
         self.failed: dict[str, str] = {}  # key -> why
@@ -73,7 +78,7 @@ class DependencySearcher(Searcher):
             return True
         try:
             return self.data_ready(trial.lang)
-        except Exception as exc:  # noqa: BLE001 - reported by the driver, not raised in Tune
+        except XferError as exc:  # reported by the driver, not raised in Tune
             self.fail_language(trial.lang, f"data preparation failed: {exc}")
             return False
 
@@ -94,11 +99,17 @@ class DependencySearcher(Searcher):
         return None
 
     def _skip_orphans(self) -> None:
-        """Drop finetunes whose pretrain failed: they can never start."""
+        """Drop trials whose parent failed, or finished without a checkpoint: they can never
+        start."""
         keep = []
         for trial in self.pending:
             if trial.parent in self.failed:
                 self.failed[trial.key] = f"skipped: its pretrain {trial.parent} failed"
+            elif trial.parent and trial.parent in self.finished and \
+                    trial.parent not in self.checkpoints:
+                self.failed[trial.key] = (
+                    f"its pretrain {trial.parent} finished without a checkpoint (ledger/"
+                    f"{trial.parent}.json names none); delete that file to train it again")
             else:
                 keep.append(trial)
         self.pending = keep

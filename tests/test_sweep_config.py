@@ -178,3 +178,40 @@ def test_auto_precision_is_resolved_before_the_hash() -> None:
     assert digest("cuda", "auto") != digest("cpu", "auto")
     assert digest("cuda", "auto") == digest("cuda", "bf16") == digest("xla", "bf16")
     assert digest("cuda", "fp32") == digest("cpu", "fp32")
+
+
+def test_finetune_of_a_pretrain_finished_without_checkpoint_fails_at_once() -> None:
+    """A parent in the ledger with no checkpoint can never hand one over: its finetune fails
+    with a message naming it, and the searcher finishes (Tune would otherwise ask forever)."""
+    study = {**TINY, "seeds": [0], "languages": {"sources": ["base"], "targets": ["twin"]},
+             "budgets": {"pretrain": "50K", "finetune": ["5K"], "scratch": ["5K"]}}
+    trials = [t for t in build_trials(config_from_dict(study)) if t.kind != "pretrain"]
+    s = DependencySearcher(trials, {}, lambda t, c: {"key": t.key, "init": c},
+                           finished={"pretrain-base-50K-s0": {}}, max_concurrent=2)
+    first = s.suggest("t0")
+    assert first["key"] == "scratch-twin-5K-s0"
+    s.on_trial_complete("t0", {"final": 1})
+    assert s.suggest("t1") == Searcher.FINISHED
+    why = s.failed["finetune-base-twin-5K-s0"]
+    assert "pretrain-base-50K-s0 finished without a checkpoint" in why
+
+
+def test_searcher_lets_a_bug_in_data_readiness_raise() -> None:
+    """Only a data preparation failure (XferError) fails a language; anything else is a bug
+    and raises instead of reading as "data preparation failed"."""
+    study = {**TINY, "seeds": [0], "languages": {"sources": ["base"], "targets": ["base"]},
+             "budgets": {"pretrain": "50K", "finetune": ["5K"], "scratch": ["5K"]}}
+    trials = build_trials(config_from_dict(study))
+
+    def broken(lang: str) -> bool:
+        raise KeyError(lang)
+
+    def failed(lang: str) -> bool:
+        raise XferError(f"{lang}: corpus too small")
+
+    with pytest.raises(KeyError):
+        DependencySearcher(trials, {}, lambda t, c: {}, data_ready=broken).suggest("t0")
+    s = DependencySearcher(trials, {}, lambda t, c: {}, data_ready=failed)
+    assert s.suggest("t0") is None  # this call found the failure
+    assert s.suggest("t1") == Searcher.FINISHED
+    assert set(s.failed.values()) == {"data preparation failed: base: corpus too small"}
