@@ -6,8 +6,27 @@ import json
 
 from sweeps.config import StudyConfig
 from sweeps.estimate import device_hours, parameter_count, trial_costs
-from sweeps.trials import build_trials, count_by_kind, pairs
+from sweeps.trials import TrialSpec, build_trials, count_by_kind, language_budgets, pairs
 from xfer.units import format_budget
+
+WEIGHT_BYTES = 4  # fp32 weights, per parameter
+STEP_CHECKPOINT_BYTES = 3 * WEIGHT_BYTES  # weights + AdamW's two fp32 moments, per parameter
+DOWNSTREAM_KEEP = 2  # step checkpoints xfer.downstream keeps
+
+
+def disk_needed(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> dict:
+    """Bytes the run folder holds once every trial has finished (each checkpoint stored once):
+    ``data`` (per language dev + test + its largest budget, a byte per byte), ``checkpoints``
+    (per trial a best checkpoint, 4 bytes a parameter, and its ``keep_checkpoints`` step
+    checkpoints, 12 bytes a parameter) and ``total``. Logs, tables and the report are small
+    beside these and not counted."""
+    data = sum(study.data.dev_bytes + study.data.test_bytes + max(budgets)
+               for budgets in language_budgets(study, trials).values())
+    ckpt = 0
+    for t in trials:
+        keep = DOWNSTREAM_KEEP if t.kind == "downstream" else study.train[t.kind].keep_checkpoints
+        ckpt += n_params * (WEIGHT_BYTES + keep * STEP_CHECKPOINT_BYTES)
+    return {"data": data, "checkpoints": ckpt, "total": data + ckpt}
 
 
 def plan(study: StudyConfig) -> dict:
@@ -36,6 +55,7 @@ def plan(study: StudyConfig) -> dict:
                   "device": study.estimate.device, "peak_flops": study.estimate.peak_flops,
                   "utilisation": study.estimate.utilisation,
                   "device_hours": device_hours(total_flops, study)},
+        "disk_bytes": disk_needed(study, trials, n_params),
     }
 
 
@@ -76,6 +96,10 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
     lines.append(f"(device-hours on {tot['device']} at {tot['peak_flops']:.3g} FLOP/s x "
                  f"{tot['utilisation']:.0%} utilisation; FLOPs = 6N + 6·L·T·d per trained byte, "
                  f"plus evaluation)")
+    disk = p["disk_bytes"]
+    lines.append(f"disk: {_gb(disk['total'])} in the run folder ({_gb(disk['checkpoints'])} "
+                 f"of checkpoints: each trial's best and its last step checkpoints with "
+                 f"optimiser state; {_gb(disk['data'])} of prepared data)")
     lines.append("")
     rows = p["trials"]
     lines.append(f"{'trial':<34} {'after':<24} {'train bytes':>18} {'PFLOP':>10}")
@@ -86,6 +110,10 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
         lines.append(f"{t['key']:<34} {t['parent'] or '-':<24} {t['train_bytes']:>18,} "
                      f"{t['flops'] / 1e15:>10,.4f}")
     return "\n".join(lines)
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
 
 
 def dry_run(study: StudyConfig, as_json: bool = False) -> str:

@@ -105,7 +105,8 @@ class StudyProgress(Callback):
         self.live_bytes.pop(key, None)
         if key not in self.ledger and trial.last_result.get("final") == 1:
             spec = TrialSpec.from_dict(trial.config["trial"])
-            self.ledger.record(make_row(spec, trial.last_result, checkpoint_uri(trial.checkpoint)))
+            best = checkpoint_uri(trial.checkpoint) or trial.last_result.get("best_checkpoint")
+            self.ledger.record(make_row(spec, trial.last_result, best))
             self._print()
 
     def on_trial_error(self, iteration: int, trials: list, trial: object,

@@ -189,6 +189,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     """Run ``todo`` as one Tune experiment; returns the keys of trials that failed and the
     number of trials that could run at once."""
     from ray import tune
+    from ray.tune.error import TuneError
 
     from sweeps.progress import StudyProgress
     from sweeps.searcher import DependencySearcher
@@ -215,15 +216,16 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     if res.tpus_per_trial:
         bundle["TPU"] = res.tpus_per_trial
     name_of = lambda trial: trial.config["trial"]["key"]  # noqa: E731
+    storage = opts.storage or study.run.storage or str(run_dir / "tune")
     tuner = tune.Tuner(
         tune.with_resources(train_trial, tune.PlacementGroupFactory([bundle])),
         param_space={"study": study.to_dict(), "run_dir": str(run_dir),
-                     "downstream": downstream},
+                     "downstream": downstream, "tune_checkpoints": "://" in storage},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,
                                     trial_name_creator=name_of, trial_dirname_creator=name_of),
         run_config=tune.RunConfig(
             name=time.strftime("attempt-%Y%m%d-%H%M%S"),
-            storage_path=opts.storage or study.run.storage or str(run_dir / "tune"),
+            storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=study.run.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[progress], verbose=opts.verbose))
@@ -231,7 +233,9 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     failed: dict[str, str] = {}
     try:
         tuner.fit()
-    except Exception as exc:  # Tune itself failed (e.g. reading a torn error file, disk full)
+    except (OSError, UnicodeDecodeError, TuneError) as exc:
+        # Tune's own files failed (disk full, a torn error file): when trials failed too, or
+        # the disk is full, they are the report; anything else (a bug) raises as it is
         if not (searcher.failed or progress.errors) and \
                 shutil.disk_usage(run_dir).free >= LOW_DISK_BYTES:
             raise

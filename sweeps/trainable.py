@@ -1,9 +1,12 @@
 """The Ray Tune trainable: one study trial = one ``xfer.train.run``.
 
 The trial's whole config arrives through Tune (``config["study"]`` from ``param_space``, the
-trial itself from the searcher); nothing is global. Metrics and checkpoints go to Tune through a
-``xfer.train`` callback at every evaluation; the last report carries the best checkpoint, which
-is what a pretrain hands to its finetunes. A retried trial resumes from ``tune.get_checkpoint()``.
+trial itself from the searcher); nothing is global. Metrics go to Tune through a ``xfer.train``
+callback at every evaluation; the last report names the best checkpoint, which is what a
+pretrain hands to its finetunes. Checkpoints are stored once: in the trial folder when Tune's
+storage is a local path (``config["tune_checkpoints"]`` false; the run folder is then on a
+filesystem every node sees), and also handed to Tune only when its storage is remote (gs://...),
+the way they reach other nodes. A retried trial resumes from the newest of the two.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ class TuneReporter(Callback):
     between evaluations, training metrics (bytes seen, loss) go out every ``every_s`` seconds
     so progress and ETA move during long runs."""
 
-    def __init__(self, started_at: float, every_s: float = 5.0) -> None:
+    def __init__(self, started_at: float, every_s: float = 5.0,
+                 tune_checkpoints: bool = True) -> None:
         self.started_at = started_at
         self.every_s = every_s
+        self.tune_checkpoints = tune_checkpoints
         self.last = time.time()
 
     def on_step(self, metrics: dict) -> None:
@@ -48,11 +53,35 @@ class TuneReporter(Callback):
             tune.report({**_scalars(metrics), "final": 0, "started_at": self.started_at})
 
     def on_eval(self, metrics: dict, checkpoint_dir: Path | None) -> None:
-        """Report ``metrics`` (and the checkpoint directory, copied to Tune's storage)."""
-        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        """Report ``metrics`` (and the checkpoint directory, copied to Tune's storage when
+        checkpoints go to Tune)."""
+        checkpoint = _tune_checkpoint(checkpoint_dir, self.tune_checkpoints)
         self.last = time.time()
         tune.report({**_scalars(metrics), "final": 0, "started_at": self.started_at},
                     checkpoint=checkpoint)
+
+
+def _tune_checkpoint(path: Path | str | None, to_tune: bool) -> tune.Checkpoint | None:
+    """``path`` as a checkpoint for Tune to copy to its storage, or None when it stays put."""
+    return tune.Checkpoint.from_directory(str(path)) if path and to_tune else None
+
+
+def _step_of(checkpoint_dir: Path) -> int:
+    from xfer.training.checkpoint import read_meta
+
+    return int(read_meta(checkpoint_dir)["state"]["step"])
+
+
+def resume_point(tune_dir: Path | None, trial_checkpoints: Path) -> Path | None:
+    """Where a retried trial resumes: Tune's last reported checkpoint, unless the trial folder
+    holds a newer one (saved between reports: ``checkpoint_every``); None lets the run take the
+    trial folder's newest itself."""
+    from xfer.training.checkpoint import list_checkpoints
+
+    local = list_checkpoints(trial_checkpoints)
+    if tune_dir is None or (local and _step_of(local[-1]) >= _step_of(tune_dir)):
+        return None
+    return tune_dir
 
 
 def _open_checkpoint(stack: contextlib.ExitStack, checkpoint: Any) -> Path | None:
@@ -80,18 +109,22 @@ def train_trial(config: dict) -> None:
         return
     train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),
                                     seed=trial.seed, threads=threads)
+    to_tune = config.get("tune_checkpoints", True)
+    out_dir = run_dir / "trials" / trial.key
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
-        resume = _open_checkpoint(stack, tune.get_checkpoint())
-        result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget,
-                     run_dir / "trials" / trial.key, init_checkpoint=init, resume_from=resume,
-                     callbacks=[TuneReporter(started_at)])
+        resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
+                              out_dir / "checkpoints")
+        result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget, out_dir,
+                     init_checkpoint=init, resume_from=resume,
+                     callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune)])
     final = result.to_dict()
-    best = tune.Checkpoint.from_directory(str(final["best_checkpoint"]))
     import ray
 
     tune.report({**_scalars(final), "final": 1, "started_at": started_at, "ended_at": time.time(),
-                 "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=best)
+                 "node_id": ray.get_runtime_context().get_node_id(),
+                 "best_checkpoint": str(final["best_checkpoint"])},
+                checkpoint=_tune_checkpoint(final["best_checkpoint"], to_tune))
 
 
 def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
@@ -105,12 +138,15 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
     cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
                               seed=trial.seed, threads=threads)
     out_dir = Path(config["run_dir"]) / "trials" / trial.key
+    to_tune = config.get("tune_checkpoints", True)
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
-        resume = _open_checkpoint(stack, tune.get_checkpoint())
+        resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
+                              out_dir / "checkpoints")
         result = downstream.run(model, cfg, out_dir, init_checkpoint=init, resume_from=resume,
-                                init=trial.init, callbacks=[TuneReporter(started_at)])
-    best = tune.Checkpoint.from_directory(str(result["best_checkpoint"]))
+                                init=trial.init,
+                                callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune)])
     tune.report({**_scalars(result), "final": 1, "started_at": started_at,
-                 "ended_at": time.time(), "node_id": ray.get_runtime_context().get_node_id()},
-                checkpoint=best)
+                 "ended_at": time.time(), "node_id": ray.get_runtime_context().get_node_id(),
+                 "best_checkpoint": str(result["best_checkpoint"])},
+                checkpoint=_tune_checkpoint(result["best_checkpoint"], to_tune))

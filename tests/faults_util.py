@@ -201,6 +201,14 @@ def results_by_key(run_dir: Path) -> dict[str, float]:
     return dict(zip(frame["key"], frame["perplexity"], strict=True))
 
 
+def one_error_line(stderr: str, prog: str = "python -m sweeps.grid") -> str:
+    """The one line a failed command printed (no traceback)."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), stderr[-3000:]
+    return lines[0]
+
+
 def xfer(*argv: str, timeout: int = 120, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """The ``xfer`` console script as a subprocess."""
     return subprocess.run([XFER, *argv], capture_output=True, text=True, timeout=timeout,

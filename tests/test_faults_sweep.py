@@ -22,6 +22,7 @@ import pytest
 from tests.faults_util import (
     TINY_TRIALS,
     ledger_keys,
+    one_error_line,
     private_ray_tmp,
     results_by_key,
     run_dir_of,
@@ -37,13 +38,6 @@ from tests.faults_util import (
 STUDY = study(name="faults", budgets={"pretrain": "100K"},
               train={"pretrain": {"checkpoint_every": 4}})
 PRETRAIN = "pretrain-base-100K-s0"
-
-
-def one_error_line(stderr: str, prog: str = "python -m sweeps.grid") -> str:
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert "Traceback" not in stderr, stderr[-3000:]
-    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), stderr[-3000:]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
