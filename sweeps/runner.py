@@ -12,6 +12,7 @@ import fcntl
 import json
 import math
 import os
+import pickle
 import shutil
 import time
 from collections.abc import Iterator
@@ -233,9 +234,10 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     failed: dict[str, str] = {}
     try:
         tuner.fit()
-    except (OSError, UnicodeDecodeError, TuneError) as exc:
-        # Tune's own files failed (disk full, a torn error file): when trials failed too, or
-        # the disk is full, they are the report; anything else (a bug) raises as it is
+    except (OSError, EOFError, pickle.UnpicklingError, UnicodeDecodeError, TuneError) as exc:
+        # Tune's own files failed (disk full; a torn error file it unpickles when it builds its
+        # results): when trials failed too, or the disk is full, they are the report; anything
+        # else (a bug) raises as it is
         if not (searcher.failed or progress.errors) and \
                 shutil.disk_usage(run_dir).free >= LOW_DISK_BYTES:
             raise

@@ -56,7 +56,7 @@ def test_finetunes_start_from_best_weights_and_checkpoints_are_stored_once(
         work = run_dir / "trials" / pretrain
         result = json.loads((work / "result.json").read_text())
         best = json.loads((work / "best" / "meta.json").read_text())["state"]
-        assert result["stopped_early"] and best["best_step"] < result["steps"], result
+        assert best["best_step"] < result["steps"], (best, result)  # last is past best
         assert best["step"] == best["best_step"]  # the best folder holds the best step
         (params,) = (run_dir / "tune").glob(f"attempt-*/{finetune}/params.json")
         assert json.loads(params.read_text())["init_checkpoint"] == str(work / "best")
