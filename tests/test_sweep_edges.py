@@ -39,12 +39,11 @@ def _du(folder: Path) -> int:
 @pytest.mark.slow
 def test_finetunes_start_from_best_weights_and_checkpoints_are_stored_once(
         tmp_path: Path) -> None:
-    """Pretrains stop early (an evaluation every 2 steps, patience 1), so their last step is
-    past their best: each finetune's ``init_checkpoint`` is its pretrain's ``best`` folder,
-    whose weights are those of the best step. Tune's folders hold no checkpoint copies, and the
-    dry-run's disk figure covers what the run folder holds."""
-    cfg = study(name="best", train={"pretrain": {"eval_every": 2, "patience": 1,
-                                                 "min_steps": 0}})
+    """Pretrains at a learning rate too high to settle (0.1; an evaluation every 4 steps) are
+    best at an early evaluation and worse at their last: each finetune's ``init_checkpoint`` is
+    its pretrain's ``best`` folder, which holds the best step's weights. Tune's folders hold no
+    checkpoint copies, and the dry-run's disk figure covers what the run folder holds."""
+    cfg = study(name="best", train={"pretrain": {"lr": 0.1, "eval_every": 4}})
     config = write_yaml(tmp_path / "s.yaml", cfg)
     out = tmp_path / "runs"
     with private_ray_tmp() as ray_tmp:
