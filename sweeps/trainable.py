@@ -4,6 +4,7 @@ The trial's whole config arrives through Tune (``config["study"]`` from ``param_
 trial itself from the searcher); nothing is global. Metrics and checkpoints go to Tune through a
 ``xfer.train`` callback at every evaluation; the last report carries the best checkpoint, which
 is what a pretrain hands to its finetunes. A retried trial resumes from ``tune.get_checkpoint()``.
+Every trial's curves also go to TensorBoard event files in ``<run folder>/tensorboard/<key>``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from ray import tune
 
 from sweeps.trials import TrialSpec
 from xfer.train import Callback
+from xfer.training.tensorboard import TensorBoardLog
+
+TENSORBOARD_DIR = "tensorboard"  # <run folder>/tensorboard/<trial key>/events.out.tfevents.*
 
 
 def _scalars(metrics: dict) -> dict:
@@ -83,9 +87,11 @@ def train_trial(config: dict) -> None:
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = _open_checkpoint(stack, tune.get_checkpoint())
+        board = stack.enter_context(contextlib.closing(
+            TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
         result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget,
                      run_dir / "trials" / trial.key, init_checkpoint=init, resume_from=resume,
-                     callbacks=[TuneReporter(started_at)])
+                     callbacks=[TuneReporter(started_at), board])
     final = result.to_dict()
     best = tune.Checkpoint.from_directory(str(final["best_checkpoint"]))
     import ray
@@ -104,12 +110,15 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
 
     cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
                               seed=trial.seed, threads=threads)
-    out_dir = Path(config["run_dir"]) / "trials" / trial.key
+    run_dir = Path(config["run_dir"])
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = _open_checkpoint(stack, tune.get_checkpoint())
-        result = downstream.run(model, cfg, out_dir, init_checkpoint=init, resume_from=resume,
-                                init=trial.init, callbacks=[TuneReporter(started_at)])
+        board = stack.enter_context(contextlib.closing(
+            TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
+        result = downstream.run(model, cfg, run_dir / "trials" / trial.key,
+                                init_checkpoint=init, resume_from=resume, init=trial.init,
+                                callbacks=[TuneReporter(started_at), board])
     best = tune.Checkpoint.from_directory(str(result["best_checkpoint"]))
     tune.report({**_scalars(result), "final": 1, "started_at": started_at,
                  "ended_at": time.time(), "node_id": ray.get_runtime_context().get_node_id()},

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyse": ("xfer.analyse", "D_E, D_T, correlations, tables and figures from a results table"),
     "lid": ("xfer.contamination", "language-ID label shares of a text file, line by line"),
     "distance": ("xfer.similarity", "the six lang2vec distances between two languages"),
+    "export": ("xfer.export", "a study trial's model as safetensors + config.json + model card"),
+    "generate": ("xfer.generate", "sample bytes from an exported or trial model"),
 }
 
 
