@@ -3,7 +3,7 @@
 A study names its corpus, languages, byte budgets, seeds, the model and the optimisation of each
 trial kind (``pretrain``, ``scratch``, ``finetune``), the resources of one trial and where the run
 folder lives. The model and training sections load into :class:`xfer.model.ModelConfig` and
-:class:`xfer.train.TrainConfig` themselves, so the YAML can only name fields those have.
+:class:`xfer.training.TrainConfig` themselves, so the YAML can only name fields those have.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Options passed to ``xfer.analyse.analyse``: the budget of the headline table (bytes;
+    """Options passed to ``xfer.analysis.analyse.analyse``: the budget of the headline table (bytes;
     default its choice), a fastText language-ID model file, whether to run contamination."""
 
     budget: int | None = _bytes(None)
@@ -115,7 +115,7 @@ class StudyConfig:
     seeds: tuple[int, ...]
     data: DataSettings
     model: Any  # xfer.model.ModelConfig
-    train: dict[str, Any]  # kind -> xfer.train.TrainConfig
+    train: dict[str, Any]  # kind -> xfer.training.TrainConfig
     resources: Resources = Resources()
     estimate: Estimate = Estimate()
     run: RunSettings = RunSettings()
@@ -301,7 +301,7 @@ def _languages(langs: Languages, corpus: str) -> Languages:
 
 def _train_configs(section: Any) -> dict[str, Any]:
     """``train:`` holds settings common to all kinds plus a sub-mapping per kind that overrides
-    them; each kind becomes one :class:`xfer.train.TrainConfig` (its ``kind`` set here, its
+    them; each kind becomes one :class:`xfer.training.TrainConfig` (its ``kind`` set here, its
     ``seed`` per trial from ``seeds``)."""
     from xfer.training.config import TrainConfig
 

@@ -7,7 +7,7 @@ import json
 from sweeps.config import StudyConfig
 from sweeps.estimate import device_hours, parameter_count, trial_costs
 from sweeps.trials import build_trials, count_by_kind, pairs
-from xfer.units import format_budget
+from xfer.data.units import format_budget
 
 
 def plan(study: StudyConfig) -> dict:

@@ -8,14 +8,13 @@ killed driver never loses a finished trial and never sees a half-written one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from sweeps.trials import TrialSpec
 from xfer.errors import XferError
+from xfer.io import atomic_write, atomic_write_bytes
 
 # Columns of the results table, in order (one row per trial).
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
@@ -25,21 +24,6 @@ COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "
 DOWNSTREAM_COLUMNS = ["kind", "init", "source", "target", "seed", "accuracy", "accuracy_before",
                       "best_epoch", "steps", "wall_s", "checkpoint", "key", "node", "started_at",
                       "ended_at"]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
@@ -116,7 +100,5 @@ def write_results(frame: pd.DataFrame, path: Path) -> Path:
     """Save the results table as Parquet atomically."""
     if frame.empty:
         raise XferError("no trial finished: nothing to write to the results table")
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
     return path

@@ -21,9 +21,10 @@ from pathlib import Path
 
 from sweeps.config import StudyConfig
 from sweeps.estimate import study_planned_bytes
-from sweeps.ledger import Ledger, atomic_write_bytes
+from sweeps.ledger import Ledger
 from sweeps.trials import TrialSpec, build_trials, language_budgets
 from xfer.errors import XferError
+from xfer.io import atomic_write_bytes
 
 LOW_DISK_BYTES = 16 * 2**20  # below this much free space a failure is blamed on the disk
 

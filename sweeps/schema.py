@@ -15,8 +15,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+from xfer.data.units import parse_bytes
 from xfer.errors import XferError
-from xfer.units import parse_bytes
 
 
 def nearest(name: str, known: list[str]) -> str:

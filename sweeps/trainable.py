@@ -1,8 +1,8 @@
-"""The Ray Tune trainable: one study trial = one ``xfer.train.run``.
+"""The Ray Tune trainable: one study trial = one ``xfer.training.run``.
 
 The trial's whole config arrives through Tune (``config["study"]`` from ``param_space``, the
 trial itself from the searcher); nothing is global. Metrics and checkpoints go to Tune through a
-``xfer.train`` callback at every evaluation; the last report carries the best checkpoint, which
+``xfer.training`` callback at every evaluation; the last report carries the best checkpoint, which
 is what a pretrain hands to its finetunes. A retried trial resumes from ``tune.get_checkpoint()``.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from ray import tune
 
 from sweeps.trials import TrialSpec
-from xfer.train import Callback
+from xfer.training import Callback
 
 
 def _scalars(metrics: dict) -> dict:
@@ -32,7 +32,7 @@ def _scalars(metrics: dict) -> dict:
 
 
 class TuneReporter(Callback):
-    """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
+    """``xfer.training`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
     between evaluations, training metrics (bytes seen, loss) go out every ``every_s`` seconds
     so progress and ETA move during long runs."""
 
@@ -68,7 +68,7 @@ def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
     from xfer.model import ModelConfig
-    from xfer.train import TrainConfig, run  # noqa: F811 - imported on the worker
+    from xfer.training import TrainConfig, run  # noqa: F811 - imported on the worker
 
     trial = TrialSpec.from_dict(config["trial"])
     study = config["study"]
@@ -100,7 +100,7 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
     (``config["init_checkpoint"]``) or from scratch; resumes from ``tune.get_checkpoint()``."""
     import ray
 
-    from xfer import downstream
+    from xfer import downstream  # the package: DownstreamConfig, run
 
     cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
                               seed=trial.seed, threads=threads)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from sweeps.config import StudyConfig
-from xfer.units import format_budget
+from xfer.data.units import format_budget
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,7 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A prepared dataset, a trained checkpoint, and corrupted copies of each."""
     from xfer.data import prepare
     from xfer.model import MODEL_CONFIGS, ByteLM, ModelConfig
-    from xfer.train import TrainConfig, run
+    from xfer.training import TrainConfig, run
     from xfer.training.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("bad")

@@ -17,7 +17,7 @@ import torch
 from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
-from xfer.train import Callback, TrainConfig, load_model, run, warmup_steps
+from xfer.training import Callback, TrainConfig, load_model, run, warmup_steps
 from xfer.training import checkpoint as ckpt
 from xfer.training.config import run_epochs, run_steps
 from xfer.training.loop import should_stop

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from xfer.data import load_split
+from xfer.data.vocab import PAD_ID
 from xfer.errors import XferError
+from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
 from xfer.training.batches import epoch_order, eval_batches, load_text_eval, make_batch
@@ -28,7 +30,6 @@ from xfer.training.config import (
     warmup_steps,
 )
 from xfer.training.device import Device, resolve_device
-from xfer.vocab import PAD_ID
 
 RESULT_FILE = "result.json"
 
@@ -318,5 +319,5 @@ def _finish(net: ByteLM, cfg: TrainConfig, device: Device, out_dir: Path, state:
         steps=state["step"], epochs=state["step"] / steps_per_epoch, wall_s=state["wall_s"],
         bytes_per_s=bytes_seen / max(state["wall_s"], 1e-9), best_checkpoint=str(best),
         extra={k: v for k, v in scores.items() if not k.startswith(("dev_", "test_"))})
-    ckpt.write_json_atomic(out_dir / RESULT_FILE, result.to_dict())
+    atomic_write_json(out_dir / RESULT_FILE, result.to_dict(), indent=2, sort_keys=True)
     return result

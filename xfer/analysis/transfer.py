@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from xfer.data.units import MIB
 from xfer.errors import XferError
-from xfer.units import MIB
 
 REQUIRED_COLUMNS = ("init", "target", "budget", "perplexity")
 SCRATCH = "scratch"

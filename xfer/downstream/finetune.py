@@ -19,9 +19,9 @@ class) while scratch learned. Zeroed tables (all layers; the last alone did not 
 and relative beat scratch; pooling before the closing EOS, mean pooling, a leading EOS or other
 learning rates did not. ``keep`` keeps the initial tables (the behaviour before the switch).
 
-Runs resume like :func:`xfer.train.run`: one checkpoint per epoch in ``out_dir/checkpoints``
+Runs resume like :func:`xfer.training.run`: one checkpoint per epoch in ``out_dir/checkpoints``
 (or ``resume_from``), the best epoch in ``out_dir/best``, ``out_dir/result.json`` when finished.
-Tasks: see :mod:`xfer.downstream_data`.
+Tasks: see :mod:`xfer.downstream.tasks`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xfer.downstream_data import (
+from xfer.analysis.transfer import SCRATCH
+from xfer.data.vocab import EOS_ID, PAD_ID, encode
+from xfer.downstream.tasks import (
     COLUMNS,
     build_translation_task,
     encode_labels,
@@ -47,13 +49,12 @@ from xfer.downstream_data import (
     load_local,
 )
 from xfer.errors import XferError
+from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
 from xfer.training.config import TrainConfig, check_same_settings
 from xfer.training.device import Device, resolve_device
 from xfer.training.loop import Callback, make_optimizer
-from xfer.transfer import SCRATCH
-from xfer.vocab import EOS_ID, PAD_ID, encode
 
 __all__ = ["DownstreamConfig", "PairClassifier", "build_translation_task", "load_task", "run"]
 
@@ -354,5 +355,5 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
               "init": init, "language": cfg.language, "task": cfg.task, "n_train": n,
               "n_validation": len(val[0]), "labels": labels,
               "best_checkpoint": str(out_dir / "best")}
-    ckpt.write_json_atomic(out_dir / RESULT_FILE, result)
+    atomic_write_json(out_dir / RESULT_FILE, result, indent=2, sort_keys=True)
     return result
