@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sweeps.schema import build, check_keys, nearest
+from sweeps.schema import NAME_PATTERN, build, check_keys, nearest
 from xfer.errors import XferError
+from xfer.training.config import KINDS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-KINDS = ("pretrain", "scratch", "finetune")
 NAMED_CORPORA = ("synthetic", "mc4")  # corpus names xfer.data.prepare knows; else a folder
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # study names: one safe path component
 
 
 def _bytes(*default: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 from ray import tune
 
 from sweeps.trials import TrialSpec
-from xfer.training import Callback
+from xfer.training.loop import Callback
 
 
 def _scalars(metrics: dict) -> dict:
@@ -68,14 +68,15 @@ def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
     from xfer.model import ModelConfig
-    from xfer.training import TrainConfig, run  # noqa: F811 - imported on the worker
+    from xfer.training.config import Kind, TrainConfig  # noqa: F811 - imported on the worker
+    from xfer.training.loop import run
 
     trial = TrialSpec.from_dict(config["trial"])
     study = config["study"]
     run_dir = Path(config["run_dir"])
     model = ModelConfig.from_dict(study["model"])
     threads = max(1, int(study["resources"]["cpus_per_trial"]))  # torch threads = trial CPUs
-    if trial.kind == "downstream":
+    if trial.kind == Kind.DOWNSTREAM:
         downstream_trial(config, trial, model, threads, started_at)
         return
     train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),

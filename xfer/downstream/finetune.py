@@ -52,7 +52,7 @@ from xfer.errors import XferError
 from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
-from xfer.training.config import TrainConfig, check_same_settings
+from xfer.training.config import Kind, TrainConfig, check_same_settings
 from xfer.training.device import Device, resolve_device
 from xfer.training.loop import Callback, make_optimizer
 
@@ -60,7 +60,6 @@ __all__ = ["DownstreamConfig", "PairClassifier", "build_translation_task", "load
 
 SOURCES = ("local", "hub")
 POSITION_BIAS = ("zero", "keep")
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -121,7 +120,7 @@ class DownstreamConfig:
 
     def optimiser_config(self) -> TrainConfig:
         """The :class:`TrainConfig` this run's AdamW, clipping and device come from."""
-        return TrainConfig(kind="finetune", seq_len=self.max_len, batch_size=self.batch_size,
+        return TrainConfig(kind=Kind.FINETUNE, seq_len=self.max_len, batch_size=self.batch_size,
                            micro_batch_size=self.micro_batch_size or self.batch_size, lr=self.lr,
                            warmup_steps=0, weight_decay=self.weight_decay, z_loss=0.0,
                            device=self.device, precision=self.precision, threads=self.threads,
@@ -267,9 +266,9 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
             raise XferError("a downstream run from scratch needs a model config")
         model = ModelConfig.from_dict(ckpt.read_meta(Path(init_checkpoint))["model"])
     init = init or init_name(init_checkpoint)
-    if (out_dir / RESULT_FILE).is_file():
+    if (out_dir / ckpt.RESULT_FILE).is_file():
         _check_same(ckpt.read_meta(out_dir / "best"), model, cfg, init, out_dir)
-        return json.loads((out_dir / RESULT_FILE).read_text())
+        return json.loads((out_dir / ckpt.RESULT_FILE).read_text())
     tcfg = cfg.optimiser_config()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -355,5 +354,5 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
               "init": init, "language": cfg.language, "task": cfg.task, "n_train": n,
               "n_validation": len(val[0]), "labels": labels,
               "best_checkpoint": str(out_dir / "best")}
-    atomic_write_json(out_dir / RESULT_FILE, result, indent=2, sort_keys=True)
+    atomic_write_json(out_dir / ckpt.RESULT_FILE, result, indent=2, sort_keys=True)
     return result

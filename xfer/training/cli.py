@@ -14,7 +14,7 @@ from xfer.errors import XferError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``xfer train``: data, model, kind and every TrainConfig field."""
     from xfer.model import MODEL_CONFIGS
-    from xfer.training import TrainConfig
+    from xfer.training.config import TrainConfig
 
     parser.add_argument("--data", type=Path, required=True, help="prepared dataset root")
     parser.add_argument("--lang", required=True, help="language code of the training data")
@@ -55,8 +55,9 @@ def _convert(value: str | None, default: object, name: str) -> object:
 def run(args: argparse.Namespace) -> int:
     """Train, print the RunResult as JSON on stdout."""
     from xfer.model import get_model_config
-    from xfer.training import ConsoleProgress, TrainConfig
-    from xfer.training import run as train_run
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import ConsoleProgress
+    from xfer.training.loop import run as train_run
 
     values = {f.name: _convert(getattr(args, f.name), f.default, f.name)
               for f in fields(TrainConfig)}
