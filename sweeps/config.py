@@ -12,13 +12,17 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sweeps.schema import NAME_PATTERN, build, check_keys, nearest
 from xfer.errors import XferError
-from xfer.training.config import KINDS
+from xfer.schema import NAME_PATTERN, build, check_keys, nearest
+from xfer.training.config import KINDS, Kind
+
+if TYPE_CHECKING:
+    from xfer.model import ModelConfig
+    from xfer.training.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 NAMED_CORPORA = ("synthetic", "mc4")  # corpus names xfer.data.prepare knows; else a folder
@@ -112,8 +116,8 @@ class StudyConfig:
     budgets: Budgets
     seeds: tuple[int, ...]
     data: DataSettings
-    model: Any  # xfer.model.ModelConfig
-    train: dict[str, Any]  # kind -> xfer.training.TrainConfig
+    model: ModelConfig
+    train: dict[Kind, TrainConfig]
     resources: Resources = Resources()
     estimate: Estimate = Estimate()
     run: RunSettings = RunSettings()
@@ -126,6 +130,19 @@ class StudyConfig:
         out = {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in out.items()}
         out["train"] = {kind: asdict(cfg) for kind, cfg in self.train.items()}
         return json.loads(json.dumps(out))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyConfig:
+        """The config again from :meth:`to_dict`'s output: how a trial rebuilds it on the far
+        side of Ray's boundary (one function, the same types as the driver's)."""
+        from xfer.model import ModelConfig
+        from xfer.training.config import TrainConfig
+
+        typed = {name: build(section, data[name], name) for name, section in SECTIONS.items()}
+        return cls(name=data["name"], corpus=data["corpus"], seeds=tuple(data["seeds"]),
+                   model=ModelConfig.from_dict(data["model"]),
+                   train={Kind(k): TrainConfig.from_dict(v) for k, v in data["train"].items()},
+                   downstream=data.get("downstream"), **typed)
 
     def digest(self) -> str:
         """Hash of everything that changes results (not resources, estimates, run paths, or
@@ -152,6 +169,9 @@ class StudyConfig:
 
 
 TOP_KEYS = [f.name for f in fields(StudyConfig)]
+SECTIONS = {"languages": Languages, "budgets": Budgets, "data": DataSettings,
+            "resources": Resources, "estimate": Estimate, "run": RunSettings,
+            "analysis": Analysis}  # the plain dataclass sections of a StudyConfig
 
 
 def available_configs() -> list[str]:

@@ -28,8 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from sweeps.schema import NAME_PATTERN, build, check_keys
 from xfer.errors import XferError
+from xfer.schema import NAME_PATTERN, build, check_keys
 from xfer.training.config import Kind
 
 TASK_PLACEHOLDER = "<built by the driver>"
