@@ -10,14 +10,11 @@ every epoch, and the best epoch's accuracy is the result.
 
 **Position bias starts at zero** (``position_bias="zero"``, default): every classifier, pretrained
 or scratch, starts with its relative-position bias tables at zero (position-neutral attention);
-all other weights come from the checkpoint (or a fresh init). Why, measured on the default study
-(tiny model, base/twin task): LM pretraining makes layer 0 favour distances 1-4 over >= 16 by 3-6
-nats, so the pooled state barely sees the premise (swapping it moves the state 0.06-0.44 of its
-spread across pairs; random init 1.15); AdamW at lr 1e-3 moves a table entry ~1e-3 per step, too
-little to undo that in ~100 steps, and every pretrained source stayed at chance (loss ln 2, one
-class) while scratch learned. Zeroed tables (all layers; the last alone did not help) let base
-and relative beat scratch; pooling before the closing EOS, mean pooling, a leading EOS or other
-learning rates did not. ``keep`` keeps the initial tables (the behaviour before the switch).
+all other weights come from the checkpoint (or a fresh init). Why: LM pretraining teaches the
+bias tables to favour short distances, so the pooled final state barely sees the premise, and a
+small learning rate cannot undo that in a short finetune: pretrained sources stayed at chance
+while scratch learned (default study, base/twin task; see this commit history). ``keep`` keeps the
+initial tables (the behaviour before the switch).
 
 Runs resume like :func:`xfer.training.run`: one checkpoint per epoch in ``out_dir/checkpoints``
 (or ``resume_from``), the best epoch in ``out_dir/best``, ``out_dir/result.json`` when finished.
