@@ -15,9 +15,12 @@ from tests.conftest import TinyRun
 from tests.faults_util import tensorboard_scalars
 from xfer.cli import main as xfer_main
 from xfer.data import load_split
-from xfer.generate import as_text, sample_bytes
 from xfer.model import ByteLM
-from xfer.train import TrainConfig, evaluate, load_model, resolve_device
+from xfer.model.generate import as_text, sample_bytes
+from xfer.training.checkpoint import load_model
+from xfer.training.config import TrainConfig
+from xfer.training.device import resolve_device
+from xfer.training.loop import evaluate
 
 KEY = "finetune-base-twin-4K-s0"
 EXPORT_FILES = {"model.safetensors", "config.json", "README.md"}

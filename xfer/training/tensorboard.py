@@ -15,7 +15,7 @@ NOT_SCALARS = ("step", "epoch", *STEP_SCALARS)  # the x axis, or already logged 
 
 
 class TensorBoardLog(Callback):
-    """``xfer.train`` / ``xfer.downstream`` callback writing event files into ``log_dir``:
+    """``xfer.training`` / ``xfer.downstream`` callback writing event files into ``log_dir``:
     ``train_loss`` (nats/byte) and ``lr`` at every step; at every dev evaluation every other
     number it reports (``dev_loss`` in nats/byte, ``dev_perplexity``, ``dev_bits_per_byte``,
     ``bytes_per_s``, ...). The writer opens at the first step it sees with ``purge_step`` set to

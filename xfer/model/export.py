@@ -19,7 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from xfer.errors import XferError, read_json_object
+from xfer.errors import XferError
+from xfer.io import read_json_object
 
 LM_KINDS = ("pretrain", "finetune", "scratch")
 COMMANDS_FILE = "commands.txt"  # written by sweeps.runner: time, working folder, command
@@ -128,7 +129,7 @@ def model_card(run_dir: Path, record: dict, num_parameters: int, command: str | 
     byte are the best-dev checkpoint's, over every byte of the split in windows of seq_len."""
     from huggingface_hub import ModelCardData
 
-    from xfer.units import format_budget
+    from xfer.data.units import format_budget
 
     row, result, meta = record["row"], record["result"], record["meta"]
     name, digest = study_identity(run_dir)
@@ -157,7 +158,7 @@ def model_card(run_dir: Path, record: dict, num_parameters: int, command: str | 
         ("study", f"{name}, config hash {digest} (run folder {run_dir})"),
         ("trial", f"`{record['key']}`, seed {row['seed']}"),
         ("trained by", study_command(run_dir)),
-        ("exported by", f"`{command}`" if command else "xfer.export.write_export"),
+        ("exported by", f"`{command}`" if command else "xfer.model.export.write_export"),
         ("model", f"ByteLM `{model['name']}` (n_layers {model['n_layers']}, d_model "
                   f"{model['d_model']}), {num_parameters:,} parameters, 259 byte ids"),
     ]

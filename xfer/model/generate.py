@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from xfer.data.vocab import BYTE_OFFSET, EOS_ID, PAD_ID, UNK_ID
 from xfer.errors import XferError
-from xfer.vocab import BYTE_OFFSET, EOS_ID, PAD_ID, UNK_ID
 
 DEFAULT_CONTEXT = 1024  # bytes of context when the model's training window is not recorded
 
@@ -55,14 +55,14 @@ def as_text(data: bytes) -> str:
 def load_any(path: Path) -> tuple[torch.nn.Module, int]:
     """(model in eval mode, context length in bytes) from an export, a trial folder or a
     checkpoint folder; XferError for anything else."""
-    from xfer.model import WEIGHTS_FILE, ByteLM
+    from xfer.model.decoder import WEIGHTS_FILE, ByteLM
     from xfer.training.checkpoint import META_FILE, load_model, read_meta
 
     path = Path(path)
     if not path.is_dir():
         raise XferError(f"no such model folder: {path}")
     if (path / WEIGHTS_FILE).is_file():
-        from xfer.export import read_export_info
+        from xfer.model.export import read_export_info
 
         context = read_export_info(path).get("seq_len", DEFAULT_CONTEXT)
         return ByteLM.from_pretrained(path).eval(), int(context)

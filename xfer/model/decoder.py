@@ -6,7 +6,7 @@ no dropout. Initialisation follows T5X (the original code's framework): embeddin
 fan-in scaled kernels, the 1/sqrt(d_head) attention scaling folded into the query projection's
 initialisation, so attention itself is unscaled.
 
-Attention (fused kernels, position bias) lives in :mod:`xfer.attention`.
+Attention (fused kernels, position bias) lives in :mod:`xfer.model.attention`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-from xfer.attention import PositionIndex, attention, position_index
+from xfer.data.vocab import VOCAB_SIZE
 from xfer.errors import XferError
-from xfer.vocab import VOCAB_SIZE
+from xfer.io import first_line
+from xfer.model.attention import PositionIndex, attention, position_index
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,6 @@ class ByteLM(nn.Module, PyTorchModelHubMixin, library_name="xfer",
         try:
             cls._load_as_safetensor(model, str(weights), map_location, strict)
         except (RuntimeError, OSError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise XferError(f"{weights}: does not hold this model's weights ({first})") from None
+            raise XferError(f"{weights}: does not hold this model's weights "
+                            f"({first_line(exc)})") from None
         return model
