@@ -59,8 +59,11 @@ def test_export_reproduces_the_trials_test_perplexity(tiny_run: TinyRun, tmp_pat
     original = load_model(trial / "best")
     assert model.cfg == original.cfg
     # one embedding table, input and output (tied): the file holds it once and reloads it equal
+    assert model.state_dict().keys() == original.state_dict().keys()
     for name, tensor in original.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
+    ids = torch.randint(3, 259, (2, 40), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model(ids), original.eval()(ids))
     meta = json.loads((trial / "best" / "meta.json").read_text())
     cfg = TrainConfig.from_dict(meta["train"])
     nats, count = evaluate(model, load_split(run_dir / "data", "twin", "test"), cfg,
@@ -172,3 +175,21 @@ def test_tensorboard_has_every_trials_curves(tiny_run: TinyRun) -> None:
         assert all(0 < v < 10 for _, v in scalars["train_loss"] + scalars["dev_loss"])
         assert all(v > 0 for _, v in scalars["bytes_per_s"])
         assert scalars["dev_loss"][-1][0] == row["steps"]  # evaluated at the last step
+
+
+def test_from_pretrained_refuses_weights_of_another_model(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from xfer.errors import XferError
+    from xfer.model import ModelConfig
+
+    small = ModelConfig(name="a", d_model=16, n_layers=1, n_heads=1, d_head=16, d_ff=32)
+    model = ByteLM(small)
+    model.save_pretrained(tmp_path / "m")
+    assert torch.equal(ByteLM.from_pretrained(tmp_path / "m").embed.weight, model.embed.weight)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["cfg"]["d_model"] = 32
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(XferError, match="does not hold this model's weights"):
+        ByteLM.from_pretrained(tmp_path / "m")
+    rc, _, err = xfer(capsys, "generate", tmp_path / "m", "--prompt", "a")
+    assert rc == 2 and "does not hold this model's weights" in one_error_line(err, "generate")
