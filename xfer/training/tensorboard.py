@@ -38,7 +38,8 @@ class TensorBoardLog(Callback):
                                         flush_secs=self.flush_s)
         for name in names:
             value = metrics[name]
-            if isinstance(value, bool | int | float) and math.isfinite(value):
+            if isinstance(value, int | float) and not isinstance(value, bool) \
+                    and math.isfinite(value):
                 self.writer.add_scalar(name, float(value), step)
 
     def on_step(self, metrics: dict) -> None:
