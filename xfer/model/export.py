@@ -17,6 +17,8 @@ import os
 import shlex
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from xfer.errors import XferError
@@ -206,30 +208,25 @@ def write_export(run_dir: Path, key: str, folder: Path, command: str | None) -> 
     return folder
 
 
-class staged:
-    """Context manager: a temp folder beside ``out``, renamed to ``out`` on success, removed on
-    failure. ``out`` must not exist or be an empty folder."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = Path(out).expanduser().absolute()
-
-    def __enter__(self) -> Path:
-        if self.out.exists() and not (self.out.is_dir() and not any(self.out.iterdir())):
-            raise XferError(f"--out {self.out} already exists and is not an empty folder")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp (and safetensors) make files private
-        for path in self.tmp.rglob("*"):
-            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-        os.replace(self.tmp, self.out)
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A temp folder beside ``out``, renamed to ``out`` when the block ends normally and removed
+    when it raises. ``out`` must not exist or be an empty folder."""
+    out = Path(out).expanduser().absolute()
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise XferError(f"--out {out} already exists and is not an empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for path in [tmp, *tmp.rglob("*")]:  # mkdtemp (and safetensors) make them private
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+    os.replace(tmp, out)
 
 
 def read_export_info(folder: Path) -> dict:
