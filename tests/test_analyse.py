@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from xfer.analysis.analyse import analyse, run_analysis
+from xfer.analysis.premium import premium_of
 from xfer.cli import main
 from xfer.data.units import MIB
 
@@ -71,8 +72,18 @@ def test_paper_table2(tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
         assert f"]({name})" in text
     corr = pd.read_csv(tmp_path / "correlations.csv")
-    assert corr.columns.tolist() == ["variable", "n", "rho", "p"]
-    assert (corr["n"] == 28).all()  # 27 Table 2 cells + en->ko at 19M; largest budget excluded
+    assert corr.columns.tolist() == ["value", "budget", "variable", "n", "n_pairs", "rho", "p"]
+    pooled = corr[(corr["value"] == "d_t") & (corr["budget"] == "all")]
+    # the 27 Table 2 cells; en->ko at 19M is at the largest finetune budget and left out, though
+    # the scratch budgets go up to 6B
+    assert len(pooled) == 6 and (pooled["n"] == 27).all() and (pooled["n_pairs"] == 27).all()
+    assert set(corr["budget"]) == {"all", str(BUDGETS[0])}
+    assert set(corr["value"]) == {"d_t", "d_t_en"}
+    en_ru = out[(out["init"] == "en") & (out["target"] == "ru")].iloc[0]
+    assert en_ru.d_t_en_mib == pytest.approx(en_ru.d_t_mib / premium_of("ru"))
+    assert premium_of("ru") == pytest.approx(1.99, abs=0.01)  # FLORES-200: Cyrillic, 2 bytes
+    assert "## D_T at every budget in English bytes (MiB)" in text
+    assert "## Departures from the paper" in text and "test split" in text
     comm = pd.read_csv(tmp_path / "commutativity.csv")
     assert len(comm) == 3 and set(comm["lang1"] + comm["lang2"]) == {"enru", "enzh", "ruzh"}
 

@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "D_E, D_T, correlations, tables and figures from a results table"),
     "lid": ("xfer.analysis.contamination", "language-ID label shares of a text file, line by line"),
     "distance": ("xfer.analysis.similarity", "the six lang2vec distances between two languages"),
+    "premium": ("xfer.analysis.premium",
+                "byte premium: bytes of a language per byte of a reference on parallel text"),
 }
 
 
