@@ -112,12 +112,9 @@ def powerlaw_figure(points: pd.DataFrame, fit: pd.DataFrame, path: Path) -> Path
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     sources = sorted(set(points["init"]) | set(fit["source"]))
     colours = {s: f"C{i % 10}" for i, s in enumerate(sources)}
-    markers = "osD^v<>ph*"
-    targets = sorted(points["target"].unique())
-    for (source, target), group in points.groupby(["init", "target"], sort=True):
-        ax.scatter(group["budget"], group["d_t"], color=colours[source], s=18,
-                   marker=markers[targets.index(target) % len(markers)],
-                   label=f"{source}→{target}")
+    for source, group in points.groupby("init", sort=True):
+        ax.scatter(group["budget"], group["d_t"], color=colours[source], s=14, alpha=0.7,
+                   label=f"{source}→any target")
     for r in fit.itertuples():
         mine = points[(points["init"] == r.source)
                       & ((points["target"] == r.target) | (r.target == "all"))]
@@ -132,7 +129,7 @@ def powerlaw_figure(points: pd.DataFrame, fit: pd.DataFrame, path: Path) -> Path
     ax.set_ylabel("data transferred D_T (bytes)")
     ax.set_title("D_T = k·(D_F)^α (exact cells, D_T > 0)")
     if len(points):
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -5,7 +5,7 @@ budget) and D_T in bytes, so k is in bytes^(1−α). Only exact cells (not bound
 enter, one point per (source, target, budget) cell (mean over seeds). Fits per (source, target)
 pair and per source pooled over its targets (``target`` = "all"); 95% intervals for α and k by
 bootstrap over the cells (resampled with replacement, seeded; resamples with a single budget are
-dropped). Hernandez et al. found α ≈ 0.18 for text → Python code.
+dropped; no interval under four cells). Hernandez et al. found α ≈ 0.18 for text → Python code.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ FIT_COLUMNS = ["source", "target", "k", "alpha", "alpha_ci_low", "alpha_ci_high"
                "k_ci_low", "k_ci_high"]
 RESAMPLES = 2000
 LEVEL = 0.95
+MIN_CELLS_FOR_INTERVAL = 4  # three cells have only ten distinct resamples
 
 
 def fit_cells(cells: pd.DataFrame) -> pd.DataFrame:
@@ -47,9 +48,9 @@ def log_fit(d_f: np.ndarray, d_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def bootstrap_intervals(d_f: np.ndarray, d_t: np.ndarray, *, n_resamples: int = RESAMPLES,
                         seed: int = 0, level: float = LEVEL) -> tuple[float, float, float, float]:
     """Percentile bootstrap intervals ``(alpha_low, alpha_high, k_low, k_high)`` over cells;
-    NaN with fewer than three cells."""
+    NaN with fewer than :data:`MIN_CELLS_FOR_INTERVAL` cells."""
     n = len(d_f)
-    if n < 3:
+    if n < MIN_CELLS_FOR_INTERVAL:
         return (math.nan,) * 4
     idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
     k, alpha = log_fit(d_f[idx], d_t[idx])
@@ -99,8 +100,8 @@ def powerlaw_markdown(fit: pd.DataFrame) -> str:
         return intro + " No source has usable cells at two or more budgets: nothing to fit."
     parts = []
     for r in pooled.itertuples():
-        ci = (f" [{r.alpha_ci_low:.2f}, {r.alpha_ci_high:.2f}]"
-              if math.isfinite(r.alpha_ci_low) else " (no interval: under three cells)")
+        ci = (f" [{r.alpha_ci_low:.2f}, {r.alpha_ci_high:.2f}]" if math.isfinite(r.alpha_ci_low)
+              else f" (no interval: under {MIN_CELLS_FOR_INTERVAL} cells)")
         parts.append(f"{r.source}: α = {r.alpha:.2f}{ci}, k = {r.k:.3g}, {r.n} cells")
     below = [r.source for r in pooled.itertuples() if r.alpha_ci_high < HERNANDEZ_ALPHA]
     above = [r.source for r in pooled.itertuples() if r.alpha_ci_low > HERNANDEZ_ALPHA]
