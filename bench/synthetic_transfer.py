@@ -33,7 +33,8 @@ from sweeps.config import StudyConfig, load_config
 from xfer.data import prepare
 from xfer.data.synthetic import DEFAULT_LANGUAGES, describe
 from xfer.data.units import format_budget
-from xfer.training import TrainConfig, run
+from xfer.training.config import TrainConfig
+from xfer.training.loop import run
 
 TARGET = "base"
 SOURCES = tuple(lang for lang in DEFAULT_LANGUAGES if lang != TARGET)

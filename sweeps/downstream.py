@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from sweeps.schema import build, check_keys
 from xfer.errors import XferError
+from xfer.schema import NAME_PATTERN, build, check_keys
+from xfer.training.config import Kind
 
 TASK_PLACEHOLDER = "<built by the driver>"
 SENTENCE_END = ". "
@@ -99,7 +100,6 @@ def check_section(section: Any, languages: Any = None) -> dict | None:
         c = check_construct(construct)
         section["construct"] = c.__dict__.copy()
         section.setdefault("language", f"{c.premise_lang}-{c.hypothesis_lang}")
-    from sweeps.config import NAME_PATTERN
 
     if not NAME_PATTERN.fullmatch(task_language(section)):  # part of trial keys and folders
         raise XferError(f"downstream.language: {task_language(section)!r} may only use "
@@ -184,7 +184,7 @@ def report_section(rows: list[dict]) -> dict[str, str]:
     """``{"Downstream accuracy": table}`` from the ledger's downstream rows (empty if none)."""
     from xfer.downstream.table import downstream_table
 
-    rows = [r for r in rows if r.get("kind") == "downstream" and r.get("accuracy") is not None]
+    rows = [r for r in rows if r.get("kind") == Kind.DOWNSTREAM and r.get("accuracy") is not None]
     if not rows:
         return {}
     frame = pd.DataFrame(rows)[["init", "seed", "accuracy", "accuracy_before", "target"]]

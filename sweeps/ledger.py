@@ -15,6 +15,7 @@ import pandas as pd
 from sweeps.trials import TrialSpec
 from xfer.errors import XferError
 from xfer.io import atomic_write, atomic_write_bytes
+from xfer.training.config import Kind
 
 # Columns of the results table, in order (one row per trial).
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
@@ -28,7 +29,7 @@ DOWNSTREAM_COLUMNS = ["kind", "init", "source", "target", "seed", "accuracy", "a
 
 def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
     """A results-table row from a trial and its final metrics (see :data:`COLUMNS`)."""
-    if trial.kind == "downstream":
+    if trial.kind == Kind.DOWNSTREAM:
         return {"kind": trial.kind, "init": trial.init, "source": trial.source,
                 "target": trial.lang, "budget": 0, "seed": int(trial.seed),
                 "accuracy": metrics.get("accuracy"),
@@ -39,8 +40,8 @@ def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
                 "ended_at": metrics.get("ended_at")}
     return {
         "kind": trial.kind, "init": trial.init,
-        "source": trial.source if trial.kind == "finetune" else
-        (trial.lang if trial.kind == "pretrain" else None),
+        "source": trial.source if trial.kind == Kind.FINETUNE else
+        (trial.lang if trial.kind == Kind.PRETRAIN else None),
         "target": trial.lang, "budget": int(trial.budget), "seed": int(trial.seed),
         "perplexity": metrics.get("test_perplexity"),
         "dev_perplexity": metrics.get("dev_perplexity"),
@@ -86,14 +87,14 @@ class Ledger:
     def table(self) -> pd.DataFrame:
         """The results table (one row per finished training trial, :data:`COLUMNS`)."""
         rows = [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("kind") !=
-                "downstream"]
+                Kind.DOWNSTREAM]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         return frame.astype({"budget": "int64", "seed": "int64"})
 
     def downstream_rows(self) -> list[dict]:
         """Finished downstream trials (their own table: accuracy, not perplexity)."""
         return [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("kind") ==
-                "downstream"]
+                Kind.DOWNSTREAM]
 
 
 def write_results(frame: pd.DataFrame, path: Path) -> Path:

@@ -17,8 +17,9 @@ from typing import Any
 
 from ray import tune
 
+from sweeps.config import StudyConfig
 from sweeps.trials import TrialSpec
-from xfer.training import Callback
+from xfer.training.loop import Callback
 
 
 def _scalars(metrics: dict) -> dict:
@@ -67,19 +68,18 @@ def _open_checkpoint(stack: contextlib.ExitStack, checkpoint: Any) -> Path | Non
 def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
-    from xfer.model import ModelConfig
-    from xfer.training import TrainConfig, run  # noqa: F811 - imported on the worker
+    from xfer.training.config import Kind
+    from xfer.training.loop import run
 
     trial = TrialSpec.from_dict(config["trial"])
-    study = config["study"]
+    study = StudyConfig.from_dict(config["study"])
     run_dir = Path(config["run_dir"])
-    model = ModelConfig.from_dict(study["model"])
-    threads = max(1, int(study["resources"]["cpus_per_trial"]))  # torch threads = trial CPUs
-    if trial.kind == "downstream":
+    model = study.model
+    threads = max(1, int(study.resources.cpus_per_trial))  # torch threads = trial CPUs
+    if trial.kind == Kind.DOWNSTREAM:
         downstream_trial(config, trial, model, threads, started_at)
         return
-    train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),
-                                    seed=trial.seed, threads=threads)
+    train_cfg = dataclasses.replace(study.train[trial.kind], seed=trial.seed, threads=threads)
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = _open_checkpoint(stack, tune.get_checkpoint())

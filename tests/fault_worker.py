@@ -26,7 +26,7 @@ def tiny_model():  # noqa: ANN201 - ModelConfig, imported lazily
 
 
 def tiny_train(**changes: object):  # noqa: ANN201 - TrainConfig
-    from xfer.training import TrainConfig
+    from xfer.training.config import TrainConfig
 
     base = dict(kind="scratch", seq_len=64, batch_size=4, micro_batch_size=4, epochs=3, lr=3e-3,
                 eval_every=5, checkpoint_every=3, keep_checkpoints=2, threads=1, seed=0)
@@ -40,7 +40,7 @@ def prepare_tiny(out: Path) -> list[Path]:
 
 
 def train_tiny(data: Path, out: Path, **changes: object) -> dict:
-    from xfer.training import run
+    from xfer.training.loop import run
 
     return run(tiny_model(), tiny_train(**changes), data, LANG, BUDGET, out).to_dict()
 

@@ -52,6 +52,7 @@ from xfer.analysis.transfer import (
 from xfer.data.units import format_budget, parse_bytes
 from xfer.errors import XferError
 from xfer.io import atomic_write
+from xfer.training.config import Kind
 
 CONTAMINATION_COLUMNS = {"contamination on source": "contamination_on_source",
                          "contamination on target": "contamination_on_target"}
@@ -111,7 +112,7 @@ def add_contamination(frame: pd.DataFrame, rows: pd.DataFrame, data_dir: Path,
     frame = frame.copy()
     pretrain_budget: dict[str, int] = {}
     if "kind" in rows.columns:
-        for r in rows[rows["kind"].astype(str) == "pretrain"].itertuples():
+        for r in rows[rows["kind"].astype(str) == Kind.PRETRAIN].itertuples():
             pretrain_budget[str(r.target)] = int(r.budget)
     cache: dict[tuple[str, int | None], Counter | None] = {}
     model = str(lid_model) if lid_model else None

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 import xfer
 from xfer.data.corpora import DEFAULT_SHUFFLE_BUFFER, Corpus, Draw, open_corpus
+from xfer.data.store import MANIFEST, SPLITS
 from xfer.data.units import format_budget, parse_budgets, parse_bytes
 from xfer.data.vocab import DOC_SEPARATOR
 from xfer.data.writer import SplitWriter
@@ -29,8 +30,6 @@ from xfer.io import atomic_write_bytes
 from xfer.memory import keep_freed_memory
 
 FORMAT = "xfer-dataset/1"
-MANIFEST = "manifest.json"
-SPLITS = ("dev", "test", "train")
 
 
 def creation_command(corpus: str, langs: Sequence[str], budgets: Sequence[int], dev_bytes: int,

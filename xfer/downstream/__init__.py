@@ -6,7 +6,6 @@ Tasks (:mod:`.tasks`), the classifier and its training (:mod:`.finetune`), the r
 
 from xfer.downstream.finetune import (
     POSITION_BIAS,
-    RESULT_FILE,
     SOURCES,
     DownstreamConfig,
     PairClassifier,
@@ -17,5 +16,5 @@ from xfer.downstream.finetune import (
     truncate_pair,
 )
 
-__all__ = ["POSITION_BIAS", "RESULT_FILE", "SOURCES", "DownstreamConfig", "PairClassifier",
+__all__ = ["POSITION_BIAS", "SOURCES", "DownstreamConfig", "PairClassifier",
            "accuracy", "encode_pairs", "load_task", "run", "truncate_pair"]

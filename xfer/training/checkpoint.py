@@ -19,6 +19,7 @@ from xfer.io import first_line, read_json_object, replace_dir
 from xfer.model import ByteLM, ModelConfig
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
+RESULT_FILE = "result.json"  # a finished run's result, in its output folder
 PREFIX = "step-"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -17,6 +18,8 @@ from typing import Any
 
 from xfer.data.units import parse_bytes
 from xfer.errors import XferError
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # study and language names: one path component
 
 
 def nearest(name: str, known: list[str]) -> str:
