@@ -107,7 +107,8 @@ def powerlaw_markdown(fit: pd.DataFrame) -> str:
     above = [r.source for r in pooled.itertuples() if r.alpha_ci_low > HERNANDEZ_ALPHA]
     compare = (f" Hernandez et al. fit α ≈ {HERNANDEZ_ALPHA} for text → Python code (with a "
                "model-size term k·N^β we do not vary: here k absorbs it). α < 1 means each extra "
-               "finetuning byte is worth less transferred data. ")
+               "finetuning byte is worth less transferred data; α ≤ 0 means D_T does not grow "
+               "with D_F at all (transfer fades as the finetune grows). ")
     compare += (f"Interval above {HERNANDEZ_ALPHA}: {', '.join(above) or 'none'}; below: "
                 f"{', '.join(below) or 'none'}; the rest include it or have no interval.")
     return intro + "\n\nPooled per source: " + "; ".join(parts) + "." + compare
