@@ -99,11 +99,15 @@ class RunSettings:
 @dataclass(frozen=True)
 class Analysis:
     """Options passed to ``xfer.analysis.analyse.analyse``: the budget of the headline table (bytes;
-    default its choice), a fastText language-ID model file, whether to run contamination."""
+    default its choice), a fastText language-ID model file, whether to run contamination, and
+    Eq. 1's interpolation ("linear" in bytes, the paper's, or "log"). They change no trial, so
+    they are left out of the config hash: the same study with other analysis options
+    re-analyses its run folder without retraining."""
 
     budget: int | None = _bytes(None)
     lid_model: str | None = None
     contamination: bool = True
+    interp: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -145,12 +149,13 @@ class StudyConfig:
                    downstream=data.get("downstream"), **typed)
 
     def digest(self) -> str:
-        """Hash of everything that changes results (not resources, estimates, run paths, or
-        training settings a run may change when it resumes: device, threads, checkpointing)."""
+        """Hash of everything that changes results (not resources, estimates, run paths, the
+        analysis options, or training settings a run may change when it resumes: device,
+        threads, checkpointing)."""
         from xfer.training.config import RESUMABLE_CHANGES
 
         d = self.to_dict()
-        for key in ("resources", "estimate", "run"):
+        for key in ("resources", "estimate", "run", "analysis"):
             d.pop(key)
         for cfg in d["train"].values():  # where a run executes, not what it computes
             for key in RESUMABLE_CHANGES:
@@ -258,7 +263,7 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         data=build(DataSettings, data.get("data"), "data"), model=model,
         train=_train_configs(data.get("train")),
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
-        run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
+        run=run, analysis=_check_analysis(build(Analysis, data.get("analysis"), "analysis")),
         downstream=check_section(data.get("downstream"), languages),
     )
 
@@ -286,6 +291,16 @@ def _check_resources(res: Resources) -> Resources:
         if getattr(res, name) < 0:
             raise XferError(f"resources.{name}: must be 0 or more, got {getattr(res, name)}")
     return res
+
+
+def _check_analysis(analysis: Analysis) -> Analysis:
+    """``interp`` is one of Eq. 1's interpolations."""
+    from xfer.analysis.transfer import INTERPOLATIONS
+
+    if analysis.interp not in INTERPOLATIONS:
+        raise XferError(f"analysis.interp: must be one of {', '.join(INTERPOLATIONS)}, got "
+                        f"{analysis.interp!r}")
+    return analysis
 
 
 def _check_increasing(values: tuple[int, ...], where: str) -> None:

@@ -93,7 +93,8 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     report = analyse(frame, run_dir / "report", budget=study.analysis.budget,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,
-                     language_notes=language_notes(study), extra_sections=extra or None)
+                     language_notes=language_notes(study), extra_sections=extra or None,
+                     interp=study.analysis.interp)
     t = timing(list(ledger.rows.values()), started, trials_done, slots)
     t["analysis_s"] = time.time() - trials_done
     t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials
