@@ -71,8 +71,8 @@ def downstream_results(ledger: Ledger, run_dir: Path) -> dict[str, str]:
     """Write ``downstream.parquet`` and return the report's downstream section (if any)."""
     import pandas as pd
 
-    from sweeps.downstream import report_section
     from sweeps.ledger import DOWNSTREAM_COLUMNS
+    from xfer.downstream.table import report_section
 
     rows = ledger.downstream_rows()
     if not rows:

@@ -59,7 +59,7 @@ def _downstream(run_dir: Path) -> dict[str, str] | None:
         return None
     import pandas as pd
 
-    from sweeps.downstream import report_section
+    from xfer.downstream.table import report_section
 
     return report_section(pd.read_parquet(path).to_dict("records")) or None
 
