@@ -3,27 +3,29 @@
 A study names its corpus, languages, byte budgets, seeds, the model and the optimisation of each
 trial kind (``pretrain``, ``scratch``, ``finetune``), the resources of one trial and where the run
 folder lives. The model and training sections load into :class:`xfer.model.ModelConfig` and
-:class:`xfer.train.TrainConfig` themselves, so the YAML can only name fields those have.
+:class:`xfer.training.TrainConfig` themselves, so the YAML can only name fields those have.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sweeps.schema import build, check_keys, nearest
 from xfer.errors import XferError
+from xfer.schema import NAME_PATTERN, build, check_keys, nearest
+from xfer.training.config import KINDS, Kind
+
+if TYPE_CHECKING:
+    from xfer.model import ModelConfig
+    from xfer.training.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-KINDS = ("pretrain", "scratch", "finetune")
 NAMED_CORPORA = ("synthetic", "mc4")  # corpus names xfer.data.prepare knows; else a folder
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # study names: one safe path component
 
 
 def _bytes(*default: Any) -> Any:
@@ -96,12 +98,16 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Options passed to ``xfer.analyse.analyse``: the budget of the headline table (bytes;
-    default its choice), a fastText language-ID model file, whether to run contamination."""
+    """Options passed to ``xfer.analysis.analyse.analyse``: the budget of the headline table (bytes;
+    default its choice), a fastText language-ID model file, whether to run contamination, and
+    Eq. 1's interpolation ("linear" in bytes, the paper's, or "log"). They change no trial, so
+    they are left out of the config hash: the same study with other analysis options
+    re-analyses its run folder without retraining."""
 
     budget: int | None = _bytes(None)
     lid_model: str | None = None
     contamination: bool = True
+    interp: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,8 @@ class StudyConfig:
     budgets: Budgets
     seeds: tuple[int, ...]
     data: DataSettings
-    model: Any  # xfer.model.ModelConfig
-    train: dict[str, Any]  # kind -> xfer.train.TrainConfig
+    model: ModelConfig
+    train: dict[Kind, TrainConfig]
     resources: Resources = Resources()
     estimate: Estimate = Estimate()
     run: RunSettings = RunSettings()
@@ -129,13 +135,27 @@ class StudyConfig:
         out["train"] = {kind: asdict(cfg) for kind, cfg in self.train.items()}
         return json.loads(json.dumps(out))
 
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyConfig:
+        """The config again from :meth:`to_dict`'s output: how a trial rebuilds it on the far
+        side of Ray's boundary (one function, the same types as the driver's)."""
+        from xfer.model import ModelConfig
+        from xfer.training.config import TrainConfig
+
+        typed = {name: build(section, data[name], name) for name, section in SECTIONS.items()}
+        return cls(name=data["name"], corpus=data["corpus"], seeds=tuple(data["seeds"]),
+                   model=ModelConfig.from_dict(data["model"]),
+                   train={Kind(k): TrainConfig.from_dict(v) for k, v in data["train"].items()},
+                   downstream=data.get("downstream"), **typed)
+
     def digest(self) -> str:
-        """Hash of everything that changes results (not resources, estimates, run paths, or
-        training settings a run may change when it resumes: device, threads, checkpointing)."""
+        """Hash of everything that changes results (not resources, estimates, run paths, the
+        analysis options, or training settings a run may change when it resumes: device,
+        threads, checkpointing)."""
         from xfer.training.config import RESUMABLE_CHANGES
 
         d = self.to_dict()
-        for key in ("resources", "estimate", "run"):
+        for key in ("resources", "estimate", "run", "analysis"):
             d.pop(key)
         for cfg in d["train"].values():  # where a run executes, not what it computes
             _resolve_auto_precision(cfg)
@@ -167,6 +187,9 @@ def _resolve_auto_precision(cfg: dict) -> None:
 
 
 TOP_KEYS = [f.name for f in fields(StudyConfig)]
+SECTIONS = {"languages": Languages, "budgets": Budgets, "data": DataSettings,
+            "resources": Resources, "estimate": Estimate, "run": RunSettings,
+            "analysis": Analysis}  # the plain dataclass sections of a StudyConfig
 
 
 def available_configs() -> list[str]:
@@ -253,7 +276,7 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         data=build(DataSettings, data.get("data"), "data"), model=model,
         train=_train_configs(data.get("train")),
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
-        run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
+        run=run, analysis=_check_analysis(build(Analysis, data.get("analysis"), "analysis")),
         downstream=check_section(data.get("downstream"), languages),
     )
 
@@ -281,6 +304,16 @@ def _check_resources(res: Resources) -> Resources:
         if getattr(res, name) < 0:
             raise XferError(f"resources.{name}: must be 0 or more, got {getattr(res, name)}")
     return res
+
+
+def _check_analysis(analysis: Analysis) -> Analysis:
+    """``interp`` is one of Eq. 1's interpolations."""
+    from xfer.analysis.transfer import INTERPOLATIONS
+
+    if analysis.interp not in INTERPOLATIONS:
+        raise XferError(f"analysis.interp: must be one of {', '.join(INTERPOLATIONS)}, got "
+                        f"{analysis.interp!r}")
+    return analysis
 
 
 def _check_increasing(values: tuple[int, ...], where: str) -> None:
@@ -314,7 +347,7 @@ def _languages(langs: Languages, corpus: str) -> Languages:
 
 def _train_configs(section: Any) -> dict[str, Any]:
     """``train:`` holds settings common to all kinds plus a sub-mapping per kind that overrides
-    them; each kind becomes one :class:`xfer.train.TrainConfig` (its ``kind`` set here, its
+    them; each kind becomes one :class:`xfer.training.TrainConfig` (its ``kind`` set here, its
     ``seed`` per trial from ``seeds``)."""
     from xfer.training.config import TrainConfig
 

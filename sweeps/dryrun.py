@@ -7,7 +7,8 @@ import json
 from sweeps.config import StudyConfig
 from sweeps.estimate import device_hours, parameter_count, trial_costs
 from sweeps.trials import TrialSpec, build_trials, count_by_kind, language_budgets, pairs
-from xfer.units import format_budget
+from xfer.data.units import format_budget
+from xfer.training.config import Kind
 
 WEIGHT_BYTES = 4  # fp32 weights, per parameter
 STEP_CHECKPOINT_BYTES = 3 * WEIGHT_BYTES  # weights + AdamW's two fp32 moments, per parameter
@@ -24,7 +25,8 @@ def disk_needed(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> d
                for budgets in language_budgets(study, trials).values())
     ckpt = 0
     for t in trials:
-        keep = DOWNSTREAM_KEEP if t.kind == "downstream" else study.train[t.kind].keep_checkpoints
+        keep = (DOWNSTREAM_KEEP if t.kind == Kind.DOWNSTREAM else
+                study.train[t.kind].keep_checkpoints)
         ckpt += n_params * (WEIGHT_BYTES + keep * STEP_CHECKPOINT_BYTES)
     return {"data": data, "checkpoints": ckpt, "total": data + ckpt}
 
@@ -86,8 +88,7 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
     lines.append("")
     lines.append(f"{'kind':<10} {'trials':>6} {'train bytes':>18} {'PFLOP':>12} "
                  f"{'device-hours':>13}")
-    for kind in ("pretrain", "scratch", "finetune", "downstream")[:4 if "downstream" in c
-                                                                   else 3]:
+    for kind in [k for k in Kind if k != Kind.DOWNSTREAM or k in c]:
         n, b, f = _by_kind(p, kind)
         lines.append(f"{kind:<10} {n:>6} {b:>18,} {f / 1e15:>12,.3f} "
                      f"{device_hours(f, study):>13,.2f}")

@@ -22,9 +22,11 @@ from pathlib import Path
 
 from sweeps.config import StudyConfig
 from sweeps.estimate import study_planned_bytes
-from sweeps.ledger import Ledger, atomic_write_bytes
+from sweeps.ledger import Ledger
 from sweeps.trials import TrialSpec, build_trials, language_budgets
 from xfer.errors import XferError
+from xfer.io import atomic_write_bytes
+from xfer.training.config import Kind
 
 LOW_DISK_BYTES = 16 * 2**20  # below this much free space a failure is blamed on the disk
 
@@ -40,6 +42,7 @@ class RunOptions:
     num_cpus: int | None = None
     dashboard: bool = True
     verbose: int = 0
+    command: str | None = None  # the command line, recorded in <run folder>/commands.txt
 
 
 def run_folder(study: StudyConfig, output: str | None) -> Path:
@@ -61,10 +64,26 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 
 def save_config(study: StudyConfig, run_dir: Path) -> None:
-    """Write the study config into the run folder (once; the hash in the name pins it)."""
+    """Write the study config into the run folder. The hash in the name pins all but the
+    options outside it (the analysis section): those are the latest run's."""
+    data = json.dumps(study.to_dict(), indent=1).encode()
     path = run_dir / "config.json"
-    if not path.exists():
-        atomic_write_bytes(path, json.dumps(study.to_dict(), indent=1).encode())
+    if not path.exists() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
+
+
+COMMANDS_FILE = "commands.txt"
+
+
+def record_command(run_dir: Path, command: str | None) -> None:
+    """Add one line (UTC time, working folder, command) to ``<run>/commands.txt`` (rewritten
+    atomically): the first line is the command that started the study, later ones resumed it."""
+    if not command:
+        return
+    path = run_dir / COMMANDS_FILE
+    old = path.read_bytes() if path.is_file() else b""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t{os.getcwd()}\t{command}\n"
+    atomic_write_bytes(path, old + line.encode())
 
 
 def _corpus(study: StudyConfig) -> str:
@@ -148,7 +167,7 @@ def local_token_auth(run_dir: Path) -> Path | None:
     import secrets
 
     path = run_dir / TOKEN_FILE
-    atomic_write_bytes(path, secrets.token_hex(16).encode())  # a temp file made 0600, renamed
+    atomic_write_bytes(path, secrets.token_hex(16).encode(), mode=0o600)
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
     os.environ.pop("RAY_AUTH_TOKEN", None)  # it would take precedence over the file
@@ -197,7 +216,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     from sweeps.trainable import train_trial
 
     downstream = None
-    if study.downstream is not None and any(t.kind == "downstream" for t in todo):
+    if study.downstream is not None and any(t.kind == Kind.DOWNSTREAM for t in todo):
         from sweeps.downstream import resolved_config
 
         downstream = resolved_config(study.downstream, run_dir)  # the task, built once here
@@ -257,6 +276,7 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
         check_address(opts.address)  # before the run folder is made
     with locked(run_dir):
         save_config(study, run_dir)
+        record_command(run_dir, opts.command)
         ledger = Ledger(run_dir)
         trials = build_trials(study)
         planned = {t.key: study_planned_bytes(study, t) for t in trials}

@@ -1,12 +1,13 @@
-"""The Ray Tune trainable: one study trial = one ``xfer.train.run``.
+"""The Ray Tune trainable: one study trial = one ``xfer.training.run``.
 
 The trial's whole config arrives through Tune (``config["study"]`` from ``param_space``, the
-trial itself from the searcher); nothing is global. Metrics go to Tune through a ``xfer.train``
-callback at every evaluation; the last report names the best checkpoint, which is what a
-pretrain hands to its finetunes. Checkpoints are stored once: in the trial folder when Tune's
-storage is a local path (``config["tune_checkpoints"]`` false; the run folder is then on a
-filesystem every node sees), and also handed to Tune only when its storage is remote (gs://...),
-the way they reach other nodes. A retried trial resumes from the newest of the two.
+trial itself from the searcher); nothing is global. Metrics go to Tune through a
+``xfer.training`` callback at every evaluation; the last report names the best checkpoint, which
+is what a pretrain hands to its finetunes. Checkpoints are stored once: in the trial folder when
+Tune's storage is a local path (``config["tune_checkpoints"]`` false; the run folder is then on
+a filesystem every node sees), and also handed to Tune only when its storage is remote
+(gs://...), the way they reach other nodes. A retried trial resumes from the newest of the two.
+Every trial's curves also go to TensorBoard event files in ``<run folder>/tensorboard/<key>``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from typing import Any
 
 from ray import tune
 
+from sweeps.config import StudyConfig
 from sweeps.trials import TrialSpec
-from xfer.train import Callback
+from xfer.training.loop import Callback
+from xfer.training.tensorboard import TensorBoardLog
+
+TENSORBOARD_DIR = "tensorboard"  # <run folder>/tensorboard/<trial key>/events.out.tfevents.*
 
 
 def _scalars(metrics: dict) -> dict:
@@ -35,7 +40,7 @@ def _scalars(metrics: dict) -> dict:
 
 
 class TuneReporter(Callback):
-    """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
+    """``xfer.training`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
     between evaluations, training metrics (bytes seen, loss) go out every ``every_s`` seconds
     so progress and ETA move during long runs."""
 
@@ -96,28 +101,29 @@ def _open_checkpoint(stack: contextlib.ExitStack, checkpoint: Any) -> Path | Non
 def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
-    from xfer.model import ModelConfig
-    from xfer.train import TrainConfig, run  # noqa: F811 - imported on the worker
+    from xfer.training.config import Kind
+    from xfer.training.loop import run
 
     trial = TrialSpec.from_dict(config["trial"])
-    study = config["study"]
+    study = StudyConfig.from_dict(config["study"])
     run_dir = Path(config["run_dir"])
-    model = ModelConfig.from_dict(study["model"])
-    threads = max(1, int(study["resources"]["cpus_per_trial"]))  # torch threads = trial CPUs
-    if trial.kind == "downstream":
+    model = study.model
+    threads = max(1, int(study.resources.cpus_per_trial))  # torch threads = trial CPUs
+    if trial.kind == Kind.DOWNSTREAM:
         downstream_trial(config, trial, model, threads, started_at)
         return
-    train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),
-                                    seed=trial.seed, threads=threads)
+    train_cfg = dataclasses.replace(study.train[trial.kind], seed=trial.seed, threads=threads)
     to_tune = config.get("tune_checkpoints", True)
     out_dir = run_dir / "trials" / trial.key
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
                               out_dir / "checkpoints")
+        board = stack.enter_context(contextlib.closing(
+            TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
         result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget, out_dir,
                      init_checkpoint=init, resume_from=resume,
-                     callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune)])
+                     callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune), board])
     final = result.to_dict()
     import ray
 
@@ -130,22 +136,26 @@ def train_trial(config: dict) -> None:
 def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
                      started_at: float) -> None:
     """One downstream classifier (``xfer.downstream.run``) from its source's best checkpoint
-    (``config["init_checkpoint"]``) or from scratch; resumes from ``tune.get_checkpoint()``."""
+    (``config["init_checkpoint"]``) or from scratch; resumes from its newest checkpoint."""
     import ray
 
-    from xfer import downstream
+    from xfer import downstream  # the package: DownstreamConfig, run
 
     cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
                               seed=trial.seed, threads=threads)
-    out_dir = Path(config["run_dir"]) / "trials" / trial.key
+    run_dir = Path(config["run_dir"])
+    out_dir = run_dir / "trials" / trial.key
     to_tune = config.get("tune_checkpoints", True)
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
                               out_dir / "checkpoints")
+        board = stack.enter_context(contextlib.closing(
+            TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
         result = downstream.run(model, cfg, out_dir, init_checkpoint=init, resume_from=resume,
                                 init=trial.init,
-                                callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune)])
+                                callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune),
+                                           board])
     tune.report({**_scalars(result), "final": 1, "started_at": started_at,
                  "ended_at": time.time(), "node_id": ray.get_runtime_context().get_node_id(),
                  "best_checkpoint": str(result["best_checkpoint"])},

@@ -75,6 +75,7 @@ def test_trial_list_grid_scratch_finetune_and_seeds() -> None:
     ({"languages": {"sources": ["bse"], "targets": ["twin"]}},
      "unknown generated language 'bse' (did you mean 'base'?)"),
     ({"analysis": {"contamination": "yes"}}, "analysis.contamination: expected true or false"),
+    ({"analysis": {"interp": "cubic"}}, "analysis.interp: must be one of linear, log"),
     ({"train": {"seed": 3}}, "train: unknown key 'seed'"),
 ])
 def test_bad_config_is_one_line_error(change: dict, message: str) -> None:
@@ -124,7 +125,11 @@ def test_changed_config_gets_a_new_run_folder(tmp_path: Path) -> None:
                    str(tmp_path))
     e = run_folder(config_from_dict({**TINY, "train": {**TINY["train"], "seq_len": 32}}),
                    str(tmp_path))
+    f = run_folder(config_from_dict({**TINY, "analysis": {"interp": "log", "budget": "10K",
+                                                          "contamination": False}}),
+                   str(tmp_path))
     assert a != b and a == c == d and e != a  # resources and checkpointing change no result
+    assert f == a  # analysis options change no trial: the same run folder is re-analysed
 
 
 def _searcher(study_dict: dict, checkpoints: dict, ready: set[str], conc: int = 8):
@@ -215,3 +220,17 @@ def test_searcher_lets_a_bug_in_data_readiness_raise() -> None:
     assert s.suggest("t0") is None  # this call found the failure
     assert s.suggest("t1") == Searcher.FINISHED
     assert set(s.failed.values()) == {"data preparation failed: base: corpus too small"}
+
+
+@pytest.mark.parametrize("name", ["default", "paper"])
+def test_config_crosses_the_ray_boundary_typed(name):
+    """A trial rebuilds the driver's typed config from param_space's plain dict, unchanged."""
+    from sweeps.config import StudyConfig
+    from xfer.model import ModelConfig
+    from xfer.training.config import Kind, TrainConfig
+
+    study = load_config(name)
+    again = StudyConfig.from_dict(json.loads(json.dumps(study.to_dict())))
+    assert again == study and again.digest() == study.digest()
+    assert isinstance(again.model, ModelConfig)
+    assert all(isinstance(k, Kind) and isinstance(v, TrainConfig) for k, v in again.train.items())

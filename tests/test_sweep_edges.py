@@ -108,8 +108,9 @@ def test_retried_trial_resumes_from_its_newest_checkpoint(tmp_path: Path) -> Non
     (``checkpoint_every`` between evaluations): the newest wins, whichever holds it."""
     from xfer.data import prepare
     from xfer.model import MODEL_CONFIGS
-    from xfer.train import TrainConfig, run
     from xfer.training.checkpoint import list_checkpoints
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import run
 
     prepare("synthetic", ["base"], [8000], 2000, 2000, 0, tmp_path / "data")
     cfg = TrainConfig(kind="scratch", seq_len=64, batch_size=4, micro_batch_size=4,

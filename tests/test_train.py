@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.faults_util import tensorboard_scalars
 from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
-from xfer.train import Callback, TrainConfig, load_model, run, warmup_steps
 from xfer.training import checkpoint as ckpt
-from xfer.training.config import run_epochs, run_steps
-from xfer.training.loop import should_stop
+from xfer.training.checkpoint import load_model
+from xfer.training.config import TrainConfig, run_epochs, run_steps, warmup_steps
+from xfer.training.loop import Callback, run, should_stop
 
 TINY = MODEL_CONFIGS["tiny"]
 BASE = TrainConfig(kind="scratch", seq_len=64, batch_size=8, micro_batch_size=4, epochs=1,
@@ -152,8 +153,11 @@ def test_cli_trains_and_reports_bad_input(english: Path, tmp_path: Path,
     args = ["train", "--data", str(english), "--lang", "en", "--budget", "40K", "--out",
             str(tmp_path / "run"), "--seq-len", "64", "--batch-size", "8", "--micro-batch-size",
             "8", "--max-steps", "2", "--kind", "scratch"]
-    assert main(args) == 0
+    assert main([*args, "--tensorboard", str(tmp_path / "tb")]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 2
+    scalars = tensorboard_scalars(tmp_path / "tb")
+    assert [s for s, _ in scalars["train_loss"]] == [1, 2]
+    assert [s for s, _ in scalars["dev_loss"]] == [2] and scalars["bytes_per_s"][0][1] > 0
     assert main(args[:-2] + ["--kind", "distil"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
 
