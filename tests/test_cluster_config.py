@@ -1,4 +1,4 @@
-"""cluster.yaml passes Ray's own cluster-config schema (GPU default and the documented TPU one)."""
+"""cluster.yaml passes Ray's own cluster-config schema (as a whole, GPU-only, TPU-only)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,12 @@ def _load() -> dict:
     return yaml.safe_load(CLUSTER.read_text())
 
 
-def _tpu_variant(config: dict) -> dict:
-    """The TPU node type documented in comments at the end of cluster.yaml, swapped in."""
-    text = CLUSTER.read_text().split("# TPU alternative", 1)[1]
-    block = "\n".join(line[2:] if line.startswith("# ") else line[1:]
-                      for line in text.splitlines()[3:] if line.startswith("#"))
-    extra = yaml.safe_load(block)
+def _only(config: dict, worker: str) -> dict:
+    """The cluster with one worker node type (GPU-only or TPU-only variant)."""
     out = copy.deepcopy(config)
-    out["available_node_types"].pop("gpu_worker")
-    out["available_node_types"].update(extra)
+    types = out["available_node_types"]
+    for name in [n for n in types if n not in ("head", worker)]:
+        types.pop(name)
     return out
 
 
@@ -38,10 +35,19 @@ def test_cluster_yaml_passes_ray_schema() -> None:
     assert config["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1
 
 
-def test_documented_tpu_variant_passes_ray_schema() -> None:
-    config = _tpu_variant(_load())
-    assert config["available_node_types"]["tpu_worker"]["resources"]["TPU"] == 4
-    validate_config(prepare_config(config))
+@pytest.mark.parametrize("worker", ["gpu_worker", "tpu_worker"])
+def test_each_accelerator_variant_passes_ray_schema(worker: str) -> None:
+    validate_config(prepare_config(_only(_load(), worker)))
+
+
+def test_tpu_node_type_is_one_v2_8_host_with_rays_tpu_resources() -> None:
+    tpu = _load()["available_node_types"]["tpu_worker"]
+    # Ray's names: TPU = chips (a v2-8 has 4), accelerator_type:TPU-<GENERATION>, the pod head
+    assert tpu["resources"]["TPU"] == 4
+    assert tpu["resources"]["accelerator_type:TPU-V2"] == 1
+    assert tpu["resources"]["TPU-v2-8-head"] == 1
+    assert tpu["node_config"]["acceleratorType"] == "v2-8"
+    assert any('[tpu]"' in c and "pip install" in c for c in tpu["worker_setup_commands"])
 
 
 def test_schema_check_is_real() -> None:
