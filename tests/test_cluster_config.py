@@ -10,6 +10,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from sweeps.config import load_config
 from tests.conftest import REPO
 
 CLUSTER = REPO / "cluster.yaml"
@@ -66,3 +67,16 @@ def test_installs_package_binds_dashboard_locally_and_holds_no_credentials() -> 
     text = CLUSTER.read_text()
     assert not re.search(r"(private_key|BEGIN [A-Z ]*PRIVATE KEY|client_secret|password)", text)
     assert config["provider"]["project_id"] is None
+
+
+def test_on_premise_variant_is_loopback_with_token_auth_and_passes_ray_schema() -> None:
+    """cluster-local.yaml (Ray's local provider; .ci/ray-up runs its whole up/submit/down cycle)."""
+    config = yaml.safe_load((REPO / "cluster-local.yaml").read_text())
+    validate_config(prepare_config(copy.deepcopy(config)))
+    assert config["provider"] == {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []}
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    assert sum("RAY_AUTH_MODE=token" in c and "ray start" in c for c in starts) == 2
+    assert "--dashboard-host=127.0.0.1" in " ".join(config["head_start_ray_commands"])
+    assert list(config["file_mounts"]) == ["~/.ray/auth_token"]  # the token, nothing else
+    study = load_config(str(REPO / ".ci" / "ray-up-study.yaml"))  # the study .ci/ray-up submits
+    assert study.name == "rayup"
