@@ -25,7 +25,8 @@ else:
 
 from tests.conftest import REPO
 from tests.test_train import BASE, TINY, Recorder, english  # noqa: F401  (fixture)
-from xfer.train import load_model, run
+from xfer.training.checkpoint import load_model
+from xfer.training.loop import run
 
 os.environ.setdefault("PJRT_DEVICE", "CPU")
 STEPS = 6
@@ -89,7 +90,8 @@ import json, sys
 from dataclasses import replace
 from pathlib import Path
 from tests.test_train import BASE, TINY, Recorder
-from xfer.train import resolve_device, run
+from xfer.training.device import resolve_device
+from xfer.training.loop import run
 cfg = replace(BASE, max_steps={steps}, precision="fp32", device="xla:spmd")
 replicas = resolve_device(cfg.device, cfg.precision).replicas
 rec = Recorder()
