@@ -94,6 +94,7 @@ ROWS: list[Row] = [
     X("train: zero batch size", *TRAIN, "--batch-size", "0", expect=r"batch_size"),
     X("train: negative epochs", *TRAIN, "--epochs", "-2", expect=r"epochs"),
     X("train: unknown device", *TRAIN, "--device", "quantum", expect=r"quantum"),
+    X("train: unknown xla mode", *TRAIN, "--device", "xla:ring", expect=r"xla:ring.*xla:spmd"),
     X("train: init checkpoint missing", *TRAIN, "--init", "{tmp}/nockpt", expect=r"nockpt"),
     X("train: init checkpoint corrupt (garbage model.pt)", *TRAIN, "--init", "{ckpt_garbage}",
       expect=r"model\.pt|corrupt"),

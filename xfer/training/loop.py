@@ -114,7 +114,7 @@ def evaluate(model: torch.nn.Module, raw: np.ndarray, cfg: TrainConfig, device: 
     model.eval()
     total, count = 0.0, 0
     for inputs, targets in eval_batches(raw, cfg.seq_len, cfg.micro_batch_size, max_bytes):
-        inputs, targets = inputs.to(device.torch_device), targets.to(device.torch_device)
+        inputs, targets = device.put(inputs), device.put(targets)
         with device.autocast():
             logits = model(inputs)
         nll, _ = nll_and_lse(logits, targets)
@@ -239,8 +239,7 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
         loss_sum = 0.0
         for micro in range(micro_steps):
             pieces = order[micro * cfg.micro_batch_size:(micro + 1) * cfg.micro_batch_size]
-            inputs, targets = (t.to(device.torch_device)
-                               for t in make_batch(train_raw, pieces, cfg.seq_len))
+            inputs, targets = map(device.put, make_batch(train_raw, pieces, cfg.seq_len))
             with device.autocast():
                 logits = step_fn(inputs)
             nll, lse = nll_and_lse(logits, targets)
