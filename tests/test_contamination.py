@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import secrets
 from collections import Counter
 
 import pytest
@@ -98,10 +97,9 @@ def test_progress_in_a_log_has_no_carriage_returns(mixed, capsys):
 def test_ray_tasks_match_sequential(mixed, monkeypatch):
     import ray
 
-    # a token of its own, in this process only (else ray.init writes ~/.ray/auth_token and
-    # leaves RAY_AUTH_MODE set for the tests that follow)
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    # ray.init sets RAY_AUTH_MODE=token in this process: undone after the test, so the tests
+    # that follow start their subprocesses as a user's shell would
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
     lines = mixed.read_text(encoding="utf-8").splitlines()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

@@ -39,8 +39,8 @@ def _du(folder: Path) -> int:
 @pytest.mark.slow
 def test_finetunes_start_from_best_weights_and_checkpoints_are_stored_once(
         tmp_path: Path) -> None:
-    """Pretrains at a learning rate too high to settle (0.1; an evaluation every 4 steps) are
-    best at an early evaluation and worse at their last: each finetune's ``init_checkpoint`` is
+    """Pretrains at a learning rate too high to settle (0.1; an evaluation every 4 steps): base
+    is best at an early evaluation and worse at its last; each finetune's ``init_checkpoint`` is
     its pretrain's ``best`` folder, which holds the best step's weights. Tune's folders hold no
     checkpoint copies, and the dry-run's disk figure covers what the run folder holds."""
     cfg = study(name="best", train={"pretrain": {"lr": 0.1, "eval_every": 4}})
@@ -51,14 +51,17 @@ def test_finetunes_start_from_best_weights_and_checkpoints_are_stored_once(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run_dir = run_dir_of(out)
     assert len(ledger_keys(run_dir)) == TINY_TRIALS
+    past_best = []
     for pretrain, finetune in zip(PRETRAINS, FINETUNES, strict=True):
         work = run_dir / "trials" / pretrain
         result = json.loads((work / "result.json").read_text())
         best = json.loads((work / "best" / "meta.json").read_text())["state"]
-        assert best["best_step"] < result["steps"], (best, result)  # last is past best
         assert best["step"] == best["best_step"]  # the best folder holds the best step
+        if best["best_step"] < result["steps"]:
+            past_best.append(pretrain)
         (params,) = (run_dir / "tune").glob(f"attempt-*/{finetune}/params.json")
         assert json.loads(params.read_text())["init_checkpoint"] == str(work / "best")
+    assert past_best, "no pretrain ended past its best: nothing tells best from last here"
     copies = [p for p in (run_dir / "tune").rglob("checkpoint_*") if p.is_dir()]
     assert not copies, copies[:3]
     plan = subprocess.run([sys.executable, "-m", "sweeps.grid", "--config", str(config),
