@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
 
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 
 from sweeps.ledger import Ledger, make_row
 from sweeps.trials import TrialSpec
@@ -68,6 +69,7 @@ class StudyProgress(Callback):
         self.last_print = 0.0
         self.running = 0
         self.errors: dict[str, str] = {}  # key -> last line of its error
+        self.failures = 0  # trial attempts that failed, retried or not
 
     def _bytes_done(self, live: dict[str, float]) -> float:
         done = sum(self.planned.get(k, 0) for k in self.ledger.rows)
@@ -109,8 +111,13 @@ class StudyProgress(Callback):
             self.ledger.record(make_row(spec, trial.last_result, best))
             self._print()
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: object,
+                         **info: object) -> None:
+        self.failures += 1
+
     def on_trial_error(self, iteration: int, trials: list, trial: object,
                        **info: object) -> None:
+        self.failures += 1
         key = trial.config["trial"]["key"]
         self.live_bytes.pop(key, None)
         self.errors[key] = last_error_line(trial)
@@ -121,3 +128,22 @@ class StudyProgress(Callback):
         self.running = sum(1 for t in trials if t.status == "RUNNING")
         if self.live_bytes and time.time() - self.last_print >= self.every_s:
             self._print()
+
+
+class DiskFullStop(Stopper):
+    """Ends the experiment once a trial has failed while the run folder's disk has less than
+    ``low_bytes`` free: every retry would fail on its next write, each after starting a
+    worker; the driver then names the full disk in one line (rerun once there is room)."""
+
+    def __init__(self, progress: StudyProgress, folder: Path, low_bytes: int) -> None:
+        self.progress, self.folder, self.low_bytes = progress, folder, low_bytes
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return bool(self.progress.failures) and self.full()
+
+    def full(self) -> bool:
+        """Whether the run folder's disk has less than ``low_bytes`` free."""
+        return shutil.disk_usage(self.folder).free < self.low_bytes

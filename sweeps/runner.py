@@ -211,7 +211,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     from ray import tune
     from ray.tune.error import TuneError
 
-    from sweeps.progress import StudyProgress
+    from sweeps.progress import DiskFullStop, StudyProgress
     from sweeps.searcher import DependencySearcher
     from sweeps.trainable import train_trial
 
@@ -231,6 +231,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         make_config=lambda t, ckpt: {"trial": t.to_dict(), "init_checkpoint": ckpt},
         data_ready=data.ready, max_concurrent=max_conc, finished=ledger.rows)
     progress = StudyProgress(ledger, planned)
+    disk = DiskFullStop(progress, run_dir, LOW_DISK_BYTES)
     res = study.resources
     bundle = {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}
     if res.tpus_per_trial:
@@ -247,6 +248,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
             name=time.strftime("attempt-%Y%m%d-%H%M%S"),
             storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=study.run.max_failures),
+            stop=disk,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[progress], verbose=opts.verbose))
     print(f"[xfer] {len(todo)} trials to run, up to {max_conc} at once", flush=True)
@@ -263,6 +265,10 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         failed["(ray tune)"] = f"{type(exc).__name__}: {exc}"
     failed.update(searcher.failed)
     failed.update(progress.errors)
+    for trial in todo:  # ended by DiskFullStop (else each is in the ledger or failed)
+        if trial.key not in ledger and trial.key not in failed:
+            failed[trial.key] = ("stopped: the run folder's disk is full" if disk.full() else
+                                 "not finished")
     for key, why in sorted(failed.items()):
         print(f"[xfer] not finished: {key}: {why}", flush=True)
     return failed, max_conc
