@@ -24,6 +24,34 @@ def language_notes(study: StudyConfig) -> dict[str, str] | None:
     return {lang: synthetic.describe(lang) for lang in sorted(langs)}
 
 
+def declared_truth(study: StudyConfig):
+    """The generated languages' declared divergences from ``base`` (``xfer.ground_truth.Truth``)
+    when the study finetunes into base, else None."""
+    if study.corpus != "synthetic":
+        return None
+    from xfer.data import synthetic
+    from xfer.ground_truth import Truth
+
+    reference = "base"
+    targets = {*study.languages.targets, *(t for _, t in study.languages.extra_pairs)}
+    if reference not in targets:
+        return None
+    langs = {*study.languages.sources, *(s for s, _ in study.languages.extra_pairs)}
+    return Truth(reference, {lang: synthetic.divergence(lang) for lang in sorted(langs)})
+
+
+def verdict_section(report: Path) -> list[str]:
+    """The ground-truth verdicts written beside ``report`` (one console line each), if any."""
+    path = report.parent / "ground_truth_verdicts.csv"
+    if not path.is_file():
+        return []
+    import pandas as pd
+
+    from xfer.ground_truth import verdict_lines
+
+    return verdict_lines(pd.read_csv(path))
+
+
 def busy_seconds(intervals: list[tuple[float, float]]) -> float:
     """Length of the union of [start, end] intervals (seconds with at least one trial running)."""
     total, end = 0.0, float("-inf")
@@ -92,7 +120,8 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     report = analyse(frame, run_dir / "report", budget=study.analysis.budget,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,
-                     language_notes=language_notes(study), extra_sections=extra or None)
+                     language_notes=language_notes(study), extra_sections=extra or None,
+                     truth=declared_truth(study))
     t = timing(list(ledger.rows.values()), started, trials_done, slots)
     t["analysis_s"] = time.time() - trials_done
     t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials
@@ -111,4 +140,9 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     if table:
         print()
         print(table)
+    verdicts = verdict_section(report)
+    if verdicts:
+        print("\nGround truth (does D_T fall as divergence from base grows, control lowest?):")
+        for line in verdicts:
+            print(f"  {line}")
     return report
