@@ -121,6 +121,7 @@ class StudyConfig:
     run: RunSettings = RunSettings()
     analysis: Analysis = Analysis()
     downstream: dict[str, Any] | None = None  # checked by sweeps.downstream.check_section
+    pretrain_seeds: tuple[int, ...] = ()  # empty: one pretrain per seed (see sweeps.trials)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (what trials receive through Ray Tune's ``param_space``)."""
@@ -145,6 +146,8 @@ class StudyConfig:
         else:
             for key in ("threads", "device"):
                 d["downstream"].pop(key, None)
+        if not d["pretrain_seeds"]:  # likewise
+            d.pop("pretrain_seeds")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     @property
@@ -222,6 +225,7 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"seeds: repeated seed in {seeds!r}")
     if min(seeds) < 0:
         raise XferError(f"seeds: must be non-negative integers, got {min(seeds)}")
+    pretrain_seeds = _pretrain_seeds(data.get("pretrain_seeds", []))
 
     model_section = dict(data.get("model") or {})
     preset = model_section.pop("preset", "tiny")
@@ -242,7 +246,18 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
         run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
         downstream=check_section(data.get("downstream"), languages),
+        pretrain_seeds=pretrain_seeds,
     )
+
+
+def _pretrain_seeds(value: Any) -> tuple[int, ...]:
+    """``pretrain_seeds``: a list of distinct non-negative integers (empty: one per seed)."""
+    if not isinstance(value, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        raise XferError(f"pretrain_seeds: expected a list of non-negative integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise XferError(f"pretrain_seeds: repeated seed in {value!r}")
+    return tuple(value)
 
 
 def check_name(name: str) -> None:

@@ -1,6 +1,7 @@
 """What trials a study has: one pretrain per source, one scratch run per (target, budget), one
 finetune per (source, target, budget) with source != target, and (with a ``downstream:``
-section) one downstream classifier per source plus one from scratch; each per seed."""
+section) one downstream classifier per source plus one from scratch; each per seed (pretrains
+and downstream trials per pretrain seed: ``pretrain_seeds``, by default every seed)."""
 
 from __future__ import annotations
 
@@ -57,20 +58,32 @@ def pairs(study: StudyConfig) -> list[tuple[str, str]]:
     return out
 
 
+def pretrain_seed_of(study: StudyConfig, seed: int) -> int:
+    """The pretrain seed whose models the finetunes of ``seed`` start from: ``seed`` itself, or
+    with ``pretrain_seeds`` set, the one at the same position (cycling through them)."""
+    if not study.pretrain_seeds:
+        return seed
+    return study.pretrain_seeds[study.seeds.index(seed) % len(study.pretrain_seeds)]
+
+
 def build_trials(study: StudyConfig) -> list[TrialSpec]:
-    """All trials, pretrains first, then scratch runs, then finetunes (one list per seed)."""
+    """All trials: per pretrain seed its pretrains (and downstream trials), per seed its scratch
+    runs and finetunes. Each finetune names its pretrain as parent."""
     sources = list(dict.fromkeys([s for s, _ in pairs(study)]))
     targets = list(dict.fromkeys([*study.languages.targets, *(t for _, t in pairs(study))]))
     trials: list[TrialSpec] = []
-    for seed in study.seeds:
-        pretrain = {s: TrialSpec("pretrain", s, study.budgets.pretrain, seed) for s in sources}
-        trials += pretrain.values()
-        trials += [TrialSpec("scratch", t, b, seed) for t in targets for b in study.scratch_budgets]
-        trials += [TrialSpec("finetune", t, b, seed, source=s,
-                             parent=pretrain[s].key)
-                   for s, t in pairs(study) for b in study.budgets.finetune]
+    pretrain: dict[tuple[str, int], TrialSpec] = {}
+    for seed in dict.fromkeys(pretrain_seed_of(study, s) for s in study.seeds):
+        mine = [TrialSpec("pretrain", s, study.budgets.pretrain, seed) for s in sources]
+        pretrain.update({(p.lang, seed): p for p in mine})
+        trials += mine
         if study.downstream is not None:
-            trials += downstream_trials(study, list(pretrain.values()), seed)
+            trials += downstream_trials(study, mine, seed)
+    for seed in study.seeds:
+        parent = pretrain_seed_of(study, seed)
+        trials += [TrialSpec("scratch", t, b, seed) for t in targets for b in study.scratch_budgets]
+        trials += [TrialSpec("finetune", t, b, seed, source=s, parent=pretrain[s, parent].key)
+                   for s, t in pairs(study) for b in study.budgets.finetune]
     return trials
 
 

@@ -46,6 +46,9 @@ class TrainConfig:
     ``eval_at_epoch_end``: evaluate dev (and write a checkpoint) at the end of every epoch. When
     False, evaluations happen only every ``eval_every`` steps (which must then be > 0) and at the
     last step: at tiny budgets an epoch is a handful of steps.
+
+    ``lr_decay``: after warmup, a cosine from the peak lr to ``min_lr`` (True) or a constant lr
+    (False); None is the kind's rule (:func:`decays`: constant to finetune, cosine otherwise).
     """
 
     kind: str = "pretrain"
@@ -74,6 +77,7 @@ class TrainConfig:
     min_steps: int = 0
     patience: int = 0
     eval_at_epoch_end: bool = True
+    lr_decay: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -181,6 +185,11 @@ def warmup_steps(cfg: TrainConfig, budget: int, total_steps: int) -> int:
     else:
         steps = round(total_steps * PAPER_WARMUP_STEPS / PAPER_PRETRAIN_STEPS)
     return min(steps, total_steps)
+
+
+def decays(cfg: TrainConfig) -> bool:
+    """Whether the lr follows a cosine to min_lr: ``cfg.lr_decay``, else all kinds but finetune."""
+    return cfg.kind != "finetune" if cfg.lr_decay is None else cfg.lr_decay
 
 
 def lr_multiplier(step: int, *, warmup: int, total: int, floor: float, decay: bool) -> float:

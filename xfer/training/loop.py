@@ -22,6 +22,7 @@ from xfer.training.batches import epoch_order, eval_batches, load_text_eval, mak
 from xfer.training.config import (
     TrainConfig,
     check_same_settings,
+    decays,
     lr_multiplier,
     peak_lr,
     run_steps,
@@ -200,7 +201,7 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
     optimizer = make_optimizer(net, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
         lr_multiplier, warmup=warmup, total=total_steps, floor=cfg.min_lr / peak_lr(cfg),
-        decay=cfg.kind != "finetune"))
+        decay=decays(cfg)))
     state = {"step": 0, "best_dev_loss": math.inf, "best_step": None, "wall_s": 0.0,
              "history": [], "evals_since_best": 0, "stopped_early": False}
     ckpt_dir = out_dir / "checkpoints"
