@@ -3,9 +3,10 @@
 Runs the trials of a study config (default: ``sweeps/configs/default.yaml``: graded sources
 that depart from ``base`` along one axis, plus the unrelated control) without Ray: the trial
 graph is ``sweeps.trials.build_trials`` (so it is exactly the study's: shared pretrains,
-seeds, budgets, each kind's recipe), each trial one ``xfer.train.run`` in a process pool, every
-finetune started as soon as its pretrain has finished. Then D_T (``xfer.transfer``) and the
-seed spread of D_T per axis and level, and the ground-truth verdicts (``xfer.ground_truth``).
+seeds, budgets, each kind's recipe), each trial one ``xfer.training.loop.run`` in a process
+pool, every finetune started as soon as its pretrain has finished. Then D_T
+(``xfer.analysis.transfer``), the seed spread of D_T per axis and level, and the ground-truth
+verdicts (``xfer.analysis.ground_truth``).
 
     python bench/synthetic_transfer.py --quick      # the first seed only
     python bench/synthetic_transfer.py              # every seed of the config: the spread
@@ -28,11 +29,11 @@ import pandas as pd
 from sweeps.config import StudyConfig, load_config
 from sweeps.results import declared_truth
 from sweeps.trials import TrialSpec, build_trials, language_budgets
-from xfer import ground_truth
+from xfer.analysis import ground_truth
+from xfer.analysis.transfer import compute_transfer, summarise_cells
 from xfer.data import prepare
-from xfer.train import run
-from xfer.transfer import compute_transfer, summarise_cells
-from xfer.units import format_budget
+from xfer.data.units import format_budget
+from xfer.training.loop import run
 
 
 def train_one(job: tuple[StudyConfig, TrialSpec, Path, Path | None]) -> dict:

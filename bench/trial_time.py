@@ -29,11 +29,11 @@ import torch
 
 from sweeps.config import load_config
 from xfer.data import load_split, prepare
+from xfer.data.units import parse_bytes
 from xfer.model import ByteLM
 from xfer.training import checkpoint as ckpt
 from xfer.training import loop
 from xfer.training.batches import epoch_order, make_batch
-from xfer.units import parse_bytes
 
 PARTS = {"evaluate": (loop, "evaluate"), "checkpoint writes": (ckpt, "save_checkpoint"),
          "checkpoint pruning": (ckpt, "prune"), "final scoring": (loop, "_finish"),
@@ -87,7 +87,7 @@ def bare_loop(study, cfg, train_raw, steps: int) -> tuple[float, float]:
 def startup_seconds() -> float:
     """Wall seconds for a fresh Python process to import torch and xfer.train and build the model
     (what a trial process pays before its first step)."""
-    code = ("from sweeps.config import load_config; from xfer.train import run; "
+    code = ("from sweeps.config import load_config; from xfer.training.loop import run; "
             "from xfer.model import ByteLM; ByteLM(load_config('default').model)")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)

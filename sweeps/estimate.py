@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sweeps.config import StudyConfig
 from sweeps.trials import TrialSpec
-from xfer.training.config import TrainConfig, default_epochs
+from xfer.training.config import Kind, TrainConfig, default_epochs
 
 
 def parameter_count(model_cfg: object) -> int:
@@ -26,7 +26,7 @@ def epochs_of(trial: TrialSpec, cfg: TrainConfig) -> int:
 
 def study_planned_bytes(study: StudyConfig, trial: TrialSpec) -> int:
     """Bytes ``trial`` of ``study`` trains on (downstream: pairs x epochs x max_len, a bound)."""
-    if trial.kind == "downstream":
+    if trial.kind == Kind.DOWNSTREAM:
         from sweeps.downstream import planned_pair_bytes
 
         return planned_pair_bytes(study.downstream)
@@ -68,7 +68,7 @@ def trial_costs(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> l
     """Cost of every trial under the study's model and training configs."""
     out = []
     for trial in trials:
-        if trial.kind == "downstream":  # classifier steps: forward + backward on pairs
+        if trial.kind == Kind.DOWNSTREAM:  # classifier steps: forward + backward on pairs
             from sweeps.downstream import planned_pair_bytes
 
             n = planned_pair_bytes(study.downstream)

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from sweeps.config import StudyConfig
-from sweeps.ledger import Ledger, atomic_write_bytes, write_results
+from sweeps.ledger import Ledger, write_results
 from sweeps.progress import format_duration
+from xfer.io import atomic_write_bytes
 
 
 def language_notes(study: StudyConfig) -> dict[str, str] | None:
@@ -25,12 +26,12 @@ def language_notes(study: StudyConfig) -> dict[str, str] | None:
 
 
 def declared_truth(study: StudyConfig):
-    """The generated languages' declared divergences from ``base`` (``xfer.ground_truth.Truth``)
-    when the study finetunes into base, else None."""
+    """The generated languages' declared divergences from ``base``
+    (``xfer.analysis.ground_truth.Truth``) when the study finetunes into base, else None."""
     if study.corpus != "synthetic":
         return None
+    from xfer.analysis.ground_truth import Truth
     from xfer.data import synthetic
-    from xfer.ground_truth import Truth
 
     reference = "base"
     targets = {*study.languages.targets, *(t for _, t in study.languages.extra_pairs)}
@@ -47,7 +48,7 @@ def verdict_section(report: Path) -> list[str]:
         return []
     import pandas as pd
 
-    from xfer.ground_truth import verdict_lines
+    from xfer.analysis.ground_truth import verdict_lines
 
     return verdict_lines(pd.read_csv(path))
 
@@ -111,7 +112,7 @@ def downstream_results(ledger: Ledger, run_dir: Path) -> dict[str, str]:
 def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
            slots: int = 1) -> Path:
     """Write results.parquet and the report; print where they are and the D_T table."""
-    from xfer.analyse import analyse
+    from xfer.analysis.analyse import analyse
 
     trials_done = time.time()
     frame = ledger.table()

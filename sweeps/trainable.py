@@ -1,8 +1,8 @@
-"""The Ray Tune trainable: one study trial = one ``xfer.train.run``.
+"""The Ray Tune trainable: one study trial = one ``xfer.training.run``.
 
 The trial's whole config arrives through Tune (``config["study"]`` from ``param_space``, the
 trial itself from the searcher); nothing is global. Metrics and checkpoints go to Tune through a
-``xfer.train`` callback at every evaluation; the last report carries the best checkpoint, which
+``xfer.training`` callback at every evaluation; the last report carries the best checkpoint, which
 is what a pretrain hands to its finetunes. A retried trial resumes from ``tune.get_checkpoint()``.
 """
 
@@ -17,8 +17,9 @@ from typing import Any
 
 from ray import tune
 
+from sweeps.config import StudyConfig
 from sweeps.trials import TrialSpec
-from xfer.train import Callback
+from xfer.training.loop import Callback
 
 
 def _scalars(metrics: dict) -> dict:
@@ -32,7 +33,7 @@ def _scalars(metrics: dict) -> dict:
 
 
 class TuneReporter(Callback):
-    """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
+    """``xfer.training`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
     between evaluations, training metrics (bytes seen, loss) go out every ``every_s`` seconds
     so progress and ETA move during long runs."""
 
@@ -67,19 +68,18 @@ def _open_checkpoint(stack: contextlib.ExitStack, checkpoint: Any) -> Path | Non
 def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
-    from xfer.model import ModelConfig
-    from xfer.train import TrainConfig, run  # noqa: F811 - imported on the worker
+    from xfer.training.config import Kind
+    from xfer.training.loop import run
 
     trial = TrialSpec.from_dict(config["trial"])
-    study = config["study"]
+    study = StudyConfig.from_dict(config["study"])
     run_dir = Path(config["run_dir"])
-    model = ModelConfig.from_dict(study["model"])
-    threads = max(1, int(study["resources"]["cpus_per_trial"]))  # torch threads = trial CPUs
-    if trial.kind == "downstream":
+    model = study.model
+    threads = max(1, int(study.resources.cpus_per_trial))  # torch threads = trial CPUs
+    if trial.kind == Kind.DOWNSTREAM:
         downstream_trial(config, trial, model, threads, started_at)
         return
-    train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),
-                                    seed=trial.seed, threads=threads)
+    train_cfg = dataclasses.replace(study.train[trial.kind], seed=trial.seed, threads=threads)
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = _open_checkpoint(stack, tune.get_checkpoint())
@@ -100,7 +100,7 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
     (``config["init_checkpoint"]``) or from scratch; resumes from ``tune.get_checkpoint()``."""
     import ray
 
-    from xfer import downstream
+    from xfer import downstream  # the package: DownstreamConfig, run
 
     cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
                               seed=trial.seed, threads=threads)

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from xfer import ground_truth
-from xfer.analyse import analyse
-from xfer.ground_truth import NOT_RECOVERED, RECOVERED, Truth
-from xfer.transfer import compute_transfer, seed_interval, summarise_cells
-from xfer.units import MIB
+from xfer.analysis import ground_truth
+from xfer.analysis.analyse import analyse
+from xfer.analysis.ground_truth import NOT_RECOVERED, RECOVERED, Truth
+from xfer.analysis.transfer import compute_transfer, seed_interval, summarise_cells
+from xfer.data.units import MIB
 
 ZERO = {"content": 0.0, "lexicon": 0.0, "script": 0.0, "grammar": 0.0}
 TRUTH = Truth("base", {

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 
 from xfer.errors import XferError
 
-KINDS = ("pretrain", "finetune", "scratch")
+
+class Kind(StrEnum):
+    """What a trial does: train from scratch on a source (pretrain) or on a target budget
+    (scratch), continue a pretrain on a target budget (finetune), or classify pairs (downstream).
+    A ``str``: tables, JSON and trial keys hold its value."""
+
+    PRETRAIN = "pretrain"
+    SCRATCH = "scratch"
+    FINETUNE = "finetune"
+    DOWNSTREAM = "downstream"
+
+
+KINDS = (Kind.PRETRAIN, Kind.SCRATCH, Kind.FINETUNE)  # the kinds one training run can be
 PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_BATCH_BYTES = 512 * 1024
 PAPER_PRETRAIN_BYTES = 6_000_000_000
@@ -147,7 +160,7 @@ def check_same_settings(meta: dict, key: str, expected: dict, where: Path | str)
 
 def default_epochs(kind: str, budget: int) -> int:
     """Passes over the budget: pretrain 1; finetune/scratch 10, or 3 from 6e9 bytes up."""
-    if kind == "pretrain":
+    if kind == Kind.PRETRAIN:
         return 1
     return 3 if budget >= LARGE_BUDGET_BYTES else 10
 
@@ -168,7 +181,7 @@ def peak_lr(cfg: TrainConfig) -> float:
     """The configured lr, else 2e-5 to finetune and 2e-4 for pretrain and scratch runs."""
     if cfg.lr is not None:
         return cfg.lr
-    return 2e-5 if cfg.kind == "finetune" else 2e-4
+    return 2e-5 if cfg.kind == Kind.FINETUNE else 2e-4
 
 
 def warmup_steps(cfg: TrainConfig, budget: int, total_steps: int) -> int:
@@ -180,7 +193,7 @@ def warmup_steps(cfg: TrainConfig, budget: int, total_steps: int) -> int:
     """
     if cfg.warmup_steps is not None:
         steps = cfg.warmup_steps
-    elif cfg.kind == "finetune":
+    elif cfg.kind == Kind.FINETUNE:
         steps = budget // FINETUNE_WARMUP_BYTES_PER_STEP
     else:
         steps = round(total_steps * PAPER_WARMUP_STEPS / PAPER_PRETRAIN_STEPS)

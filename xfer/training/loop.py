@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from xfer.data import load_split
+from xfer.data.vocab import PAD_ID
 from xfer.errors import XferError
+from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
 from xfer.training.batches import epoch_order, eval_batches, load_text_eval, make_batch
@@ -29,9 +31,6 @@ from xfer.training.config import (
     warmup_steps,
 )
 from xfer.training.device import Device, resolve_device
-from xfer.vocab import PAD_ID
-
-RESULT_FILE = "result.json"
 
 
 class Callback:
@@ -176,10 +175,10 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
     a finished run (``out_dir/result.json``) is returned as is.
     """
     out_dir = Path(out_dir)
-    if (out_dir / RESULT_FILE).is_file():
+    if (out_dir / ckpt.RESULT_FILE).is_file():
         meta = ckpt.read_meta(out_dir / "best")
         _check_same_settings(meta, model, cfg, out_dir)
-        return RunResult.from_dict(json.loads((out_dir / RESULT_FILE).read_text()))
+        return RunResult.from_dict(json.loads((out_dir / ckpt.RESULT_FILE).read_text()))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device, cfg.precision)
@@ -319,5 +318,5 @@ def _finish(net: ByteLM, cfg: TrainConfig, device: Device, out_dir: Path, state:
         steps=state["step"], epochs=state["step"] / steps_per_epoch, wall_s=state["wall_s"],
         bytes_per_s=bytes_seen / max(state["wall_s"], 1e-9), best_checkpoint=str(best),
         extra={k: v for k, v in scores.items() if not k.startswith(("dev_", "test_"))})
-    ckpt.write_json_atomic(out_dir / RESULT_FILE, result.to_dict())
+    atomic_write_json(out_dir / ckpt.RESULT_FILE, result.to_dict(), indent=2, sort_keys=True)
     return result

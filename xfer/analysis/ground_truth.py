@@ -7,7 +7,7 @@ a language with other content (another world, or none) is an unrelated *control*
 and finetuning budget, with the reference as target:
 
 - ρ: Spearman's rank correlation between divergence and D_T over the levels' seeds, with its
-  permutation p-value (:func:`xfer.stats.spearman`);
+  permutation p-value (:func:`xfer.analysis.stats.spearman`);
 - falls: the mean D_T falls strictly from each level to the next more divergent one;
 - control lowest: every control's mean D_T is below every level's;
 - verdict: "recovered" when D_T falls and the control is lowest, else "not recovered".
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from xfer.stats import spearman
-from xfer.units import format_budget
+from xfer.analysis.stats import spearman
+from xfer.data.units import format_budget
 
 CONTENT = "content"  # the axis whose divergence makes a language a control
 TRUTH_COLUMNS = ["source", "target", "axis", "divergence", "budget", "d_t_mib", "ci_low",
