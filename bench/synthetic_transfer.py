@@ -29,6 +29,7 @@ import pandas as pd
 from sweeps.config import StudyConfig, load_config
 from sweeps.results import declared_truth
 from sweeps.trials import TrialSpec, build_trials, language_budgets
+from sweeps.tuning import choose_by_dev
 from xfer.analysis import ground_truth
 from xfer.analysis.transfer import compute_transfer, summarise_cells
 from xfer.data import prepare
@@ -39,11 +40,13 @@ from xfer.training.loop import run
 def train_one(job: tuple[StudyConfig, TrialSpec, Path, Path | None]) -> dict:
     """Run one trial (in a worker process, one thread); return its results-table row."""
     study, trial, root, init = job
-    cfg = replace(study.train[trial.kind], seed=trial.seed, threads=1)
+    cfg = replace(study.train[trial.kind], seed=trial.seed, threads=1,
+                  **({} if trial.lr is None else {"lr": trial.lr}))
     result = run(study.model, cfg, root / "data", trial.lang, trial.budget,
                  root / "trials" / trial.key, init_checkpoint=init)
     return {"kind": trial.kind, "init": trial.init, "target": trial.lang,
             "budget": trial.budget, "seed": trial.seed, "perplexity": result.test_perplexity,
+            "dev_perplexity": result.dev_perplexity, "lr": trial.lr,
             "steps": result.steps, "wall_s": result.wall_s, "key": trial.key,
             "checkpoint": result.best_checkpoint}
 
@@ -96,7 +99,7 @@ def report(results: pd.DataFrame, study: StudyConfig) -> int:
     for budget, ppl in scratch:
         print(f"  {format_budget(budget):>6}  {ppl.mean():.3f} ± {ppl.std(ddof=0):.3f}")
     truth = declared_truth(study)
-    rows = compute_transfer(results).rows
+    rows = compute_transfer(choose_by_dev(results)).rows
     if truth is None:
         print("the study declares no ground truth (not the generated languages into base)")
         return 1

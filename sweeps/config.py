@@ -124,6 +124,7 @@ class StudyConfig:
     analysis: Analysis = Analysis()
     downstream: dict[str, Any] | None = None  # checked by sweeps.downstream.check_section
     pretrain_seeds: tuple[int, ...] = ()  # empty: one pretrain per seed (see sweeps.trials)
+    lr_search: tuple[float, ...] = ()  # peak lrs tried per scratch run and finetune (best dev)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (what trials receive through Ray Tune's ``param_space``)."""
@@ -144,7 +145,8 @@ class StudyConfig:
                    model=ModelConfig.from_dict(data["model"]),
                    train={Kind(k): TrainConfig.from_dict(v) for k, v in data["train"].items()},
                    downstream=data.get("downstream"),
-                   pretrain_seeds=tuple(data.get("pretrain_seeds", ())), **typed)
+                   pretrain_seeds=tuple(data.get("pretrain_seeds", ())),
+                   lr_search=tuple(data.get("lr_search", ())), **typed)
 
     def digest(self) -> str:
         """Hash of everything that changes results (not resources, estimates, run paths, or
@@ -162,8 +164,9 @@ class StudyConfig:
         else:
             for key in ("threads", "device"):
                 d["downstream"].pop(key, None)
-        if not d["pretrain_seeds"]:  # likewise
-            d.pop("pretrain_seeds")
+        for key in ("pretrain_seeds", "lr_search"):  # likewise
+            if not d[key]:
+                d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     @property
@@ -245,6 +248,7 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
     if min(seeds) < 0:
         raise XferError(f"seeds: must be non-negative integers, got {min(seeds)}")
     pretrain_seeds = _pretrain_seeds(data.get("pretrain_seeds", []))
+    lr_search = _lr_search(data.get("lr_search", []))
 
     model_section = dict(data.get("model") or {})
     preset = model_section.pop("preset", "tiny")
@@ -265,8 +269,17 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
         run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
         downstream=check_section(data.get("downstream"), languages),
-        pretrain_seeds=pretrain_seeds,
+        pretrain_seeds=pretrain_seeds, lr_search=lr_search,
     )
+
+
+def _lr_search(value: Any) -> tuple[float, ...]:
+    """``lr_search``: distinct positive learning rates (empty: no search)."""
+    ok = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok or len(set(value)) != len(value):
+        raise XferError(f"lr_search: expected a list of distinct positive numbers, got {value!r}")
+    return tuple(float(v) for v in value)
 
 
 def _pretrain_seeds(value: Any) -> tuple[int, ...]:

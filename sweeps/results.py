@@ -11,6 +11,7 @@ from pathlib import Path
 from sweeps.config import StudyConfig
 from sweeps.ledger import Ledger, write_results
 from sweeps.progress import format_duration
+from sweeps.tuning import choose_by_dev, chosen_markdown
 from xfer.io import atomic_write_bytes
 
 
@@ -118,6 +119,9 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     frame = ledger.table()
     results = write_results(frame, run_dir / "results.parquet")
     extra = downstream_results(ledger, run_dir)
+    frame = choose_by_dev(frame)
+    if chosen_markdown(frame):
+        extra = {**extra, "Tuned learning rates": chosen_markdown(frame)}
     report = analyse(frame, run_dir / "report", budget=study.analysis.budget,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,

@@ -80,6 +80,8 @@ def train_trial(config: dict) -> None:
         downstream_trial(config, trial, model, threads, started_at)
         return
     train_cfg = dataclasses.replace(study.train[trial.kind], seed=trial.seed, threads=threads)
+    if trial.lr is not None:  # a variant of the study's lr search
+        train_cfg = dataclasses.replace(train_cfg, lr=trial.lr)
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = _open_checkpoint(stack, tune.get_checkpoint())

@@ -23,6 +23,7 @@ class TrialSpec:
     seed: int
     source: str | None = None  # finetune/downstream: the pretrained source (None: scratch)
     parent: str | None = None  # finetune/downstream: key of the pretrain it starts from
+    lr: float | None = None  # with ``lr_search``: this variant's peak lr (None: the recipe's)
 
     @property
     def key(self) -> str:
@@ -30,9 +31,10 @@ class TrialSpec:
         if self.kind == Kind.DOWNSTREAM:
             return f"downstream-{self.init}-{self.lang}-s{self.seed}"
         b = format_budget(self.budget)
+        lr = "" if self.lr is None else f"-lr{self.lr:g}"
         if self.kind == Kind.FINETUNE:
-            return f"finetune-{self.source}-{self.lang}-{b}-s{self.seed}"
-        return f"{self.kind}-{self.lang}-{b}-s{self.seed}"
+            return f"finetune-{self.source}-{self.lang}-{b}-s{self.seed}{lr}"
+        return f"{self.kind}-{self.lang}-{b}-s{self.seed}{lr}"
 
     @property
     def init(self) -> str:
@@ -47,8 +49,9 @@ class TrialSpec:
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:
         """Inverse of :meth:`to_dict`."""
+        lr = data.get("lr")
         return cls(data["kind"], data["lang"], int(data["budget"]), int(data["seed"]),
-                   data.get("source"), data.get("parent"))
+                   data.get("source"), data.get("parent"), None if lr is None else float(lr))
 
 
 def pairs(study: StudyConfig) -> list[tuple[str, str]]:
@@ -69,7 +72,8 @@ def pretrain_seed_of(study: StudyConfig, seed: int) -> int:
 
 def build_trials(study: StudyConfig) -> list[TrialSpec]:
     """All trials: per pretrain seed its pretrains (and downstream trials), per seed its scratch
-    runs and finetunes. Each finetune names its pretrain as parent."""
+    runs and finetunes (one per lr of ``lr_search``, if any). Each finetune names its pretrain as
+    parent."""
     sources = list(dict.fromkeys([s for s, _ in pairs(study)]))
     targets = list(dict.fromkeys([*study.languages.targets, *(t for _, t in pairs(study))]))
     trials: list[TrialSpec] = []
@@ -80,12 +84,14 @@ def build_trials(study: StudyConfig) -> list[TrialSpec]:
         trials += mine
         if study.downstream is not None:
             trials += downstream_trials(study, mine, seed)
+    lrs = study.lr_search or (None,)
     for seed in study.seeds:
         parent = pretrain_seed_of(study, seed)
-        trials += [TrialSpec(Kind.SCRATCH, t, b, seed)
-                   for t in targets for b in study.scratch_budgets]
-        trials += [TrialSpec(Kind.FINETUNE, t, b, seed, source=s, parent=pretrain[s, parent].key)
-                   for s, t in pairs(study) for b in study.budgets.finetune]
+        trials += [TrialSpec(Kind.SCRATCH, t, b, seed, lr=lr)
+                   for t in targets for b in study.scratch_budgets for lr in lrs]
+        trials += [TrialSpec(Kind.FINETUNE, t, b, seed, source=s, parent=pretrain[s, parent].key,
+                             lr=lr)
+                   for s, t in pairs(study) for b in study.budgets.finetune for lr in lrs]
     return trials
 
 
