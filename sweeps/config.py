@@ -164,6 +164,8 @@ class StudyConfig:
         else:
             for key in ("threads", "device"):
                 d["downstream"].pop(key, None)
+        if not d["model"].get("rel_bias_slope"):  # likewise (older models had no slope)
+            d["model"].pop("rel_bias_slope", None)
         for key in ("pretrain_seeds", "lr_search"):  # likewise
             if not d[key]:
                 d.pop(key)
