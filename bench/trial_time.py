@@ -123,7 +123,8 @@ def main() -> int:
     trained = result.steps * cfg.batch_bytes
     startup = startup_seconds()
     print(f"{args.config} scratch recipe, base at {args.budget}: {result.steps} steps, "
-          f"{trained} bytes trained, {study.model.name}, 1 thread")
+          f"{trained} bytes trained, test perplexity {result.test_perplexity:.3f}, "
+          f"{study.model.name}, 1 thread")
     print(f"  trial:     {trained / trial_cpu:9.0f} bytes/s/core ({trial_cpu:.2f} CPU s, "
           f"{trial_wall:.2f} wall s)")
     print(f"  bare loop: {trained / bare_cpu:9.0f} bytes/s/core ({bare_cpu:.2f} CPU s, "
