@@ -104,7 +104,7 @@ def verdicts(table: pd.DataFrame, rows: pd.DataFrame, truth: Truth) -> pd.DataFr
 
 
 def _mib(value: float) -> str:
-    return f"{value:.4f}" if np.isfinite(value) else "–"
+    return f"{value:.3g}" if np.isfinite(value) else "–"
 
 
 def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:
