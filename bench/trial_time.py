@@ -1,7 +1,7 @@
 """Where a tiny trial's seconds go: one default-study trial against a bare training loop.
 
 Runs, in this process and on one thread, (1) a bare loop of the default study's model (forward,
-backward, clip, AdamW on the same batches) for as many steps as the trial takes, and (2) the
+backward, clip, AdamW on the same batches) for the trial's step cap, before and after (2) the
 trial itself (``xfer.train.run`` with the default study's scratch recipe), timing its parts by
 wrapping the functions the loop calls: dev evaluations, checkpoint writes and pruning, the final
 scoring of the best checkpoint (dev + test), data loading; the rest is the training steps and
@@ -111,15 +111,19 @@ def main() -> int:
         originals = {name: getattr(mod, attr) for name, (mod, attr) in PARTS.items()}
         for name, (mod, attr) in PARTS.items():
             setattr(mod, attr, clock.wrap(name, originals[name]))
-        try:
+        train_raw = load_split(data, "base", "train", budget)
+        steps = loop.run_steps(cfg, budget, len(train_raw) // cfg.seq_len // cfg.batch_size)
+        first = bare_loop(study, cfg, train_raw, steps)  # before and after the trial: load
+        try:                                             # from other processes hits both alike
             w, c = time.perf_counter(), time.process_time()
             result = loop.run(study.model, cfg, data, "base", budget, Path(tmp) / "trial")
             trial_wall, trial_cpu = time.perf_counter() - w, time.process_time() - c
         finally:
             for name, (mod, attr) in PARTS.items():
                 setattr(mod, attr, originals[name])
-        bare_wall, bare_cpu = bare_loop(study, cfg, load_split(data, "base", "train", budget),
-                                        result.steps)
+        second = bare_loop(study, cfg, train_raw, steps)
+    scale = result.steps / steps  # the trial may stop early: the bare loop's time per step
+    bare_wall, bare_cpu = ((a + b) / 2 * scale for a, b in zip(first, second, strict=True))
     trained = result.steps * cfg.batch_bytes
     startup = startup_seconds()
     print(f"{args.config} scratch recipe, base at {args.budget}: {result.steps} steps, "
