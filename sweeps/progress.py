@@ -50,31 +50,6 @@ def format_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-def kind_of(key: str) -> str:
-    """A trial's kind from its key (``finetune-en-de-10K-s0`` -> ``finetune``)."""
-    return key.split("-", 1)[0]
-
-
-def expected_bytes_left(planned: dict[str, int], finished: dict[str, float],
-                        live: dict[str, float]) -> float:
-    """Bytes still to train: each unfinished trial's planned bytes scaled by the share of
-    their planned bytes that finished trials of its kind really trained (early stopping ends
-    most runs before their cap; 1 while no trial of the kind has finished), less what it has
-    trained so far. ``finished``: key -> bytes trained; ``live``: key -> bytes trained so far."""
-    done: dict[str, list[float]] = {}
-    for key, trained in finished.items():
-        share = done.setdefault(kind_of(key), [0.0, 0.0])
-        share[0] += trained
-        share[1] += planned.get(key, trained)
-    left = 0.0
-    for key, bytes_planned in planned.items():
-        if key in finished:
-            continue
-        trained, cap = done.get(kind_of(key), (1.0, 1.0))
-        left += max(0.0, bytes_planned * trained / max(cap, 1.0) - live.get(key, 0.0))
-    return left
-
-
 class StudyProgress(Callback):
     """Writes each completed trial to the ledger and prints a progress line.
 
@@ -89,7 +64,6 @@ class StudyProgress(Callback):
         self.ledger, self.planned, self.every_s, self.stream = ledger, planned, every_s, stream
         self.start = time.time()
         self.start_bytes = self._bytes_done({})
-        self.start_trained = sum(self._trained().values())
         self.live_bytes: dict[str, float] = {}
         self.last_print = 0.0
         self.running = 0
@@ -99,11 +73,6 @@ class StudyProgress(Callback):
         done = sum(self.planned.get(k, 0) for k in self.ledger.rows)
         return done + sum(v for k, v in live.items() if k not in self.ledger.rows)
 
-    def _trained(self) -> dict[str, float]:
-        """Bytes each finished trial really trained (its planned bytes if not recorded)."""
-        return {k: float(row.get("bytes_seen") or self.planned.get(k, 0))
-                for k, row in self.ledger.rows.items() if k in self.planned}
-
     def line(self) -> str:
         """One progress line."""
         total_trials = len(self.planned)
@@ -111,12 +80,8 @@ class StudyProgress(Callback):
         done_bytes = self._bytes_done(self.live_bytes)
         total_bytes = sum(self.planned.values())
         elapsed = time.time() - self.start
-        trained = self._trained()
-        live = {k: v for k, v in self.live_bytes.items() if k not in trained}
-        worked = sum(trained.values()) + sum(live.values()) - self.start_trained
-        rate = worked / elapsed if elapsed > 0 else 0.0  # bytes really trained per second
-        left = expected_bytes_left(self.planned, trained, live)
-        eta = format_duration(left / rate) if rate > 0 else "?"
+        rate = (done_bytes - self.start_bytes) / elapsed if elapsed > 0 else 0.0
+        eta = format_duration((total_bytes - done_bytes) / rate) if rate > 0 else "?"
         return (f"[xfer] trials {done_trials}/{total_trials} done, {self.running} running"
                 f" | bytes {format_bytes(done_bytes)}/{format_bytes(total_bytes)}"
                 f" | elapsed {format_duration(elapsed)} | ETA {eta}")

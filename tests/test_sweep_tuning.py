@@ -62,15 +62,3 @@ def test_tiny_study_chooses_the_learning_rate_by_dev_loss(tmp_path: Path) -> Non
     assert "## Tuned learning rates" in report
     assert "| scratch | scratch | twin | 2K | 0.003 |" in report
 
-
-def test_eta_scales_unfinished_trials_by_their_kinds_early_stopping() -> None:
-    """Finetunes stopped at a quarter of their cap: the unfinished one is expected to train a
-    quarter too, less what it already trained; a kind with nothing finished counts in full."""
-    from sweeps.progress import expected_bytes_left
-
-    planned = {"finetune-a-b-5K-s0": 400, "finetune-a-b-5K-s1": 400, "finetune-a-b-5K-s2": 400,
-               "scratch-b-5K-s0": 300}
-    finished = {"finetune-a-b-5K-s0": 100.0, "finetune-a-b-5K-s1": 100.0}
-    assert expected_bytes_left(planned, finished, {}) == 100 + 300
-    assert expected_bytes_left(planned, finished, {"finetune-a-b-5K-s2": 40.0}) == 60 + 300
-    assert expected_bytes_left(planned, finished, {"finetune-a-b-5K-s2": 400.0}) == 300
