@@ -17,6 +17,7 @@ import torch
 
 from xfer.errors import XferError, read_json_object
 from xfer.model import ByteLM, ModelConfig
+from xfer.training.config import TrainConfig, check_same_settings
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
 PREFIX = "step-"
@@ -108,3 +109,28 @@ def prune(folder: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` step checkpoints."""
     for old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_run_settings(meta: dict, model_cfg: ModelConfig, cfg: TrainConfig, where: Path) -> None:
+    """A checkpoint/result of other settings may not be continued: XferError naming the key."""
+    if ModelConfig.from_dict(meta["model"]) != model_cfg:
+        raise XferError(f"{where} was made with model config {meta['model'].get('name')!r}, "
+                        f"not {model_cfg.name!r}")
+    # a key missing from an older checkpoint had its default's behaviour (fields are added so)
+    saved = {**meta, "train": {**TrainConfig.defaults(), **meta["train"]}}
+    check_same_settings(saved, "train", cfg.to_dict(), where)
+
+
+def rng_state() -> dict:
+    """The torch random generators' states (CPU, and every GPU's when there are GPUs)."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """Set the generators back to a :func:`rng_state` (GPU states only where there are GPUs)."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
