@@ -65,13 +65,47 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class Resources:
-    """What one trial asks of the cluster. ``tpus_per_trial`` is Ray's ``TPU`` resource.
+    """What one trial asks of the cluster. A trial trains on ``workers_per_trial`` data-parallel
+    workers (Ray Train inside the Tune trial; 1: the trial's own process, no Ray Train). Each
+    worker has ``*_per_worker`` CPUs (its torch threads), GPUs and TPUs (Ray's ``TPU``
+    resource); unset, a worker gets its share of ``*_per_trial`` (the trial's total; give one
+    of the two spellings). ``tpu_topology`` and ``tpu_accelerator_type`` (e.g. ``2x2``,
+    ``TPU-V4``) name the TPU slice Ray Train reserves when TPU workers are more than one.
     ``max_concurrent`` 0 means as many trials as the cluster fits."""
 
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    tpus_per_trial: float = 0.0
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    tpus_per_trial: float | None = None
     max_concurrent: int = 0
+    workers_per_trial: int = 1
+    cpus_per_worker: float | None = None
+    gpus_per_worker: float | None = None
+    tpus_per_worker: float | None = None
+    tpu_topology: str | None = None
+    tpu_accelerator_type: str | None = None
+
+    def per_worker(self) -> dict[str, float]:
+        """Ray resources of one worker: ``CPU``, ``GPU``, ``TPU`` (unset: 1 CPU, nothing else)."""
+        out = {}
+        for key, name in (("CPU", "cpus"), ("GPU", "gpus"), ("TPU", "tpus")):
+            worker = getattr(self, f"{name}_per_worker")
+            trial = getattr(self, f"{name}_per_trial")
+            if worker is None:
+                worker = (1.0 if key == "CPU" else 0.0) if trial is None else (
+                    trial / self.workers_per_trial)
+            out[key] = worker
+        return out
+
+    def per_trial(self) -> dict[str, float]:
+        """Ray resources a training trial holds in all: its workers' (N > 1: plus the Tune
+        trial's own light driver, :data:`DRIVER_CPUS`)."""
+        out = {k: v * self.workers_per_trial for k, v in self.per_worker().items()}
+        if self.workers_per_trial > 1:
+            out["CPU"] += DRIVER_CPUS
+        return out
+
+
+DRIVER_CPUS = 0.01  # the Tune trial that starts a trial's Ray Train workers and waits for them
 
 
 @dataclass(frozen=True)
@@ -235,10 +269,11 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"run.max_failures: must be 0 or more, got {run.max_failures}")
     from sweeps.downstream import check_section
 
+    train = _train_configs(data.get("train"))
+    _check_workers(train, resources)
     return StudyConfig(
         name=name, corpus=corpus, languages=languages, budgets=budgets, seeds=tuple(seeds),
-        data=build(DataSettings, data.get("data"), "data"), model=model,
-        train=_train_configs(data.get("train")),
+        data=build(DataSettings, data.get("data"), "data"), model=model, train=train,
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
         run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
         downstream=check_section(data.get("downstream"), languages),
@@ -261,13 +296,34 @@ def check_corpus(corpus: str) -> None:
 
 
 def _check_resources(res: Resources) -> Resources:
-    """Positive CPUs per trial; no negative GPUs, TPUs or concurrency."""
-    if res.cpus_per_trial <= 0:
-        raise XferError(f"resources.cpus_per_trial: must be more than 0, got {res.cpus_per_trial}")
-    for name in ("gpus_per_trial", "tpus_per_trial", "max_concurrent"):
-        if getattr(res, name) < 0:
-            raise XferError(f"resources.{name}: must be 0 or more, got {getattr(res, name)}")
+    """At least one worker with positive CPUs; no negative GPUs, TPUs or concurrency; a
+    resource given per trial or per worker, not both."""
+    if res.workers_per_trial < 1:
+        raise XferError(f"resources.workers_per_trial: must be 1 or more, got "
+                        f"{res.workers_per_trial}")
+    for name in ("cpus", "gpus", "tpus"):
+        trial, worker = getattr(res, f"{name}_per_trial"), getattr(res, f"{name}_per_worker")
+        if trial is not None and worker is not None:
+            raise XferError(f"resources: give {name}_per_trial or {name}_per_worker, not both")
+        for label, value in ((f"{name}_per_trial", trial), (f"{name}_per_worker", worker)):
+            if value is not None and value <= 0 and (name == "cpus" or value < 0):
+                bound = "more than 0" if name == "cpus" else "0 or more"
+                raise XferError(f"resources.{label}: must be {bound}, got {value}")
+    if res.max_concurrent < 0:
+        raise XferError(f"resources.max_concurrent: must be 0 or more, got {res.max_concurrent}")
     return res
+
+
+def _check_workers(train: dict[str, Any], res: Resources) -> None:
+    """Each kind's batch splits evenly over the trial's workers (one line if not)."""
+    from xfer.training.parallel import Workers
+
+    for kind, cfg in train.items():
+        try:
+            Workers(0, res.workers_per_trial).micro_batch_size(cfg.batch_size,
+                                                               cfg.micro_batch_size)
+        except XferError as exc:
+            raise XferError(f"train.{kind}: {exc} (resources.workers_per_trial)") from None
 
 
 def _check_increasing(values: tuple[int, ...], where: str) -> None:

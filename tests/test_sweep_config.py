@@ -105,9 +105,10 @@ def test_paper_dry_run_counts_and_costs() -> None:
     assert len(js["trials"]) == 232
     assert js["total"]["train_bytes"] == sum(t["train_bytes"] for t in js["trials"])
     pre = [t for t in js["trials"] if t["kind"] == "pretrain"]
-    assert all(t["train_bytes"] == 6_000_000_000 for t in pre)
+    step_bytes = 512 * 1024  # whole batches: 11,444 steps of 512 x 1024 bytes in 6e9 bytes
+    assert all(t["train_bytes"] == 11_444 * step_bytes for t in pre)
     six_b = [t for t in js["trials"] if t["kind"] == "finetune" and t["budget"] == 6_000_000_000]
-    assert all(t["train_bytes"] == 3 * 6_000_000_000 for t in six_b)  # 3 epochs at 6B
+    assert all(t["train_bytes"] == 3 * 11_444 * step_bytes for t in six_b)  # 3 epochs at 6B
     assert js["total"]["device_hours"] > 0
 
 
