@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +18,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from sweeps.config import config_from_dict
+from sweeps.trials import build_trials
+from tests.dp_trial import STUDY
+from tests.faults_util import REPO, grid_env, private_ray_tmp, processes_under, wait_for
 from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
@@ -157,3 +165,53 @@ def test_batch_must_split_over_the_workers() -> None:
     with pytest.raises(XferError, match="not a multiple of micro_batch_size 3"):
         Workers(1, 2).micro_batch_size(8, 3)
     assert list(Workers(1, 2).rows(torch.arange(8).numpy())) == [4, 5, 6, 7]
+
+
+def _train_workers(ray_tmp: Path) -> list[int]:
+    """Pids of the Ray Train workers of our private Ray."""
+    pids = []
+    for pid in processes_under([ray_tmp]):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::RayTrainWorker"):
+                pids.append(pid)
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_ray_train_trial_survives_a_killed_worker(tmp_path: Path) -> None:
+    """The pretrain trial of tests/dp_trial.py through the real Tune trainable on 2 Ray Train
+    workers; one worker is SIGKILLed once the step-6 checkpoint exists. Ray Train restarts the
+    group, which resumes from the newest checkpoint (no evaluation is reported twice), and the
+    result matches the same run on 1 worker without Ray."""
+    run_dir = tmp_path / "run"
+    ckpts = run_dir / "trials" / "pretrain-base-8K-s0" / "checkpoints"
+    with private_ray_tmp() as ray_tmp:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.dp_trial", str(run_dir),
+                                 "--workers", "2"], cwd=REPO, env=grid_env(ray_tmp),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: any(int(p.name[5:]) >= 6 for p in ckpt.list_checkpoints(ckpts)),
+                     240, "a checkpoint at step 6 or later", proc, poll=0.02)
+            workers = wait_for(lambda: _train_workers(ray_tmp), 30, "a Ray Train worker", proc)
+            os.kill(workers[0], signal.SIGKILL)
+            out, err = proc.communicate(timeout=400)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    report = json.loads(out.strip().splitlines()[-1])
+    steps = report["eval_steps"]
+    assert steps == sorted(set(steps)) and steps[-1] == 45, steps  # resumed, not restarted
+
+    study = config_from_dict(STUDY)
+    (trial,) = [t for t in build_trials(study) if t.kind == "pretrain"]
+    cfg = replace(study.train["pretrain"], seed=trial.seed, threads=1)
+    alone = run(study.model, cfg, run_dir / "data", trial.lang, trial.budget, tmp_path / "alone")
+    final = report["final"]
+    assert final["steps"] == alone.steps == 45
+    for key in ("dev_perplexity", "test_perplexity"):
+        assert close(final[key], getattr(alone, key)), (key, final[key], getattr(alone, key))
+    print(f"\nRay Train, 2 workers, one killed: test ppl {final['test_perplexity']:.7f}; "
+          f"1 worker: {alone.test_perplexity:.7f}")
