@@ -19,9 +19,19 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sweeps.config import config_from_dict
+from sweeps.dryrun import plan
+from sweeps.estimate import study_planned_bytes
 from sweeps.trials import build_trials
 from tests.dp_trial import STUDY
-from tests.faults_util import REPO, grid_env, private_ray_tmp, processes_under, wait_for
+from tests.faults_util import (
+    REPO,
+    grid_env,
+    private_ray_tmp,
+    processes_under,
+    study,
+    wait_for,
+    write_yaml,
+)
 from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
@@ -157,6 +167,24 @@ def test_checkpoint_hands_off_between_worker_counts(data: Path, tmp_path: Path) 
     assert close(on_one["result"]["test_perplexity"], on_two["result"]["test_perplexity"])
 
 
+def test_dry_run_shares_a_trial_over_its_workers(tmp_path: Path) -> None:
+    one = plan(config_from_dict(STUDY))
+    two = plan(config_from_dict({**STUDY, "resources": {"workers_per_trial": 2}}))
+    assert two["resources"] == {"workers_per_trial": 2,
+                                "per_worker": {"CPU": 1.0, "GPU": 0.0, "TPU": 0.0}}
+    assert [t["train_bytes"] for t in one["trials"]] == [t["train_bytes"] for t in two["trials"]]
+    assert all(math.isclose(a["hours"], 2 * b["hours"])
+               for a, b in zip(one["trials"], two["trials"], strict=True))
+    # a batch that does not split over the workers: one line, before anything runs
+    bad = write_yaml(tmp_path / "bad.yaml", study(resources={"workers_per_trial": 3}))
+    done = subprocess.run([sys.executable, "-m", "sweeps.grid", "--config", str(bad),
+                           "--dry-run"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "train.pretrain: batch_size 4 is not divisible by 3 workers "
+        "(resources.workers_per_trial)"), done.stderr
+
+
 def test_batch_must_split_over_the_workers() -> None:
     assert Workers(0, 2).micro_batch_size(8, 8) == 4  # a worker's share is its micro-batch
     assert SINGLE.micro_batch_size(8, 2) == 2
@@ -205,12 +233,13 @@ def test_ray_train_trial_survives_a_killed_worker(tmp_path: Path) -> None:
     steps = report["eval_steps"]
     assert steps == sorted(set(steps)) and steps[-1] == 45, steps  # resumed, not restarted
 
-    study = config_from_dict(STUDY)
-    (trial,) = [t for t in build_trials(study) if t.kind == "pretrain"]
-    cfg = replace(study.train["pretrain"], seed=trial.seed, threads=1)
-    alone = run(study.model, cfg, run_dir / "data", trial.lang, trial.budget, tmp_path / "alone")
+    config = config_from_dict(STUDY)
+    (trial,) = [t for t in build_trials(config) if t.kind == "pretrain"]
+    cfg = replace(config.train["pretrain"], seed=trial.seed, threads=1)
+    alone = run(config.model, cfg, run_dir / "data", trial.lang, trial.budget, tmp_path / "alone")
     final = report["final"]
-    assert final["steps"] == alone.steps == 45
+    assert final["steps"] == alone.steps == 45  # min_steps 40: 3 epochs of 15 steps
+    assert final["bytes_seen"] == study_planned_bytes(config, trial)  # the ETA's count
     for key in ("dev_perplexity", "test_perplexity"):
         assert close(final[key], getattr(alone, key)), (key, final[key], getattr(alone, key))
     print(f"\nRay Train, 2 workers, one killed: test ppl {final['test_perplexity']:.7f}; "
