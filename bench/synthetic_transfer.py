@@ -2,8 +2,8 @@
 
 Prepares the default synthetic languages (``xfer.data.prepare``), pretrains a tiny model on each
 source (twin, relative, markov), trains a scratch curve on the target (base) and finetunes every
-pretrained model on it at each budget (``xfer.train.run``), then computes D_T with
-``xfer.transfer`` and prints one table per budget next to the ground truth.
+pretrained model on it at each budget (``xfer.training.run``), then computes D_T with
+``xfer.analysis.transfer`` and prints one table per budget next to the ground truth.
 
     python bench/synthetic_transfer.py --quick      # 1 seed, smallest D_F (< 3 min, 2 idle cores)
     python bench/synthetic_transfer.py              # 3 seeds: twin vs relative with the spread
@@ -32,8 +32,9 @@ import pandas as pd
 from sweeps.config import StudyConfig, load_config
 from xfer.data import prepare
 from xfer.data.synthetic import DEFAULT_LANGUAGES, describe
-from xfer.train import TrainConfig, run
-from xfer.units import format_budget
+from xfer.data.units import format_budget
+from xfer.training.config import TrainConfig
+from xfer.training.loop import run
 
 TARGET = "base"
 SOURCES = tuple(lang for lang in DEFAULT_LANGUAGES if lang != TARGET)
@@ -112,7 +113,7 @@ def run_all(study: StudyConfig, mode: Mode, work: Path, workers: int) -> pd.Data
 def transfer_table(results: pd.DataFrame) -> pd.DataFrame | None:
     """D_T per (source, budget, seed), each seed against its own scratch curve."""
     try:
-        from xfer.transfer import compute_transfer
+        from xfer.analysis.transfer import compute_transfer
     except ImportError:
         return None
     per_seed = [compute_transfer(results[results["seed"] == s]).rows

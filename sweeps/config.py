@@ -3,27 +3,29 @@
 A study names its corpus, languages, byte budgets, seeds, the model and the optimisation of each
 trial kind (``pretrain``, ``scratch``, ``finetune``), the resources of one trial and where the run
 folder lives. The model and training sections load into :class:`xfer.model.ModelConfig` and
-:class:`xfer.train.TrainConfig` themselves, so the YAML can only name fields those have.
+:class:`xfer.training.TrainConfig` themselves, so the YAML can only name fields those have.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sweeps.schema import build, check_keys, nearest
 from xfer.errors import XferError
+from xfer.schema import NAME_PATTERN, build, check_keys, nearest
+from xfer.training.config import KINDS, Kind, worker_micro_batch
+
+if TYPE_CHECKING:
+    from xfer.model import ModelConfig
+    from xfer.training.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-KINDS = ("pretrain", "scratch", "finetune")
 NAMED_CORPORA = ("synthetic", "mc4")  # corpus names xfer.data.prepare knows; else a folder
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # study names: one safe path component
 
 
 def _bytes(*default: Any) -> Any:
@@ -130,7 +132,7 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Options passed to ``xfer.analyse.analyse``: the budget of the headline table (bytes;
+    """Options passed to ``xfer.analysis.analyse.analyse``: the budget of the headline table (bytes;
     default its choice), a fastText language-ID model file, whether to run contamination."""
 
     budget: int | None = _bytes(None)
@@ -148,8 +150,8 @@ class StudyConfig:
     budgets: Budgets
     seeds: tuple[int, ...]
     data: DataSettings
-    model: Any  # xfer.model.ModelConfig
-    train: dict[str, Any]  # kind -> xfer.train.TrainConfig
+    model: ModelConfig
+    train: dict[Kind, TrainConfig]
     resources: Resources = Resources()
     estimate: Estimate = Estimate()
     run: RunSettings = RunSettings()
@@ -162,6 +164,19 @@ class StudyConfig:
         out = {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in out.items()}
         out["train"] = {kind: asdict(cfg) for kind, cfg in self.train.items()}
         return json.loads(json.dumps(out))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyConfig:
+        """The config again from :meth:`to_dict`'s output: how a trial rebuilds it on the far
+        side of Ray's boundary (one function, the same types as the driver's)."""
+        from xfer.model import ModelConfig
+        from xfer.training.config import TrainConfig
+
+        typed = {name: build(section, data[name], name) for name, section in SECTIONS.items()}
+        return cls(name=data["name"], corpus=data["corpus"], seeds=tuple(data["seeds"]),
+                   model=ModelConfig.from_dict(data["model"]),
+                   train={Kind(k): TrainConfig.from_dict(v) for k, v in data["train"].items()},
+                   downstream=data.get("downstream"), **typed)
 
     def digest(self) -> str:
         """Hash of everything that changes results (not resources, estimates, run paths, or
@@ -188,6 +203,9 @@ class StudyConfig:
 
 
 TOP_KEYS = [f.name for f in fields(StudyConfig)]
+SECTIONS = {"languages": Languages, "budgets": Budgets, "data": DataSettings,
+            "resources": Resources, "estimate": Estimate, "run": RunSettings,
+            "analysis": Analysis}  # the plain dataclass sections of a StudyConfig
 
 
 def available_configs() -> list[str]:
@@ -316,12 +334,9 @@ def _check_resources(res: Resources) -> Resources:
 
 def _check_workers(train: dict[str, Any], res: Resources) -> None:
     """Each kind's batch splits evenly over the trial's workers (one line if not)."""
-    from xfer.training.parallel import Workers
-
     for kind, cfg in train.items():
         try:
-            Workers(0, res.workers_per_trial).micro_batch_size(cfg.batch_size,
-                                                               cfg.micro_batch_size)
+            worker_micro_batch(cfg.batch_size, cfg.micro_batch_size, res.workers_per_trial)
         except XferError as exc:
             raise XferError(f"train.{kind}: {exc} (resources.workers_per_trial)") from None
 
@@ -357,7 +372,7 @@ def _languages(langs: Languages, corpus: str) -> Languages:
 
 def _train_configs(section: Any) -> dict[str, Any]:
     """``train:`` holds settings common to all kinds plus a sub-mapping per kind that overrides
-    them; each kind becomes one :class:`xfer.train.TrainConfig` (its ``kind`` set here, its
+    them; each kind becomes one :class:`xfer.training.TrainConfig` (its ``kind`` set here, its
     ``seed`` per trial from ``seeds``)."""
     from xfer.training.config import TrainConfig
 

@@ -15,7 +15,7 @@ makes the driver build a translation-detection task once, before the trials star
 
 Each seed gets one downstream trial per pretrained source (initialised from its best
 checkpoint) and one from scratch; their validation accuracies become the report's
-"Downstream accuracy" table (:func:`xfer.report.downstream_table`).
+"Downstream accuracy" table (:func:`xfer.downstream.table.downstream_table`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from sweeps.schema import build, check_keys
 from xfer.errors import XferError
+from xfer.schema import NAME_PATTERN, build, check_keys
+from xfer.training.config import Kind
 
 TASK_PLACEHOLDER = "<built by the driver>"
 SENTENCE_END = ". "
@@ -99,7 +100,6 @@ def check_section(section: Any, languages: Any = None) -> dict | None:
         c = check_construct(construct)
         section["construct"] = c.__dict__.copy()
         section.setdefault("language", f"{c.premise_lang}-{c.hypothesis_lang}")
-    from sweeps.config import NAME_PATTERN
 
     if not NAME_PATTERN.fullmatch(task_language(section)):  # part of trial keys and folders
         raise XferError(f"downstream.language: {task_language(section)!r} may only use "
@@ -141,8 +141,8 @@ def synthetic_aligned_lines(premise_lang: str, hypothesis_lang: str, n: int,
 
 def build_task(section: dict, work: Path) -> Path:
     """Build the constructed task (once; idempotent) under ``work`` and return its folder."""
-    from sweeps.ledger import atomic_write_bytes
-    from xfer.downstream_data import build_translation_task
+    from xfer.downstream.tasks import build_translation_task
+    from xfer.io import atomic_write_bytes
 
     c = Construct(**section["construct"])
     source = Path(c.corpus).expanduser().resolve()
@@ -182,9 +182,9 @@ def planned_pair_bytes(section: dict) -> int:
 
 def report_section(rows: list[dict]) -> dict[str, str]:
     """``{"Downstream accuracy": table}`` from the ledger's downstream rows (empty if none)."""
-    from xfer.report import downstream_table
+    from xfer.downstream.table import downstream_table
 
-    rows = [r for r in rows if r.get("kind") == "downstream" and r.get("accuracy") is not None]
+    rows = [r for r in rows if r.get("kind") == Kind.DOWNSTREAM and r.get("accuracy") is not None]
     if not rows:
         return {}
     frame = pd.DataFrame(rows)[["init", "seed", "accuracy", "accuracy_before", "target"]]

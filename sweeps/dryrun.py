@@ -7,7 +7,8 @@ import json
 from sweeps.config import StudyConfig
 from sweeps.estimate import device_hours, parameter_count, trial_costs, trial_hours
 from sweeps.trials import build_trials, count_by_kind, pairs
-from xfer.units import format_budget
+from xfer.data.units import format_budget
+from xfer.training.config import Kind
 
 
 def plan(study: StudyConfig) -> dict:
@@ -69,8 +70,7 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
     lines.append("")
     lines.append(f"{'kind':<10} {'trials':>6} {'train bytes':>18} {'PFLOP':>12} "
                  f"{'device-hours':>13} {'trial-hours':>12}")
-    for kind in ("pretrain", "scratch", "finetune", "downstream")[:4 if "downstream" in c
-                                                                   else 3]:
+    for kind in [k for k in Kind if k != Kind.DOWNSTREAM or k in c]:
         n, b, f, h = _by_kind(p, kind)
         lines.append(f"{kind:<10} {n:>6} {b:>18,} {f / 1e15:>12,.3f} "
                      f"{device_hours(f, study):>13,.2f} {h:>12,.2f}")

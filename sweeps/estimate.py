@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sweeps.config import StudyConfig
 from sweeps.trials import TrialSpec
-from xfer.training.config import RunLength, TrainConfig, run_length
+from xfer.training.config import Kind, RunLength, TrainConfig, run_length
 
 
 def parameter_count(model_cfg: object) -> int:
@@ -27,7 +27,7 @@ def length_of(trial: TrialSpec, cfg: TrainConfig) -> RunLength:
 
 def study_planned_bytes(study: StudyConfig, trial: TrialSpec) -> int:
     """Bytes ``trial`` of ``study`` trains on (downstream: pairs x epochs x max_len, a bound)."""
-    if trial.kind == "downstream":
+    if trial.kind == Kind.DOWNSTREAM:
         from sweeps.downstream import planned_pair_bytes
 
         return planned_pair_bytes(study.downstream)
@@ -67,7 +67,7 @@ def trial_costs(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> l
     """Cost of every trial under the study's model and training configs."""
     out = []
     for trial in trials:
-        if trial.kind == "downstream":  # classifier steps: forward + backward on pairs
+        if trial.kind == Kind.DOWNSTREAM:  # classifier steps: forward + backward on pairs
             from sweeps.downstream import planned_pair_bytes
 
             n = planned_pair_bytes(study.downstream)
@@ -92,5 +92,5 @@ def device_hours(flops: float, study: StudyConfig) -> float:
 def trial_hours(flops: float, study: StudyConfig, kind: str) -> float:
     """Wall hours of one trial: its device-hours shared by the trial's data-parallel workers
     (training trials; downstream trials run on one), at perfect scaling."""
-    workers = 1 if kind == "downstream" else study.resources.workers_per_trial
+    workers = 1 if kind == Kind.DOWNSTREAM else study.resources.workers_per_trial
     return device_hours(flops, study) / workers

@@ -1,8 +1,8 @@
 """``python -m sweeps.grid``: run a whole study as a Ray Tune sweep.
 
 prepare data (Ray tasks, once per language) -> pretrain / scratch / finetune trials in
-dependency order -> results.parquet -> ``xfer.analyse`` report, all in one run folder keyed by
-the config's hash. Running the same command again resumes the study.
+dependency order -> results.parquet -> ``xfer.analysis.analyse`` report, all in one run folder
+keyed by the config's hash. Running the same command again resumes the study.
 
     python -m sweeps.grid                         # the embedded default study, local Ray
     python -m sweeps.grid --config paper --dry-run

@@ -8,14 +8,14 @@ killed driver never loses a finished trial and never sees a half-written one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from sweeps.trials import TrialSpec
 from xfer.errors import XferError
+from xfer.io import atomic_write, atomic_write_bytes
+from xfer.training.config import Kind
 
 # Columns of the results table, in order (one row per trial).
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
@@ -27,24 +27,9 @@ DOWNSTREAM_COLUMNS = ["kind", "init", "source", "target", "seed", "accuracy", "a
                       "ended_at"]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
     """A results-table row from a trial and its final metrics (see :data:`COLUMNS`)."""
-    if trial.kind == "downstream":
+    if trial.kind == Kind.DOWNSTREAM:
         return {"kind": trial.kind, "init": trial.init, "source": trial.source,
                 "target": trial.lang, "budget": 0, "seed": int(trial.seed),
                 "accuracy": metrics.get("accuracy"),
@@ -55,8 +40,8 @@ def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
                 "ended_at": metrics.get("ended_at")}
     return {
         "kind": trial.kind, "init": trial.init,
-        "source": trial.source if trial.kind == "finetune" else
-        (trial.lang if trial.kind == "pretrain" else None),
+        "source": trial.source if trial.kind == Kind.FINETUNE else
+        (trial.lang if trial.kind == Kind.PRETRAIN else None),
         "target": trial.lang, "budget": int(trial.budget), "seed": int(trial.seed),
         "perplexity": metrics.get("test_perplexity"),
         "dev_perplexity": metrics.get("dev_perplexity"),
@@ -102,21 +87,19 @@ class Ledger:
     def table(self) -> pd.DataFrame:
         """The results table (one row per finished training trial, :data:`COLUMNS`)."""
         rows = [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("kind") !=
-                "downstream"]
+                Kind.DOWNSTREAM]
         frame = pd.DataFrame(rows, columns=COLUMNS)
         return frame.astype({"budget": "int64", "seed": "int64"})
 
     def downstream_rows(self) -> list[dict]:
         """Finished downstream trials (their own table: accuracy, not perplexity)."""
         return [self.rows[k] for k in sorted(self.rows) if self.rows[k].get("kind") ==
-                "downstream"]
+                Kind.DOWNSTREAM]
 
 
 def write_results(frame: pd.DataFrame, path: Path) -> Path:
     """Save the results table as Parquet atomically."""
     if frame.empty:
         raise XferError("no trial finished: nothing to write to the results table")
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
     return path

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from sweeps.config import StudyConfig
-from sweeps.ledger import Ledger, atomic_write_bytes, write_results
+from sweeps.ledger import Ledger, write_results
 from sweeps.progress import format_duration
+from xfer.io import atomic_write_bytes
 
 
 def language_notes(study: StudyConfig) -> dict[str, str] | None:
@@ -83,7 +84,7 @@ def downstream_results(ledger: Ledger, run_dir: Path) -> dict[str, str]:
 def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
            slots: int = 1) -> Path:
     """Write results.parquet and the report; print where they are and the D_T table."""
-    from xfer.analyse import analyse
+    from xfer.analysis.analyse import analyse
 
     trials_done = time.time()
     frame = ledger.table()

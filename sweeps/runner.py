@@ -22,9 +22,11 @@ from pathlib import Path
 
 from sweeps.config import StudyConfig
 from sweeps.estimate import study_planned_bytes
-from sweeps.ledger import Ledger, atomic_write_bytes
+from sweeps.ledger import Ledger
 from sweeps.trials import TrialSpec, build_trials, language_budgets
 from xfer.errors import XferError
+from xfer.io import atomic_write_bytes
+from xfer.training.config import Kind
 
 LOW_DISK_BYTES = 16 * 2**20  # below this much free space a failure is blamed on the disk
 
@@ -161,7 +163,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
     from sweeps.trainable import train_trial, trial_placement
 
     downstream = None
-    if study.downstream is not None and any(t.kind == "downstream" for t in todo):
+    if study.downstream is not None and any(t.kind == Kind.DOWNSTREAM for t in todo):
         from sweeps.downstream import resolved_config
 
         downstream = resolved_config(study.downstream, run_dir)  # the task, built once here

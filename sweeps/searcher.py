@@ -16,10 +16,11 @@ from pathlib import Path
 from ray.tune.search import Searcher
 
 from sweeps.trials import TrialSpec
+from xfer.training.config import Kind
 
 # Which ready trial goes first: pretrains are on the critical path, finetunes next (their
 # pretrain is done), scratch runs fill the gaps; bigger budgets first within a kind.
-_PRIORITY = {"pretrain": 0, "finetune": 1, "downstream": 1, "scratch": 2}
+_PRIORITY = {Kind.PRETRAIN: 0, Kind.FINETUNE: 1, Kind.DOWNSTREAM: 1, Kind.SCRATCH: 2}
 
 
 def schedule_order(trials: list[TrialSpec]) -> list[TrialSpec]:
@@ -69,7 +70,7 @@ class DependencySearcher(Searcher):
         """Whether ``trial`` may start now (a data preparation error fails its language)."""
         if trial.parent and trial.parent not in self.checkpoints:
             return False
-        if trial.kind == "downstream":  # its task was built before the experiment started
+        if trial.kind == Kind.DOWNSTREAM:  # its task was built before the experiment started
             return True
         try:
             return self.data_ready(trial.lang)

@@ -1,14 +1,14 @@
-"""The Ray Tune trainable: one study trial = one ``xfer.train.run``.
+"""The Ray Tune trainable: one study trial = one ``xfer.training.run``.
 
 The trial's whole config arrives through Tune (``config["study"]`` from ``param_space``, the
 trial itself from the searcher); nothing is global. Metrics and checkpoints go to Tune through a
-``xfer.train`` callback at every evaluation; the last report carries the best checkpoint, which
+``xfer.training`` callback at every evaluation; the last report carries the best checkpoint, which
 is what a pretrain hands to its finetunes. A retried trial resumes from ``tune.get_checkpoint()``.
 
 With ``resources.workers_per_trial`` N > 1 a training trial is Ray Train inside the Tune trial
 (the pattern of Ray's "Hyperparameter Tuning with Ray Tune" guide for Train V2): the trial
 function starts a ``TorchTrainer`` of N data-parallel workers (:func:`train_worker`, each
-running ``xfer.train.run`` on its share of every batch) and waits for it. Their evaluations
+running ``xfer.training.loop.run`` on its share of every batch) and waits for it. Their evaluations
 reach Tune through Ray's ``TuneReportCallback``; rank 0 writes the checkpoints into the trial
 folder (shared storage on a cluster), which a restarted worker group, or a retried trial,
 resumes from. The 1-worker path starts no Ray Train at all.
@@ -26,9 +26,9 @@ from typing import Any
 
 from ray import tune
 
-from sweeps.config import DRIVER_CPUS, Resources
+from sweeps.config import DRIVER_CPUS, Resources, StudyConfig
 from sweeps.trials import TrialSpec
-from xfer.train import Callback
+from xfer.training.loop import Callback
 
 
 def _scalars(metrics: dict) -> dict:
@@ -42,7 +42,7 @@ def _scalars(metrics: dict) -> dict:
 
 
 class TuneReporter(Callback):
-    """``xfer.train`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
+    """``xfer.training`` callback: every evaluation becomes a ``tune.report`` with its checkpoint;
     between evaluations, training metrics (bytes seen, loss) go out every ``every_s`` seconds
     so progress and ETA move during long runs."""
 
@@ -78,7 +78,9 @@ def trial_placement(resources: Resources, config: dict) -> tune.PlacementGroupFa
     """What a trial holds (``tune.with_resources`` calls this with each trial's config): one
     worker's resources, or, for a training trial on N > 1 workers, a light driver whose Ray
     Train workers reserve their own."""
-    if resources.workers_per_trial > 1 and config["trial"]["kind"] != "downstream":
+    from xfer.training.config import Kind
+
+    if resources.workers_per_trial > 1 and config["trial"]["kind"] != Kind.DOWNSTREAM:
         return tune.PlacementGroupFactory([{"CPU": DRIVER_CPUS}])
     need = resources.per_worker()
     bundle = {"CPU": need["CPU"], "GPU": need["GPU"]}
@@ -90,22 +92,20 @@ def trial_placement(resources: Resources, config: dict) -> tune.PlacementGroupFa
 def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
-    from xfer.model import ModelConfig
-    from xfer.train import TrainConfig, run  # noqa: F811 - imported on the worker
+    from xfer.training.config import Kind
+    from xfer.training.loop import run
 
     trial = TrialSpec.from_dict(config["trial"])
-    study = config["study"]
+    study = StudyConfig.from_dict(config["study"])
     run_dir = Path(config["run_dir"])
-    model = ModelConfig.from_dict(study["model"])
-    resources = Resources(**study["resources"])
-    threads = max(1, int(resources.per_worker()["CPU"]))  # torch threads = a worker's CPUs
-    if trial.kind == "downstream":
+    model = study.model
+    threads = max(1, int(study.resources.per_worker()["CPU"]))  # torch threads = a worker's CPUs
+    if trial.kind == Kind.DOWNSTREAM:
         downstream_trial(config, trial, model, threads, started_at)
         return
-    train_cfg = dataclasses.replace(TrainConfig.from_dict(study["train"][trial.kind]),
-                                    seed=trial.seed, threads=threads)
-    if resources.workers_per_trial > 1:
-        final = train_on_workers(config, trial, train_cfg, resources, started_at)
+    train_cfg = dataclasses.replace(study.train[trial.kind], seed=trial.seed, threads=threads)
+    if study.resources.workers_per_trial > 1:
+        final = train_on_workers(config, study, trial, train_cfg, started_at)
     else:
         with contextlib.ExitStack() as stack:
             init = _open_checkpoint(stack, config.get("init_checkpoint"))
@@ -121,7 +121,7 @@ def train_trial(config: dict) -> None:
                  "node_id": ray.get_runtime_context().get_node_id()}, checkpoint=best)
 
 
-def train_on_workers(config: dict, trial: TrialSpec, train_cfg: Any, resources: Resources,
+def train_on_workers(config: dict, study: StudyConfig, trial: TrialSpec, train_cfg: Any,
                      started_at: float) -> dict:
     """Train the trial on ``resources.workers_per_trial`` Ray Train workers (DDP: gloo on CPU,
     NCCL on GPUs, Ray's TPU backend on TPUs); returns the run's result (rank 0's
@@ -131,8 +131,9 @@ def train_on_workers(config: dict, trial: TrialSpec, train_cfg: Any, resources: 
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from xfer.training.loop import RESULT_FILE
+    from xfer.training.checkpoint import RESULT_FILE
 
+    resources = study.resources
     run_dir = Path(config["run_dir"])
     out_dir = run_dir / "trials" / trial.key
     need = resources.per_worker()
@@ -140,7 +141,7 @@ def train_on_workers(config: dict, trial: TrialSpec, train_cfg: Any, resources: 
         num_workers=resources.workers_per_trial, use_gpu=need["GPU"] > 0,
         use_tpu=need["TPU"] > 0, resources_per_worker={k: v for k, v in need.items() if v},
         topology=resources.tpu_topology, accelerator_type=resources.tpu_accelerator_type)
-    worker_config = {"model": config["study"]["model"], "train": train_cfg.to_dict(),
+    worker_config = {"model": study.model.to_dict(), "train": train_cfg.to_dict(),
                      "data_dir": str(run_dir / "data"), "lang": trial.lang,
                      "budget": trial.budget, "out_dir": str(out_dir),
                      "init_checkpoint": config.get("init_checkpoint"), "started_at": started_at}
@@ -149,7 +150,7 @@ def train_on_workers(config: dict, trial: TrialSpec, train_cfg: Any, resources: 
                                name=trial.key, storage_path=str(run_dir / "train"),
                                callbacks=[TuneReportCallback()],
                                failure_config=ray.train.FailureConfig(
-                                   max_failures=config["study"]["run"]["max_failures"])))
+                                   max_failures=study.run.max_failures)))
     trainer.fit()
     return json.loads((out_dir / RESULT_FILE).read_text())
 
@@ -161,7 +162,8 @@ def train_worker(config: dict) -> None:
     import torch
 
     from xfer.model import ModelConfig
-    from xfer.train import TrainConfig, run
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import run
     from xfer.training.parallel import Workers
 
     cfg = TrainConfig.from_dict(config["train"])
@@ -177,7 +179,7 @@ def train_worker(config: dict) -> None:
 
 
 class TrainReporter(Callback):
-    """``xfer.train`` callback on a Ray Train worker: every evaluation becomes a
+    """``xfer.training`` callback on a Ray Train worker: every evaluation becomes a
     ``ray.train.report`` (a barrier every worker reaches at the same step; rank 0's metrics
     reach Tune). Checkpoints stay in the trial folder, where rank 0 wrote them."""
 
@@ -196,7 +198,7 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
     (``config["init_checkpoint"]``) or from scratch; resumes from ``tune.get_checkpoint()``."""
     import ray
 
-    from xfer import downstream
+    from xfer import downstream  # the package: DownstreamConfig, run
 
     cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
                               seed=trial.seed, threads=threads)

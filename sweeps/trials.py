@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from sweeps.config import StudyConfig
-from xfer.units import format_budget
+from xfer.data.units import format_budget
+from xfer.training.config import Kind
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,7 @@ class TrialSpec:
     """One training run of the study. ``lang`` is the language trained on (the source for a
     pretrain, the target otherwise); ``budget`` in bytes of that language's training prefix."""
 
-    kind: str  # pretrain | scratch | finetune | downstream
+    kind: Kind
     lang: str
     budget: int
     seed: int
@@ -25,17 +26,17 @@ class TrialSpec:
     @property
     def key(self) -> str:
         """Unique, filesystem-safe name, e.g. ``finetune-en-de-10K-s0``."""
-        if self.kind == "downstream":
+        if self.kind == Kind.DOWNSTREAM:
             return f"downstream-{self.init}-{self.lang}-s{self.seed}"
         b = format_budget(self.budget)
-        if self.kind == "finetune":
+        if self.kind == Kind.FINETUNE:
             return f"finetune-{self.source}-{self.lang}-{b}-s{self.seed}"
         return f"{self.kind}-{self.lang}-{b}-s{self.seed}"
 
     @property
     def init(self) -> str:
         """The results table's ``init``: ``scratch`` or the source language."""
-        return self.source if self.kind in ("finetune", "downstream") and self.source \
+        return self.source if self.kind in (Kind.FINETUNE, Kind.DOWNSTREAM) and self.source \
             else "scratch"
 
     def to_dict(self) -> dict:
@@ -63,10 +64,11 @@ def build_trials(study: StudyConfig) -> list[TrialSpec]:
     targets = list(dict.fromkeys([*study.languages.targets, *(t for _, t in pairs(study))]))
     trials: list[TrialSpec] = []
     for seed in study.seeds:
-        pretrain = {s: TrialSpec("pretrain", s, study.budgets.pretrain, seed) for s in sources}
+        pretrain = {s: TrialSpec(Kind.PRETRAIN, s, study.budgets.pretrain, seed) for s in sources}
         trials += pretrain.values()
-        trials += [TrialSpec("scratch", t, b, seed) for t in targets for b in study.scratch_budgets]
-        trials += [TrialSpec("finetune", t, b, seed, source=s,
+        trials += [TrialSpec(Kind.SCRATCH, t, b, seed)
+                   for t in targets for b in study.scratch_budgets]
+        trials += [TrialSpec(Kind.FINETUNE, t, b, seed, source=s,
                              parent=pretrain[s].key)
                    for s, t in pairs(study) for b in study.budgets.finetune]
         if study.downstream is not None:
@@ -80,22 +82,22 @@ def downstream_trials(study: StudyConfig, pretrains: list[TrialSpec],
     from sweeps.downstream import task_language
 
     lang = task_language(study.downstream)
-    return [*(TrialSpec("downstream", lang, 0, seed, source=p.lang, parent=p.key)
-              for p in pretrains), TrialSpec("downstream", lang, 0, seed)]
+    return [*(TrialSpec(Kind.DOWNSTREAM, lang, 0, seed, source=p.lang, parent=p.key)
+              for p in pretrains), TrialSpec(Kind.DOWNSTREAM, lang, 0, seed)]
 
 
 def language_budgets(study: StudyConfig, trials: list[TrialSpec]) -> dict[str, list[int]]:
     """Every training budget each language's dataset must offer (bytes, increasing)."""
     out: dict[str, set[int]] = {}
     for t in trials:
-        if t.kind != "downstream":  # its task is built on the driver, not a dataset
+        if t.kind != Kind.DOWNSTREAM:  # its task is built on the driver, not a dataset
             out.setdefault(t.lang, set()).add(t.budget)
     return {lang: sorted(b) for lang, b in out.items()}
 
 
 def count_by_kind(trials: list[TrialSpec]) -> dict[str, int]:
     """Number of trials of each kind."""
-    counts = {"pretrain": 0, "scratch": 0, "finetune": 0}
+    counts = {Kind.PRETRAIN: 0, Kind.SCRATCH: 0, Kind.FINETUNE: 0}
     for t in trials:
         counts[t.kind] = counts.get(t.kind, 0) + 1
     return counts

@@ -1,6 +1,6 @@
 """A real process for fault injection: ``python -m tests.fault_worker train|prepare ...``.
 
-``train DATA OUT`` runs one tiny ``xfer.train.run`` (d_model 32) and prints its result as JSON;
+``train DATA OUT`` runs one tiny ``xfer.training.run`` (d_model 32) and prints its result as JSON;
 ``prepare OUT`` prepares the tiny dataset. With ``--die-before NAME --nth N`` the process SIGKILLs
 itself just before the N-th ``os.replace``/``os.rename`` whose destination is named ``NAME`` (or
 starts with it, for ``step-``): a crash between writing a temp file and renaming it into place.
@@ -26,7 +26,7 @@ def tiny_model():  # noqa: ANN201 - ModelConfig, imported lazily
 
 
 def tiny_train(**changes: object):  # noqa: ANN201 - TrainConfig
-    from xfer.train import TrainConfig
+    from xfer.training.config import TrainConfig
 
     base = dict(kind="scratch", seq_len=64, batch_size=4, micro_batch_size=4, epochs=3, lr=3e-3,
                 eval_every=5, checkpoint_every=3, keep_checkpoints=2, threads=1, seed=0)
@@ -40,7 +40,7 @@ def prepare_tiny(out: Path) -> list[Path]:
 
 
 def train_tiny(data: Path, out: Path, **changes: object) -> dict:
-    from xfer.train import run
+    from xfer.training.loop import run
 
     return run(tiny_model(), tiny_train(**changes), data, LANG, BUDGET, out).to_dict()
 

@@ -258,8 +258,9 @@ def serve() -> None:
 
     import sweeps.grid  # noqa: F401 - preload what the commands import
     import xfer.cli  # noqa: F401
-    for name in ("xfer.data.cli", "xfer.train_cli", "xfer.analyse", "xfer.contamination",
-                 "xfer.similarity", "sweeps.config", "sweeps.dryrun", "xfer.model", "pandas"):
+    for name in ("xfer.data.cli", "xfer.training.cli", "xfer.analysis.analyse",
+                 "xfer.analysis.contamination", "xfer.analysis.similarity", "sweeps.config",
+                 "sweeps.dryrun", "xfer.model", "pandas"):
         __import__(name)
     for line in sys.stdin:
         print(json.dumps(_serve_one(json.loads(line))), flush=True)

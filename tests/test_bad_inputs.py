@@ -221,8 +221,9 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A prepared dataset, a trained checkpoint, and corrupted copies of each."""
     from xfer.data import prepare
     from xfer.model import MODEL_CONFIGS, ByteLM, ModelConfig
-    from xfer.train import TrainConfig, run
     from xfer.training.checkpoint import save_checkpoint
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import run
 
     root = tmp_path_factory.mktemp("bad")
     data = root / "data"

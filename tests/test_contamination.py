@@ -8,8 +8,7 @@ from collections import Counter
 
 import pytest
 
-from xfer.cli import main
-from xfer.contamination import (
+from xfer.analysis.contamination import (
     BELOW,
     TOTAL,
     count_labels,
@@ -18,6 +17,7 @@ from xfer.contamination import (
     share_of,
     shares,
 )
+from xfer.cli import main
 
 
 def _lines(corpus, lang, n):

@@ -35,8 +35,9 @@ from tests.faults_util import (
 from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
-from xfer.train import Callback, TrainConfig, run
 from xfer.training import checkpoint as ckpt
+from xfer.training.config import TrainConfig
+from xfer.training.loop import Callback, run
 from xfer.training.parallel import SINGLE, Workers
 
 MODEL = replace(MODEL_CONFIGS["tiny"], d_model=32, n_layers=2, n_heads=2, d_head=16, d_ff=64)

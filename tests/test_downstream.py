@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from sweeps.downstream import synthetic_aligned_lines
+from xfer.data.vocab import EOS_ID
 from xfer.downstream import (
     DownstreamConfig,
     PairClassifier,
@@ -19,13 +20,12 @@ from xfer.downstream import (
     run,
     truncate_pair,
 )
-from xfer.downstream_data import build_translation_task
+from xfer.downstream.table import downstream_table
+from xfer.downstream.tasks import build_translation_task
 from xfer.errors import XferError
 from xfer.model import ByteLM, ModelConfig
-from xfer.report import downstream_table
 from xfer.training.checkpoint import save_checkpoint
 from xfer.training.loop import Callback
-from xfer.vocab import EOS_ID
 
 TINY = ModelConfig(name="ds-tiny", d_model=64, n_layers=2, n_heads=2, d_head=32, d_ff=256)
 

@@ -101,7 +101,8 @@ def uninterrupted_perplexity(config: Path, key: str, data_dir: Path, out_dir: Pa
     """Test perplexity of trial ``key`` (one without a parent) trained in one go, outside Ray,
     as ``sweeps.trainable.train_trial`` trains it."""
     from xfer.model import ModelConfig
-    from xfer.train import TrainConfig, run
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import run
 
     loaded = load_config(str(config))
     study = loaded.to_dict()

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xfer.attention import (
+from xfer.errors import XferError
+from xfer.model import MODEL_CONFIGS, ByteLM, ModelConfig, get_model_config, rms_norm
+from xfer.model.attention import (
     BandBiasAttention,
     position_index,
     reference_attention,
     relative_position_bucket,
 )
-from xfer.errors import XferError
-from xfer.model import MODEL_CONFIGS, ByteLM, ModelConfig, get_model_config, rms_norm
 
 
 def test_paper_config_has_65_8m_parameters() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from xfer.report import Footnotes, all_budgets_table, atomic_write, table2
-from xfer.report_figures import write_figures
-from xfer.transfer import compute_transfer, summarise_cells
+from xfer.analysis.figures import write_figures
+from xfer.analysis.report import Footnotes, all_budgets_table, table2
+from xfer.analysis.transfer import compute_transfer, summarise_cells
+from xfer.io import atomic_write
 
 K = 1000
 

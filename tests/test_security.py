@@ -33,7 +33,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A real trained checkpoint and copies whose model.pt / trainer.pt hold a pickled object."""
     from xfer.data import prepare
     from xfer.model import MODEL_CONFIGS
-    from xfer.train import TrainConfig, run
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import run
 
     root = tmp_path_factory.mktemp("sec")
     prepare("synthetic", ["base"], [4000], 2000, 2000, 0, root / "data")
@@ -64,7 +65,9 @@ def test_pickled_checkpoints_are_refused_by_every_loader(checkpoints: dict[str, 
     from sweeps.downstream import build_task, check_section
     from xfer import downstream
     from xfer.model import MODEL_CONFIGS
-    from xfer.train import TrainConfig, load_model, run
+    from xfer.training.checkpoint import load_model
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import run
 
     c = checkpoints
     cfg = TrainConfig(kind="finetune", seq_len=64, batch_size=4, micro_batch_size=4,

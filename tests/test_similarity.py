@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from xfer.analysis.similarity import DISTANCE_KINDS, distance, distances, has_entry, to_iso639_3
 from xfer.cli import main
 from xfer.errors import XferError
-from xfer.similarity import DISTANCE_KINDS, distance, distances, has_entry, to_iso639_3
 
 PAIRS = [("en", "de"), ("en", "zh"), ("ru", "ja"), ("ar", "fi"), ("es", "ko")]
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from xfer.stats import correlation_table, spearman
+from xfer.analysis.stats import correlation_table, spearman
 
 
 def _scipy_permutation(x, y, n_resamples, seed):

@@ -163,3 +163,17 @@ def test_searcher_respects_concurrency_and_prefers_pretrains() -> None:
     first = [s.suggest("a")["key"], s.suggest("b")["key"]]
     assert all(k.startswith("pretrain-") for k in first)
     assert s.suggest("c") is None
+
+
+@pytest.mark.parametrize("name", ["default", "paper"])
+def test_config_crosses_the_ray_boundary_typed(name):
+    """A trial rebuilds the driver's typed config from param_space's plain dict, unchanged."""
+    from sweeps.config import StudyConfig
+    from xfer.model import ModelConfig
+    from xfer.training.config import Kind, TrainConfig
+
+    study = load_config(name)
+    again = StudyConfig.from_dict(json.loads(json.dumps(study.to_dict())))
+    assert again == study and again.digest() == study.digest()
+    assert isinstance(again.model, ModelConfig)
+    assert all(isinstance(k, Kind) and isinstance(v, TrainConfig) for k, v in again.train.items())

@@ -17,10 +17,10 @@ import torch
 from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
-from xfer.train import Callback, TrainConfig, load_model, run, warmup_steps
 from xfer.training import checkpoint as ckpt
-from xfer.training.config import run_epochs, run_steps
-from xfer.training.loop import should_stop
+from xfer.training.checkpoint import load_model
+from xfer.training.config import TrainConfig, run_epochs, run_steps, warmup_steps
+from xfer.training.loop import Callback, run, should_stop
 
 TINY = MODEL_CONFIGS["tiny"]
 BASE = TrainConfig(kind="scratch", seq_len=64, batch_size=8, micro_batch_size=4, epochs=1,

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xfer.errors import XferError
-from xfer.transfer import (
+from xfer.analysis.transfer import (
     commutativity,
     compute_transfer,
     data_transfer,
@@ -16,6 +15,7 @@ from xfer.transfer import (
     summarise_cells,
     validate,
 )
+from xfer.errors import XferError
 
 M = 1_000_000
 

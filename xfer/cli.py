@@ -16,10 +16,11 @@ from xfer.errors import exit_on_error
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("xfer.data.cli", "prepare byte-budgeted train/dev/test datasets from a corpus"),
-    "train": ("xfer.train_cli", "one training run (pretrain, finetune or scratch) without Ray"),
-    "analyse": ("xfer.analyse", "D_E, D_T, correlations, tables and figures from a results table"),
-    "lid": ("xfer.contamination", "language-ID label shares of a text file, line by line"),
-    "distance": ("xfer.similarity", "the six lang2vec distances between two languages"),
+    "train": ("xfer.training.cli", "one training run (pretrain, finetune or scratch) without Ray"),
+    "analyse": ("xfer.analysis.analyse",
+                "D_E, D_T, correlations, tables and figures from a results table"),
+    "lid": ("xfer.analysis.contamination", "language-ID label shares of a text file, line by line"),
+    "distance": ("xfer.analysis.similarity", "the six lang2vec distances between two languages"),
 }
 
 

@@ -15,14 +15,12 @@ def keep_freed_memory() -> bool:
 
     glibc serves every allocation of 32 MB or more (one [4, 1024, 2560] fp32 activation of the
     paper model is 42 MB) with a fresh ``mmap`` and unmaps it on ``free``, so each training
-    step page-faults its large activations in again, and data preparation its large arrays.
-    Measured on the paper model, batch 4, 2 threads, after 3 warm-up steps: 13.9 s a step with
-    0.42M page faults and 1.9 s of kernel time; with this, 12.6 s and no faults, peak RSS
-    4.58 -> 4.74 GB. Preparing 1 GB of text: 11.1 s with 0.36M faults; with this, 10.2 s.
-    Allocations no longer use ``mmap`` and the heap is never trimmed, so the process keeps its
-    peak memory (its next step needs it again). Applies to the whole process, from the call
-    on; allocations of threads with their own malloc arena that exceed its 64 MB heaps still
-    use ``mmap``. Returns False (nothing changed) where the C library is not glibc.
+    step page-faults its large activations in again, and data preparation its large arrays
+    (the gain: ``bench/train_throughput.py``). Allocations no longer use ``mmap`` and the heap
+    is never trimmed, so the process keeps its peak memory (its next step needs it again).
+    Applies to the whole process, from the call on; allocations of threads with their own
+    malloc arena that exceed its 64 MB heaps still use ``mmap``. Returns False (nothing
+    changed) where the C library is not glibc.
     """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

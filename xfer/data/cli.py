@@ -8,7 +8,7 @@ from pathlib import Path
 from xfer.data.corpora import DEFAULT_SHUFFLE_BUFFER, MC4_FILES_ENV
 from xfer.data.prepare import prepare
 from xfer.data.store import read_manifest
-from xfer.units import parse_budgets, parse_bytes
+from xfer.data.units import parse_budgets, parse_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ from xfer.data import sampling
 from xfer.data.gather import permuted_batches
 from xfer.data.sampling import DrawStats
 from xfer.errors import XferError
+from xfer.io import first_line
 
 LOCAL_FORMATS = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".parquet")
 MC4_DATASET = "allenai/c4"
@@ -189,8 +190,7 @@ class Mc4Corpus:
             return datasets.load_dataset(builder, data_files=self.files, split="train",
                                          streaming=True)
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise XferError(f"cannot open mC4 for {self.lang!r}: {first}") from None
+            raise XferError(f"cannot open mC4 for {self.lang!r}: {first_line(exc)}") from None
 
     def documents(self, seed: int | None = None) -> Iterator[str]:
         """Documents in stream order, or through the seeded shuffle buffer if ``seed`` is given."""
@@ -206,8 +206,7 @@ class Mc4Corpus:
         except XferError:
             raise
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise XferError(f"reading mC4 for {self.lang!r} failed: {first}") from None
+            raise XferError(f"reading mC4 for {self.lang!r} failed: {first_line(exc)}") from None
 
     def draw(self, seed: int, workdir: Path, progress: bool = False, wanted: int = 0) -> Draw:
         import datasets

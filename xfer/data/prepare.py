@@ -1,7 +1,7 @@
 """``prepare``: a corpus -> per-language dev/test/train byte files and a manifest, once.
 
 Layout per language: ``<out>/<lang>/{manifest.json, train.bin, dev.bin, test.bin}``. Each .bin
-holds raw UTF-8 bytes (uint8) with 0xFF after every document (see :mod:`xfer.vocab` for why:
+holds raw UTF-8 bytes (uint8) with 0xFF after every document (see :mod:`xfer.data.vocab` for why:
 0xFF never occurs in valid UTF-8, and uint8 files are half the size of uint16 ids). Budget b is
 exactly the first b bytes of train.bin. Everything is built in a hidden temporary folder beside
 the target and renamed into place only when complete.
@@ -21,15 +21,15 @@ from tqdm import tqdm
 
 import xfer
 from xfer.data.corpora import DEFAULT_SHUFFLE_BUFFER, Corpus, Draw, open_corpus
+from xfer.data.store import MANIFEST, SPLITS
+from xfer.data.units import format_budget, parse_budgets, parse_bytes
+from xfer.data.vocab import DOC_SEPARATOR
 from xfer.data.writer import SplitWriter
 from xfer.errors import XferError
+from xfer.io import atomic_write_bytes
 from xfer.memory import keep_freed_memory
-from xfer.units import format_budget, parse_budgets, parse_bytes
-from xfer.vocab import DOC_SEPARATOR
 
 FORMAT = "xfer-dataset/1"
-MANIFEST = "manifest.json"
-SPLITS = ("dev", "test", "train")
 
 
 def creation_command(corpus: str, langs: Sequence[str], budgets: Sequence[int], dev_bytes: int,
@@ -138,12 +138,6 @@ def _build(source: Corpus, lang: str, budgets: list[int], dev_bytes: int, test_b
     }
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def prepare_language(source: Corpus, lang: str, budgets: list[int], dev_bytes: int,
                      test_bytes: int, seed: int, out: Path, command: str,
                      progress: bool = False) -> Path:
@@ -162,7 +156,8 @@ def prepare_language(source: Corpus, lang: str, budgets: list[int], dev_bytes: i
         for leftover in staging.iterdir():  # spilled corpora, buckets of an unfinished round
             if leftover.name not in {MANIFEST, *(f"{s}.bin" for s in SPLITS)}:
                 leftover.unlink()
-        _write_json(staging / MANIFEST, manifest)
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        atomic_write_bytes(staging / MANIFEST, text.encode("utf-8"))
         staging.chmod(0o755)  # mkdtemp makes it private
         try:
             os.rename(staging, final)

@@ -1,7 +1,7 @@
 """Drawing documents in a seeded random order, as batches of bytes ready to be written.
 
 A *batch* is a uint8 array of whole documents, each followed by the separator 0xFF
-(``xfer.vocab.DOC_SEPARATOR``). Two ways of drawing:
+(``xfer.data.vocab.DOC_SEPARATOR``). Two ways of drawing:
 
 - **Exact permutation** (files): index the byte offset of every document of a file, shuffle
   the document numbers with ``numpy.random.Generator(PCG64(seed)).shuffle`` and gather the
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from xfer.vocab import DOC_SEPARATOR
+from xfer.data.vocab import DOC_SEPARATOR
 
 SEP = DOC_SEPARATOR
 NEWLINE = 0x0A

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xfer.errors import XferError, read_json_object
-from xfer.vocab import DOC_SEPARATOR
+from xfer.data.vocab import DOC_SEPARATOR
+from xfer.errors import XferError
+from xfer.io import read_json_object
 
 MANIFEST = "manifest.json"
 SPLITS = ("dev", "test", "train")

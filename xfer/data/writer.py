@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xfer.vocab import DOC_SEPARATOR
+from xfer.data.vocab import DOC_SEPARATOR
 
 
 def prefix_documents(separators: int, last_byte: int) -> int:

@@ -1,1 +1,3 @@
-"""One training run of the byte-level decoder, independent of Ray (see :mod:`xfer.train`)."""
+"""One training run of the byte-level decoder (pretrain, finetune or scratch) on cpu, cuda or xla,
+resumable, independent of Ray: config (:mod:`.config`), batches, the loop (:mod:`.loop`),
+checkpoints, devices and ``xfer train`` (:mod:`.cli`)."""

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xfer.data.vocab import DOC_SEPARATOR, EOS_ID, PAD_ID, bytes_to_ids
 from xfer.errors import XferError
-from xfer.vocab import DOC_SEPARATOR, EOS_ID, PAD_ID, bytes_to_ids
 
 
 def load_text_eval(path: Path) -> np.ndarray:

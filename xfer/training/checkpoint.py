@@ -7,7 +7,6 @@ and, for resumable ones, ``trainer.pt`` (optimiser, scheduler and RNG states).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import tempfile
@@ -15,19 +14,14 @@ from pathlib import Path
 
 import torch
 
-from xfer.errors import XferError, read_json_object
+from xfer.errors import XferError
+from xfer.io import first_line, read_json_object, replace_dir
 from xfer.model import ByteLM, ModelConfig
 from xfer.training.config import TrainConfig, check_same_settings
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
+RESULT_FILE = "result.json"  # a finished run's result, in its output folder
 PREFIX = "step-"
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temp file beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def save_checkpoint(path: Path, model: ByteLM, meta: dict, trainer: dict | None = None) -> Path:
@@ -39,13 +33,7 @@ def save_checkpoint(path: Path, model: ByteLM, meta: dict, trainer: dict | None 
     if trainer is not None:
         torch.save(trainer, tmp / TRAINER_FILE)
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
-    if path.exists():
-        old = path.with_name(f".{path.name}.old{os.getpid()}")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, path)
+    replace_dir(tmp, path)
     return path
 
 
@@ -65,9 +53,8 @@ def load_state(path: Path, name: str) -> dict:
         raise XferError(f"checkpoint {path} has no {name}") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
         # weights_only refuses pickled objects (UnpicklingError); torn/garbage files fail to parse
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XferError(f"checkpoint {path}: {name} is corrupt or not a weights-only "
-                        f"checkpoint ({first})") from None
+                        f"checkpoint ({first_line(exc)})") from None
 
 
 def load_weights(model: ByteLM, path: Path) -> None:
@@ -80,9 +67,8 @@ def load_weights(model: ByteLM, path: Path) -> None:
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0]
         raise XferError(f"checkpoint {path}: {MODEL_FILE} does not hold this model's weights "
-                        f"({first})") from None
+                        f"({first_line(exc)})") from None
 
 
 def load_model(checkpoint_dir: Path) -> ByteLM:

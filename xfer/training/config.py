@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
+from enum import StrEnum
 from pathlib import Path
 
 from xfer.errors import XferError
 
-KINDS = ("pretrain", "finetune", "scratch")
+
+class Kind(StrEnum):
+    """What a trial does: train from scratch on a source (pretrain) or on a target budget
+    (scratch), continue a pretrain on a target budget (finetune), or classify pairs (downstream).
+    A ``str``: tables, JSON and trial keys hold its value."""
+
+    PRETRAIN = "pretrain"
+    SCRATCH = "scratch"
+    FINETUNE = "finetune"
+    DOWNSTREAM = "downstream"
+
+
+KINDS = (Kind.PRETRAIN, Kind.SCRATCH, Kind.FINETUNE)  # the kinds one training run can be
 PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_BATCH_BYTES = 512 * 1024
 PAPER_PRETRAIN_BYTES = 6_000_000_000
@@ -143,7 +156,7 @@ def check_same_settings(meta: dict, key: str, expected: dict, where: Path | str)
 
 def default_epochs(kind: str, budget: int) -> int:
     """Passes over the budget: pretrain 1; finetune/scratch 10, or 3 from 6e9 bytes up."""
-    if kind == "pretrain":
+    if kind == Kind.PRETRAIN:
         return 1
     return 3 if budget >= LARGE_BUDGET_BYTES else 10
 
@@ -193,6 +206,20 @@ def run_length(cfg: TrainConfig, budget: int, train_bytes: int | None = None) ->
                      count_evaluations(cfg, steps_per_epoch, total))
 
 
+def worker_micro_batch(batch_size: int, micro_batch_size: int, workers: int) -> int:
+    """Sequences per forward pass on each of ``workers`` data-parallel workers: the
+    micro_batch_size, or a worker's whole share (batch_size / workers) when that is smaller.
+    XferError if the batch does not split evenly."""
+    if batch_size % workers:
+        raise XferError(f"batch_size {batch_size} is not divisible by {workers} workers")
+    share = batch_size // workers
+    micro = min(micro_batch_size, share)
+    if share % micro:
+        raise XferError(f"each of {workers} workers takes {share} sequences a step, "
+                        f"not a multiple of micro_batch_size {micro_batch_size}")
+    return micro
+
+
 def is_eval_step(step: int, cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> bool:
     """Whether dev is evaluated after optimiser step ``step`` (1-based): at the end of each
     epoch (if ``eval_at_epoch_end``), every ``eval_every`` steps, and at the last step."""
@@ -214,7 +241,7 @@ def peak_lr(cfg: TrainConfig) -> float:
     """The configured lr, else 2e-5 to finetune and 2e-4 for pretrain and scratch runs."""
     if cfg.lr is not None:
         return cfg.lr
-    return 2e-5 if cfg.kind == "finetune" else 2e-4
+    return 2e-5 if cfg.kind == Kind.FINETUNE else 2e-4
 
 
 def warmup_steps(cfg: TrainConfig, budget: int, total_steps: int) -> int:
@@ -226,7 +253,7 @@ def warmup_steps(cfg: TrainConfig, budget: int, total_steps: int) -> int:
     """
     if cfg.warmup_steps is not None:
         steps = cfg.warmup_steps
-    elif cfg.kind == "finetune":
+    elif cfg.kind == Kind.FINETUNE:
         steps = budget // FINETUNE_WARMUP_BYTES_PER_STEP
     else:
         steps = round(total_steps * PAPER_WARMUP_STEPS / PAPER_PRETRAIN_STEPS)

@@ -22,6 +22,7 @@ import torch
 
 from xfer.data import load_split
 from xfer.errors import XferError
+from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
 from xfer.training.batches import epoch_order, load_text_eval, make_batch
@@ -34,8 +35,6 @@ from xfer.training.parallel import SINGLE, Workers
 __all__ = ["Callback", "ConsoleProgress", "Run", "RunResult", "TrainState", "evaluate",
            "forward_backward_step", "fused_option", "make_optimizer", "run", "train",
            "train_step"]
-
-RESULT_FILE = "result.json"
 
 
 class Callback:
@@ -156,9 +155,9 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
     calls this with its ``workers``; rank 0 alone writes checkpoints and the result.
     """
     out_dir = Path(out_dir)
-    if (out_dir / RESULT_FILE).is_file():
+    if (out_dir / ckpt.RESULT_FILE).is_file():
         ckpt.check_run_settings(ckpt.read_meta(out_dir / "best"), model, cfg, out_dir)
-        return RunResult.from_dict(json.loads((out_dir / RESULT_FILE).read_text()))
+        return RunResult.from_dict(json.loads((out_dir / ckpt.RESULT_FILE).read_text()))
     r = setup(model, cfg, data_dir, lang, budget, out_dir, init_checkpoint=init_checkpoint,
               resume_from=resume_from, callbacks=callbacks, workers=workers)
     train(r)
@@ -359,5 +358,6 @@ def finish(r: Run, data_dir: Path, extra_eval: dict[str, Path] | None) -> RunRes
         bytes_per_s=bytes_seen / max(state.wall_s, 1e-9), best_checkpoint=str(best),
         extra={k: v for k, v in scores.items() if not k.startswith(("dev_", "test_"))})
     if r.workers.is_main:
-        ckpt.write_json_atomic(r.out_dir / RESULT_FILE, result.to_dict())
+        atomic_write_json(r.out_dir / ckpt.RESULT_FILE, result.to_dict(), indent=2,
+                          sort_keys=True)
     return result

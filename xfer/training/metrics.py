@@ -7,11 +7,11 @@ import math
 import numpy as np
 import torch
 
+from xfer.data.vocab import PAD_ID
 from xfer.training.batches import eval_batches
 from xfer.training.config import TrainConfig
 from xfer.training.device import Device
 from xfer.training.parallel import SINGLE, Workers
-from xfer.vocab import PAD_ID
 
 
 def nll_and_lse(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ from functools import partial
 
 import torch
 
-from xfer.training.config import RunLength, TrainConfig, lr_multiplier, peak_lr
+from xfer.training.config import Kind, RunLength, TrainConfig, lr_multiplier, peak_lr
 
 FUSED_ADAMW_DEVICES = ("cpu", "cuda")
 
@@ -35,4 +35,4 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     """Linear warmup, then cosine to min_lr (constant for finetunes): :func:`lr_multiplier`."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
         lr_multiplier, warmup=length.warmup_steps, total=length.total_steps,
-        floor=cfg.min_lr / peak_lr(cfg), decay=cfg.kind != "finetune"))
+        floor=cfg.min_lr / peak_lr(cfg), decay=cfg.kind != Kind.FINETUNE))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from xfer.errors import XferError
+from xfer.training.config import worker_micro_batch
 
 
 @dataclass(frozen=True)
@@ -45,16 +45,8 @@ class Workers:
         return self.rank == 0
 
     def micro_batch_size(self, batch_size: int, micro_batch_size: int) -> int:
-        """Sequences per forward pass on this worker: ``micro_batch_size``, or the worker's whole
-        share (batch_size / N) when that is smaller. XferError if the shares do not divide."""
-        if batch_size % self.world:
-            raise XferError(f"batch_size {batch_size} is not divisible by {self.world} workers")
-        share = batch_size // self.world
-        micro = min(micro_batch_size, share)
-        if share % micro:
-            raise XferError(f"each of {self.world} workers takes {share} sequences a step, "
-                            f"not a multiple of micro_batch_size {micro_batch_size}")
-        return micro
+        """Sequences per forward pass on this worker (:func:`worker_micro_batch`)."""
+        return worker_micro_batch(batch_size, micro_batch_size, self.world)
 
     def rows(self, batch: np.ndarray) -> np.ndarray:
         """This worker's contiguous share of a global batch (piece indices)."""

@@ -19,22 +19,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xfer import contamination, similarity
-from xfer.errors import XferError
-from xfer.report import (
+from xfer.analysis import contamination, similarity
+from xfer.analysis.figures import write_figures
+from xfer.analysis.report import (
     Footnotes,
     all_budgets_table,
-    atomic_write,
     commutativity_markdown,
     correlations_markdown,
     language_notes_markdown,
     problems_markdown,
     table2,
 )
-from xfer.report_figures import write_figures
-from xfer.stats import correlation_table
-from xfer.transfer import SCRATCH, Problem, commutativity, compute_transfer, summarise_cells
-from xfer.units import format_budget, parse_bytes
+from xfer.analysis.stats import correlation_table
+from xfer.analysis.transfer import (
+    SCRATCH,
+    Problem,
+    commutativity,
+    compute_transfer,
+    summarise_cells,
+)
+from xfer.data.units import format_budget, parse_bytes
+from xfer.errors import XferError
+from xfer.io import atomic_write
+from xfer.training.config import Kind
 
 CONTAMINATION_COLUMNS = {"contamination on source": "contamination_on_source",
                          "contamination on target": "contamination_on_target"}
@@ -101,7 +108,7 @@ def add_contamination(frame: pd.DataFrame, rows: pd.DataFrame, data_dir: Path,
     frame = frame.copy()
     pretrain_budget: dict[str, int] = {}
     if "kind" in rows.columns:
-        for r in rows[rows["kind"].astype(str) == "pretrain"].itertuples():
+        for r in rows[rows["kind"].astype(str) == Kind.PRETRAIN].itertuples():
             pretrain_budget[str(r.target)] = int(r.budget)
     cache: dict[tuple[str, int | None], Counter | None] = {}
     model = str(lid_model) if lid_model else None

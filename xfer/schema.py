@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
+from xfer.data.units import parse_bytes
 from xfer.errors import XferError
-from xfer.units import parse_bytes
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # study and language names: one path component
 
 
 def nearest(name: str, known: list[str]) -> str:

@@ -20,15 +20,11 @@ import numpy as np
 import pandas as pd
 
 from xfer.errors import XferError
+from xfer.io import first_line
 
 COLUMNS = ("premise", "hypothesis", "label")
 FORMATS = (".tsv", ".jsonl", ".parquet")
 TASK_META = "task.json"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -43,7 +39,7 @@ def read_table(path: Path) -> pd.DataFrame:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types for a bad file
-        raise XferError(f"cannot read task file {path}: {_first_line(exc)}") from None
+        raise XferError(f"cannot read task file {path}: {first_line(exc)}") from None
     raise XferError(f"task file {path} is not one of {', '.join(FORMATS)}")
 
 
@@ -112,7 +108,7 @@ def load_hub(name: str, config: str | None, split: str, columns: Mapping[str, st
         frame = datasets.load_dataset(name, config, split=split).to_pandas()
     except Exception as exc:  # network, missing dataset or split
         raise XferError(f"cannot load dataset {name!r} split {split!r}: "
-                        f"{_first_line(exc)}") from None
+                        f"{first_line(exc)}") from None
     return select_columns(frame, columns, f"dataset {name!r} split {split!r}")
 
 

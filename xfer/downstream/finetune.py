@@ -10,18 +10,15 @@ every epoch, and the best epoch's accuracy is the result.
 
 **Position bias starts at zero** (``position_bias="zero"``, default): every classifier, pretrained
 or scratch, starts with its relative-position bias tables at zero (position-neutral attention);
-all other weights come from the checkpoint (or a fresh init). Why, measured on the default study
-(tiny model, base/twin task): LM pretraining makes layer 0 favour distances 1-4 over >= 16 by 3-6
-nats, so the pooled state barely sees the premise (swapping it moves the state 0.06-0.44 of its
-spread across pairs; random init 1.15); AdamW at lr 1e-3 moves a table entry ~1e-3 per step, too
-little to undo that in ~100 steps, and every pretrained source stayed at chance (loss ln 2, one
-class) while scratch learned. Zeroed tables (all layers; the last alone did not help) let base
-and relative beat scratch; pooling before the closing EOS, mean pooling, a leading EOS or other
-learning rates did not. ``keep`` keeps the initial tables (the behaviour before the switch).
+all other weights come from the checkpoint (or a fresh init). Why: LM pretraining teaches the
+bias tables to favour short distances, so the pooled final state barely sees the premise, and a
+small learning rate cannot undo that in a short finetune: pretrained sources stayed at chance
+while scratch learned (default study, base/twin task; see this commit history). ``keep`` keeps the
+initial tables (the behaviour before the switch).
 
-Runs resume like :func:`xfer.train.run`: one checkpoint per epoch in ``out_dir/checkpoints``
+Runs resume like :func:`xfer.training.run`: one checkpoint per epoch in ``out_dir/checkpoints``
 (or ``resume_from``), the best epoch in ``out_dir/best``, ``out_dir/result.json`` when finished.
-Tasks: see :mod:`xfer.downstream_data`.
+Tasks: see :mod:`xfer.downstream.tasks`.
 """
 
 from __future__ import annotations
@@ -39,7 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xfer.downstream_data import (
+from xfer.analysis.transfer import SCRATCH
+from xfer.data.vocab import EOS_ID, PAD_ID, encode
+from xfer.downstream.tasks import (
     COLUMNS,
     build_translation_task,
     encode_labels,
@@ -47,19 +46,17 @@ from xfer.downstream_data import (
     load_local,
 )
 from xfer.errors import XferError
+from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
-from xfer.training.config import TrainConfig, check_same_settings
+from xfer.training.config import Kind, TrainConfig, check_same_settings
 from xfer.training.device import Device, resolve_device
 from xfer.training.loop import Callback, make_optimizer
-from xfer.transfer import SCRATCH
-from xfer.vocab import EOS_ID, PAD_ID, encode
 
 __all__ = ["DownstreamConfig", "PairClassifier", "build_translation_task", "load_task", "run"]
 
 SOURCES = ("local", "hub")
 POSITION_BIAS = ("zero", "keep")
-RESULT_FILE = "result.json"
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,7 @@ class DownstreamConfig:
 
     def optimiser_config(self) -> TrainConfig:
         """The :class:`TrainConfig` this run's AdamW, clipping and device come from."""
-        return TrainConfig(kind="finetune", seq_len=self.max_len, batch_size=self.batch_size,
+        return TrainConfig(kind=Kind.FINETUNE, seq_len=self.max_len, batch_size=self.batch_size,
                            micro_batch_size=self.micro_batch_size or self.batch_size, lr=self.lr,
                            warmup_steps=0, weight_decay=self.weight_decay, z_loss=0.0,
                            device=self.device, precision=self.precision, threads=self.threads,
@@ -266,9 +263,9 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
             raise XferError("a downstream run from scratch needs a model config")
         model = ModelConfig.from_dict(ckpt.read_meta(Path(init_checkpoint))["model"])
     init = init or init_name(init_checkpoint)
-    if (out_dir / RESULT_FILE).is_file():
+    if (out_dir / ckpt.RESULT_FILE).is_file():
         _check_same(ckpt.read_meta(out_dir / "best"), model, cfg, init, out_dir)
-        return json.loads((out_dir / RESULT_FILE).read_text())
+        return json.loads((out_dir / ckpt.RESULT_FILE).read_text())
     tcfg = cfg.optimiser_config()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -354,5 +351,5 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
               "init": init, "language": cfg.language, "task": cfg.task, "n_train": n,
               "n_validation": len(val[0]), "labels": labels,
               "best_checkpoint": str(out_dir / "best")}
-    ckpt.write_json_atomic(out_dir / RESULT_FILE, result)
+    atomic_write_json(out_dir / ckpt.RESULT_FILE, result, indent=2, sort_keys=True)
     return result

@@ -7,14 +7,17 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+import yaml
+
+from xfer.data.units import parse_bytes
 from xfer.errors import XferError
-from xfer.units import parse_bytes
+from xfer.schema import build
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``xfer train``: data, model, kind and every TrainConfig field."""
     from xfer.model import MODEL_CONFIGS
-    from xfer.train import TrainConfig
+    from xfer.training.config import TrainConfig
 
     parser.add_argument("--data", type=Path, required=True, help="prepared dataset root")
     parser.add_argument("--lang", required=True, help="language code of the training data")
@@ -30,37 +33,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=f"default {f.default}")
         else:
-            parser.add_argument(flag, default=f.default, type=str, help=f"default {f.default}")
+            parser.add_argument(flag, type=_scalar, default=argparse.SUPPRESS,
+                                help=f"default {f.default}")
 
 
-def _convert(value: str | None, default: object, name: str) -> object:
-    if value is None or value == default or not isinstance(value, str):
-        return value
-    if value.lower() == "none":
+def _scalar(text: str) -> object:
+    """A command-line value read as a YAML scalar (``none``: None), then typed by the same
+    schema as a study config's ``train:`` section."""
+    if text.lower() == "none":
         return None
     try:
-        if name in ("kind", "device", "precision"):
-            return value
-        if name == "eval_max_bytes":
-            return parse_bytes(value)
-        if isinstance(default, float) or name in ("lr",):
-            return float(value)
-        return int(value)
-    except ValueError:
-        raise XferError(f"--{name.replace('_', '-')}: not a valid value: {value!r}") from None
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def run(args: argparse.Namespace) -> int:
     """Train, print the RunResult as JSON on stdout."""
     from xfer.model import get_model_config
-    from xfer.train import ConsoleProgress, TrainConfig
-    from xfer.train import run as train_run
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import ConsoleProgress
+    from xfer.training.loop import run as train_run
 
-    values = {f.name: _convert(getattr(args, f.name), f.default, f.name)
-              for f in fields(TrainConfig)}
-    cfg = TrainConfig(**values)
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    cfg = build(TrainConfig, given, "train")
     extra = {}
     for item in args.extra_eval:
         name, sep, path = item.partition("=")

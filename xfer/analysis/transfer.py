@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from xfer.data.units import MIB
 from xfer.errors import XferError
-from xfer.units import MIB
+from xfer.training.config import Kind
 
 REQUIRED_COLUMNS = ("init", "target", "budget", "perplexity")
 SCRATCH = "scratch"
@@ -138,7 +139,7 @@ def validate(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, list[Probl
     frame["target"] = frame["target"].astype(str)
     usable = pd.Series(True, index=frame.index)
     if "kind" in frame.columns:
-        usable &= frame["kind"].astype(str) != "pretrain"
+        usable &= frame["kind"].astype(str) != Kind.PRETRAIN
     problems: list[Problem] = []
     ppl = pd.to_numeric(frame["perplexity"], errors="coerce")
     budget = pd.to_numeric(frame["budget"], errors="coerce")

@@ -20,9 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from xfer.report import atomic_write  # noqa: E402
-from xfer.transfer import EXACT, SCRATCH  # noqa: E402
-from xfer.units import format_budget  # noqa: E402
+from xfer.analysis.transfer import EXACT, SCRATCH  # noqa: E402
+from xfer.data.units import format_budget  # noqa: E402
+from xfer.io import atomic_write  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

@@ -6,7 +6,7 @@ no dropout. Initialisation follows T5X (the original code's framework): embeddin
 fan-in scaled kernels, the 1/sqrt(d_head) attention scaling folded into the query projection's
 initialisation, so attention itself is unscaled.
 
-Attention (fused kernels, position bias) lives in :mod:`xfer.attention`.
+Attention (fused kernels, position bias) lives in :mod:`xfer.model.attention`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xfer.attention import PositionIndex, attention, position_index
+from xfer.data.vocab import VOCAB_SIZE
 from xfer.errors import XferError
-from xfer.vocab import VOCAB_SIZE
+from xfer.model.attention import PositionIndex, attention, position_index
 
 
 @dataclass(frozen=True)

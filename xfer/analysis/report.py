@@ -6,32 +6,14 @@ bounds are written ``≥ x`` (lower) or ``≤ x`` (upper) and explained in numbe
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from xfer.errors import XferError
-from xfer.transfer import LOWER, SCRATCH, UPPER, Problem, ScratchCurve
-from xfer.units import format_budget
+from xfer.analysis.transfer import LOWER, SCRATCH, UPPER, Problem, ScratchCurve
+from xfer.data.units import format_budget
 
 MISSING = "–"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class Footnotes:
@@ -177,45 +159,3 @@ def problems_markdown(problems: Sequence[Problem]) -> str:
     if not problems:
         return "Nothing was skipped."
     return "\n".join(f"- **{p.kind}** — {p.line()}" for p in problems)
-
-
-def _percent(value: float) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
-
-
-def downstream_table(rows: pd.DataFrame) -> str:
-    """Markdown: validation accuracy (%) per init (sources, then the scratch baseline).
-
-    ``rows``: one row per downstream run with ``init`` and ``accuracy`` (0..1); optional
-    ``accuracy_before``, ``seed``, ``language``, ``task``. Several seeds: mean ± std. Pass it to
-    ``xfer.analyse.analyse(..., extra_sections={"Downstream accuracy": downstream_table(rows)})``.
-    """
-    missing = [c for c in ("init", "accuracy") if c not in rows.columns]
-    if missing:
-        raise XferError(f"downstream results lack column(s) {', '.join(missing)}")
-    if rows.empty:
-        raise XferError("no downstream results to tabulate")
-    frame = rows.copy()
-    if "accuracy_before" not in frame:
-        frame["accuracy_before"] = float("nan")
-    stats = frame.groupby("init").agg(mean=("accuracy", "mean"), std=("accuracy", "std"),
-                                      n=("accuracy", "size"), before=("accuracy_before", "mean"))
-    scratch = stats["mean"].get(SCRATCH, float("nan"))
-    sources = stats.drop(index=SCRATCH, errors="ignore").sort_values("mean", ascending=False)
-    order = list(sources.index) + ([SCRATCH] if SCRATCH in stats.index else [])
-    table = []
-    for name in order:
-        row = stats.loc[name]
-        acc = _percent(row["mean"]) + (f" ± {100 * row['std']:.1f}" if row["n"] > 1 else "")
-        delta = (f"{100 * (row['mean'] - scratch):+.1f}"
-                 if name != SCRATCH and math.isfinite(scratch) else "–")
-        table.append([name, acc, delta, _percent(row["before"]), str(int(row["n"]))])
-    what = []
-    for col in ("task", "language"):
-        if col in frame:
-            what.append(f"{col} {', '.join(sorted(map(str, frame[col].dropna().unique())))}")
-    intro = ("Validation accuracy (%) of each source model finetuned as a two-class sentence-pair "
-             "classifier (best epoch), against a randomly initialised model (scratch)"
-             + (f"; {'; '.join(what)}" if what else "") + ". Chance is 50%.")
-    header = ["init", "accuracy %", "Δ vs scratch (points)", "before training %", "runs"]
-    return intro + "\n\n" + markdown_table(header, table)

@@ -1,0 +1,82 @@
+"""The house rules of the source tree: no import cycle between modules (function-local imports
+included), no private name imported from another package, no module over 400 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("xfer", "sweeps")
+MAX_LINES = 400
+
+
+def modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the project's packages."""
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def imports(path: Path, known: dict[str, Path]) -> list[tuple[str, str]]:
+    """(module, name) for each ``from module import name`` / ``import module`` of the project's
+    modules in ``path``; name is "" for a plain import. A name that is itself a module counts as
+    that module."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                out.append((sub, "") if sub in known else (node.module, alias.name))
+        elif isinstance(node, ast.Import):
+            out += [(alias.name, "") for alias in node.names]
+    return [(m, n) for m, n in out if m in known]
+
+
+def test_no_import_cycle():
+    known = modules()
+    graph = {m: sorted({dep for dep, _ in imports(p, known) if dep != m})
+             for m, p in known.items()}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dep in graph[module]:
+            # a package's __init__ importing its own submodules is how packages export names
+            if module == dep.rsplit(".", 1)[0] and known[module].name == "__init__.py":
+                continue
+            if state.get(dep) == 1:
+                cycle = path[path.index(dep):] + [dep] if dep in path else [module, dep]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep, path + [dep])
+        state[module] = 2
+
+    for module in sorted(known):
+        if module not in state:
+            visit(module, [module])
+
+
+def test_no_private_name_across_packages():
+    known = modules()
+    bad = []
+    for module, path in known.items():
+        package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+        for dep, name in imports(path, known):
+            dep_package = dep if known[dep].name == "__init__.py" else dep.rsplit(".", 1)[0]
+            if name.startswith("_") and dep_package != package:
+                bad.append(f"{module} imports {dep}.{name}")
+    assert not bad, "; ".join(bad)
+
+
+def test_no_module_over_the_line_limit():
+    long = {m: n for m, p in modules().items()
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
