@@ -9,6 +9,13 @@ TPUs), set up by whoever started the workers (Ray Train in sweeps); this module 
 
 One worker, the default, is :data:`SINGLE`: every method is then the identity and nothing of
 torch.distributed is touched, so a 1-worker run computes exactly what it did before.
+
+Tested: gloo on CPU (real processes, and Ray Train workers). Written, not yet run: NCCL (the
+worker's GPU is ``ray.train.torch.get_device()``) and XLA. For XLA, Ray 2.60's own TPU backend
+(``tpu_dist``) loads ``torch_tpu``, not torch_xla; the torch_xla way is a process group made
+with ``dist.init_process_group("xla", init_method="xla://")`` after importing
+``torch_xla.distributed.xla_backend``, over which :meth:`Workers.wrap`'s DDP and the
+all-reduces here run unchanged.
 """
 
 from __future__ import annotations
