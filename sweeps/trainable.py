@@ -28,6 +28,7 @@ from ray import tune
 
 from sweeps.config import DRIVER_CPUS, Resources, StudyConfig
 from sweeps.trials import TrialSpec
+from xfer.training.config import Kind
 from xfer.training.loop import Callback
 
 
@@ -78,8 +79,6 @@ def trial_placement(resources: Resources, config: dict) -> tune.PlacementGroupFa
     """What a trial holds (``tune.with_resources`` calls this with each trial's config): one
     worker's resources, or, for a training trial on N > 1 workers, a light driver whose Ray
     Train workers reserve their own."""
-    from xfer.training.config import Kind
-
     if resources.workers_per_trial > 1 and config["trial"]["kind"] != Kind.DOWNSTREAM:
         return tune.PlacementGroupFactory([{"CPU": DRIVER_CPUS}])
     need = resources.per_worker()
@@ -92,7 +91,6 @@ def trial_placement(resources: Resources, config: dict) -> tune.PlacementGroupFa
 def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
-    from xfer.training.config import Kind
     from xfer.training.loop import run
 
     trial = TrialSpec.from_dict(config["trial"])

@@ -56,9 +56,10 @@ def main() -> None:
     if result.error:
         raise SystemExit(f"trial failed: {result.error}")
     frame = result.metrics_dataframe
+    evals = frame[frame["final"] == 0]["step"] if "step" in frame else []  # none if done before
     print(json.dumps({"final": {k: v for k, v in result.metrics.items()
                                 if isinstance(v, int | float)},
-                      "eval_steps": [int(s) for s in frame[frame["final"] == 0]["step"]]}))
+                      "eval_steps": [int(s) for s in evals]}))
 
 
 if __name__ == "__main__":
