@@ -42,6 +42,7 @@ class RunOptions:
     num_cpus: int | None = None
     dashboard: bool = True
     verbose: int = 0
+    command: str | None = None  # the command line, recorded in <run folder>/commands.txt
 
 
 def run_folder(study: StudyConfig, output: str | None) -> Path:
@@ -67,6 +68,20 @@ def save_config(study: StudyConfig, run_dir: Path) -> None:
     path = run_dir / "config.json"
     if not path.exists():
         atomic_write_bytes(path, json.dumps(study.to_dict(), indent=1).encode())
+
+
+COMMANDS_FILE = "commands.txt"
+
+
+def record_command(run_dir: Path, command: str | None) -> None:
+    """Add one line (UTC time, working folder, command) to ``<run>/commands.txt`` (rewritten
+    atomically): the first line is the command that started the study, later ones resumed it."""
+    if not command:
+        return
+    path = run_dir / COMMANDS_FILE
+    old = path.read_bytes() if path.is_file() else b""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t{os.getcwd()}\t{command}\n"
+    atomic_write_bytes(path, old + line.encode())
 
 
 def _corpus(study: StudyConfig) -> str:
@@ -213,6 +228,7 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
     run_dir = run_folder(study, opts.output)
     with locked(run_dir):
         save_config(study, run_dir)
+        record_command(run_dir, opts.command)
         ledger = Ledger(run_dir)
         trials = build_trials(study)
         planned = {t.key: study_planned_bytes(study, t) for t in trials}

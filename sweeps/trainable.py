@@ -4,14 +4,15 @@ The trial's whole config arrives through Tune (``config["study"]`` from ``param_
 trial itself from the searcher); nothing is global. Metrics and checkpoints go to Tune through a
 ``xfer.training`` callback at every evaluation; the last report carries the best checkpoint, which
 is what a pretrain hands to its finetunes. A retried trial resumes from ``tune.get_checkpoint()``.
+Every trial's curves also go to TensorBoard event files in ``<run folder>/tensorboard/<key>``.
 
 With ``resources.workers_per_trial`` N > 1 a training trial is Ray Train inside the Tune trial
 (the pattern of Ray's "Hyperparameter Tuning with Ray Tune" guide for Train V2): the trial
 function starts a ``TorchTrainer`` of N data-parallel workers (:func:`train_worker`, each
-running ``xfer.training.loop.run`` on its share of every batch) and waits for it. Their evaluations
-reach Tune through Ray's ``TuneReportCallback``; rank 0 writes the checkpoints into the trial
-folder (shared storage on a cluster), which a restarted worker group, or a retried trial,
-resumes from. The 1-worker path starts no Ray Train at all.
+running ``xfer.training.loop.run`` on its share of every batch) and waits for it. Their
+evaluations reach Tune through Ray's ``TuneReportCallback``; rank 0 writes the checkpoints (and
+the TensorBoard curves) into the run folder (shared storage on a cluster), which a restarted
+worker group, or a retried trial, resumes from. The 1-worker path starts no Ray Train at all.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from sweeps.config import DRIVER_CPUS, Resources, StudyConfig
 from sweeps.trials import TrialSpec
 from xfer.training.config import Kind
 from xfer.training.loop import Callback
+from xfer.training.tensorboard import TensorBoardLog
+
+TENSORBOARD_DIR = "tensorboard"  # <run folder>/tensorboard/<trial key>/events.out.tfevents.*
 
 
 def _scalars(metrics: dict) -> dict:
@@ -108,9 +112,11 @@ def train_trial(config: dict) -> None:
         with contextlib.ExitStack() as stack:
             init = _open_checkpoint(stack, config.get("init_checkpoint"))
             resume = _open_checkpoint(stack, tune.get_checkpoint())
+            board = stack.enter_context(contextlib.closing(
+                TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
             result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget,
                          run_dir / "trials" / trial.key, init_checkpoint=init,
-                         resume_from=resume, callbacks=[TuneReporter(started_at)])
+                         resume_from=resume, callbacks=[TuneReporter(started_at), board])
         final = result.to_dict()
     best = tune.Checkpoint.from_directory(str(final["best_checkpoint"]))
     import ray
@@ -142,6 +148,7 @@ def train_on_workers(config: dict, study: StudyConfig, trial: TrialSpec, train_c
     worker_config = {"model": study.model.to_dict(), "train": train_cfg.to_dict(),
                      "data_dir": str(run_dir / "data"), "lang": trial.lang,
                      "budget": trial.budget, "out_dir": str(out_dir),
+                     "tensorboard_dir": str(run_dir / TENSORBOARD_DIR / trial.key),
                      "init_checkpoint": config.get("init_checkpoint"), "started_at": started_at}
     trainer = TorchTrainer(train_worker, train_loop_config=worker_config, scaling_config=scaling,
                            run_config=ray.train.RunConfig(
@@ -169,11 +176,16 @@ def train_worker(config: dict) -> None:
         device = ray.train.torch.get_device()
         torch.cuda.set_device(device)
         cfg = dataclasses.replace(cfg, device=str(device))
+    workers = Workers.from_process_group()
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config["init_checkpoint"])
+        callbacks: list[Callback] = [TrainReporter(config["started_at"])]
+        if workers.is_main:  # the curves of the run, once
+            callbacks.append(stack.enter_context(contextlib.closing(
+                TensorBoardLog(Path(config["tensorboard_dir"])))))
         run(ModelConfig.from_dict(config["model"]), cfg, Path(config["data_dir"]),
             config["lang"], config["budget"], Path(config["out_dir"]), init_checkpoint=init,
-            callbacks=[TrainReporter(config["started_at"])], workers=Workers.from_process_group())
+            callbacks=callbacks, workers=workers)
 
 
 class TrainReporter(Callback):
@@ -200,12 +212,15 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
 
     cfg = dataclasses.replace(downstream.DownstreamConfig.from_dict(config["downstream"]),
                               seed=trial.seed, threads=threads)
-    out_dir = Path(config["run_dir"]) / "trials" / trial.key
+    run_dir = Path(config["run_dir"])
     with contextlib.ExitStack() as stack:
         init = _open_checkpoint(stack, config.get("init_checkpoint"))
         resume = _open_checkpoint(stack, tune.get_checkpoint())
-        result = downstream.run(model, cfg, out_dir, init_checkpoint=init, resume_from=resume,
-                                init=trial.init, callbacks=[TuneReporter(started_at)])
+        board = stack.enter_context(contextlib.closing(
+            TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
+        result = downstream.run(model, cfg, run_dir / "trials" / trial.key,
+                                init_checkpoint=init, resume_from=resume, init=trial.init,
+                                callbacks=[TuneReporter(started_at), board])
     best = tune.Checkpoint.from_directory(str(result["best_checkpoint"]))
     tune.report({**_scalars(result), "final": 1, "started_at": started_at,
                  "ended_at": time.time(), "node_id": ray.get_runtime_context().get_node_id()},

@@ -233,6 +233,7 @@ def test_ray_train_trial_survives_a_killed_worker(tmp_path: Path) -> None:
     report = json.loads(out.strip().splitlines()[-1])
     steps = report["eval_steps"]
     assert steps == sorted(set(steps)) and steps[-1] == 45, steps  # resumed, not restarted
+    assert list((run_dir / "tensorboard" / "pretrain-base-8K-s0").glob("events.out.tfevents.*"))
 
     config = config_from_dict(STUDY)
     (trial,) = [t for t in build_trials(config) if t.kind == "pretrain"]
