@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sweeps.resources import Resources, check_resources, check_workers
 from xfer.errors import XferError
 from xfer.schema import NAME_PATTERN, build, check_keys, nearest
-from xfer.training.config import KINDS, Kind, worker_micro_batch
+from xfer.training.config import KINDS, Kind
 
 if TYPE_CHECKING:
     from xfer.model import ModelConfig
@@ -66,51 +67,6 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
-class Resources:
-    """What one trial asks of the cluster. A trial trains on ``workers_per_trial`` data-parallel
-    workers (Ray Train inside the Tune trial; 1: the trial's own process, no Ray Train). Each
-    worker has ``*_per_worker`` CPUs (its torch threads), GPUs and TPUs (Ray's ``TPU``
-    resource); unset, a worker gets its share of ``*_per_trial`` (the trial's total; give one
-    of the two spellings). ``tpu_topology`` and ``tpu_accelerator_type`` (e.g. ``2x2``,
-    ``TPU-V4``) name the TPU slice Ray Train reserves when TPU workers are more than one.
-    ``max_concurrent`` 0 means as many trials as the cluster fits."""
-
-    cpus_per_trial: float | None = None
-    gpus_per_trial: float | None = None
-    tpus_per_trial: float | None = None
-    max_concurrent: int = 0
-    workers_per_trial: int = 1
-    cpus_per_worker: float | None = None
-    gpus_per_worker: float | None = None
-    tpus_per_worker: float | None = None
-    tpu_topology: str | None = None
-    tpu_accelerator_type: str | None = None
-
-    def per_worker(self) -> dict[str, float]:
-        """Ray resources of one worker: ``CPU``, ``GPU``, ``TPU`` (unset: 1 CPU, nothing else)."""
-        out = {}
-        for key, name in (("CPU", "cpus"), ("GPU", "gpus"), ("TPU", "tpus")):
-            worker = getattr(self, f"{name}_per_worker")
-            trial = getattr(self, f"{name}_per_trial")
-            if worker is None:
-                worker = (1.0 if key == "CPU" else 0.0) if trial is None else (
-                    trial / self.workers_per_trial)
-            out[key] = worker
-        return out
-
-    def per_trial(self) -> dict[str, float]:
-        """Ray resources a training trial holds in all: its workers' (N > 1: plus the Tune
-        trial's own light driver, :data:`DRIVER_CPUS`)."""
-        out = {k: v * self.workers_per_trial for k, v in self.per_worker().items()}
-        if self.workers_per_trial > 1:
-            out["CPU"] += DRIVER_CPUS
-        return out
-
-
-DRIVER_CPUS = 0.01  # the Tune trial that starts a trial's Ray Train workers and waits for them
-
-
-@dataclass(frozen=True)
 class Estimate:
     """For ``--dry-run``: a device's peak FLOP/s and the share of it training achieves."""
 
@@ -133,11 +89,15 @@ class RunSettings:
 @dataclass(frozen=True)
 class Analysis:
     """Options passed to ``xfer.analysis.analyse.analyse``: the budget of the headline table (bytes;
-    default its choice), a fastText language-ID model file, whether to run contamination."""
+    default its choice), a fastText language-ID model file, whether to run contamination, and
+    Eq. 1's interpolation ("linear" in bytes, the paper's, or "log"). They change no trial, so
+    they are left out of the config hash: the same study with other analysis options
+    re-analyses its run folder without retraining."""
 
     budget: int | None = _bytes(None)
     lid_model: str | None = None
     contamination: bool = True
+    interp: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -179,12 +139,13 @@ class StudyConfig:
                    downstream=data.get("downstream"), **typed)
 
     def digest(self) -> str:
-        """Hash of everything that changes results (not resources, estimates, run paths, or
-        training settings a run may change when it resumes: device, threads, checkpointing)."""
+        """Hash of everything that changes results (not resources, estimates, run paths, the
+        analysis options, or training settings a run may change when it resumes: device,
+        threads, checkpointing)."""
         from xfer.training.config import RESUMABLE_CHANGES
 
         d = self.to_dict()
-        for key in ("resources", "estimate", "run"):
+        for key in ("resources", "estimate", "run", "analysis"):
             d.pop(key)
         for cfg in d["train"].values():  # where a run executes, not what it computes
             for key in RESUMABLE_CHANGES:
@@ -281,19 +242,19 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"model.preset: unknown model config {preset!r}"
                         f"{nearest(str(preset), list(MODEL_CONFIGS))}")
     model = build(ModelConfig, model_section, "model", base=MODEL_CONFIGS[preset])
-    resources = _check_resources(build(Resources, data.get("resources"), "resources"))
+    resources = check_resources(build(Resources, data.get("resources"), "resources"))
     run = build(RunSettings, data.get("run"), "run")
     if run.max_failures < 0:
         raise XferError(f"run.max_failures: must be 0 or more, got {run.max_failures}")
     from sweeps.downstream import check_section
 
     train = _train_configs(data.get("train"))
-    _check_workers(train, resources)
+    check_workers(train, resources)
     return StudyConfig(
         name=name, corpus=corpus, languages=languages, budgets=budgets, seeds=tuple(seeds),
         data=build(DataSettings, data.get("data"), "data"), model=model, train=train,
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
-        run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
+        run=run, analysis=_check_analysis(build(Analysis, data.get("analysis"), "analysis")),
         downstream=check_section(data.get("downstream"), languages),
     )
 
@@ -313,32 +274,14 @@ def check_corpus(corpus: str) -> None:
                         f"{', '.join(NAMED_CORPORA)})")
 
 
-def _check_resources(res: Resources) -> Resources:
-    """At least one worker with positive CPUs; no negative GPUs, TPUs or concurrency; a
-    resource given per trial or per worker, not both."""
-    if res.workers_per_trial < 1:
-        raise XferError(f"resources.workers_per_trial: must be 1 or more, got "
-                        f"{res.workers_per_trial}")
-    for name in ("cpus", "gpus", "tpus"):
-        trial, worker = getattr(res, f"{name}_per_trial"), getattr(res, f"{name}_per_worker")
-        if trial is not None and worker is not None:
-            raise XferError(f"resources: give {name}_per_trial or {name}_per_worker, not both")
-        for label, value in ((f"{name}_per_trial", trial), (f"{name}_per_worker", worker)):
-            if value is not None and value <= 0 and (name == "cpus" or value < 0):
-                bound = "more than 0" if name == "cpus" else "0 or more"
-                raise XferError(f"resources.{label}: must be {bound}, got {value}")
-    if res.max_concurrent < 0:
-        raise XferError(f"resources.max_concurrent: must be 0 or more, got {res.max_concurrent}")
-    return res
+def _check_analysis(analysis: Analysis) -> Analysis:
+    """``interp`` is one of Eq. 1's interpolations."""
+    from xfer.analysis.transfer import INTERPOLATIONS
 
-
-def _check_workers(train: dict[str, Any], res: Resources) -> None:
-    """Each kind's batch splits evenly over the trial's workers (one line if not)."""
-    for kind, cfg in train.items():
-        try:
-            worker_micro_batch(cfg.batch_size, cfg.micro_batch_size, res.workers_per_trial)
-        except XferError as exc:
-            raise XferError(f"train.{kind}: {exc} (resources.workers_per_trial)") from None
+    if analysis.interp not in INTERPOLATIONS:
+        raise XferError(f"analysis.interp: must be one of {', '.join(INTERPOLATIONS)}, got "
+                        f"{analysis.interp!r}")
+    return analysis
 
 
 def _check_increasing(values: tuple[int, ...], where: str) -> None:

@@ -64,10 +64,12 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 
 def save_config(study: StudyConfig, run_dir: Path) -> None:
-    """Write the study config into the run folder (once; the hash in the name pins it)."""
+    """Write the study config into the run folder. The hash in the name pins all but the
+    options outside it (the analysis section): those are the latest run's."""
+    data = json.dumps(study.to_dict(), indent=1).encode()
     path = run_dir / "config.json"
-    if not path.exists():
-        atomic_write_bytes(path, json.dumps(study.to_dict(), indent=1).encode())
+    if not path.exists() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
 
 
 COMMANDS_FILE = "commands.txt"

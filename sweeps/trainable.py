@@ -27,7 +27,8 @@ from typing import Any
 
 from ray import tune
 
-from sweeps.config import DRIVER_CPUS, Resources, StudyConfig
+from sweeps.config import StudyConfig
+from sweeps.resources import DRIVER_CPUS, Resources
 from sweeps.trials import TrialSpec
 from xfer.training.config import Kind
 from xfer.training.loop import Callback

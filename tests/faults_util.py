@@ -276,7 +276,8 @@ def serve() -> None:
     import sweeps.grid  # noqa: F401 - preload what the commands import
     import xfer.cli  # noqa: F401
     for name in ("xfer.data.cli", "xfer.training.cli", "xfer.analysis.analyse",
-                 "xfer.analysis.contamination", "xfer.analysis.similarity", "sweeps.config",
+                 "xfer.analysis.contamination", "xfer.analysis.similarity", "xfer.analysis.premium",
+                 "sweeps.config",
                  "sweeps.dryrun", "xfer.model", "pandas"):
         __import__(name)
     for line in sys.stdin:

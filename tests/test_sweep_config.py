@@ -75,6 +75,7 @@ def test_trial_list_grid_scratch_finetune_and_seeds() -> None:
     ({"languages": {"sources": ["bse"], "targets": ["twin"]}},
      "unknown generated language 'bse' (did you mean 'base'?)"),
     ({"analysis": {"contamination": "yes"}}, "analysis.contamination: expected true or false"),
+    ({"analysis": {"interp": "cubic"}}, "analysis.interp: must be one of linear, log"),
     ({"train": {"seed": 3}}, "train: unknown key 'seed'"),
 ])
 def test_bad_config_is_one_line_error(change: dict, message: str) -> None:
@@ -125,7 +126,11 @@ def test_changed_config_gets_a_new_run_folder(tmp_path: Path) -> None:
                    str(tmp_path))
     e = run_folder(config_from_dict({**TINY, "train": {**TINY["train"], "seq_len": 32}}),
                    str(tmp_path))
+    f = run_folder(config_from_dict({**TINY, "analysis": {"interp": "log", "budget": "10K",
+                                                          "contamination": False}}),
+                   str(tmp_path))
     assert a != b and a == c == d and e != a  # resources and checkpointing change no result
+    assert f == a  # analysis options change no trial: the same run folder is re-analysed
 
 
 def _searcher(study_dict: dict, checkpoints: dict, ready: set[str], conc: int = 8):

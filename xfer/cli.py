@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("xfer.model.export",
                "a study trial's model as safetensors + config.json + model card"),
     "generate": ("xfer.model.generate", "sample bytes from an exported or trial model"),
+    "premium": ("xfer.analysis.premium",
+                "byte premium: bytes of a language per byte of a reference on parallel text"),
 }
 
 

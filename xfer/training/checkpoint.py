@@ -24,14 +24,27 @@ RESULT_FILE = "result.json"  # a finished run's result, in its output folder
 PREFIX = "step-"
 
 
+def on_cpu(state: object) -> object:
+    """``state`` with every tensor in it (nested dicts, lists, tuples) copied to the CPU.
+
+    Checkpoints then name no device: one written on xla or cuda loads where neither exists."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, dict):
+        return {key: on_cpu(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(on_cpu(value) for value in state)
+    return state
+
+
 def save_checkpoint(path: Path, model: ByteLM, meta: dict, trainer: dict | None = None) -> Path:
-    """Write a checkpoint directory at ``path`` atomically (replacing any old one)."""
+    """Write a checkpoint directory at ``path`` atomically (replacing any old one), on CPU."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    torch.save(model.state_dict(), tmp / MODEL_FILE)
+    torch.save(on_cpu(model.state_dict()), tmp / MODEL_FILE)
     if trainer is not None:
-        torch.save(trainer, tmp / TRAINER_FILE)
+        torch.save(on_cpu(trainer), tmp / TRAINER_FILE)
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
     replace_dir(tmp, path)
     return path

@@ -281,8 +281,7 @@ def forward_backward_step(r: Run, pieces: np.ndarray, *, last: bool = True) -> f
     micro-batches (and averaged workers) add up to the mean over the step's batch.
     ``last``: the step's last micro-batch, whose backward all-reduces the gradients."""
     cfg, device = r.cfg, r.device
-    inputs, targets = (t.to(device.torch_device)
-                       for t in make_batch(r.train_raw, pieces, cfg.seq_len))
+    inputs, targets = map(device.put, make_batch(r.train_raw, pieces, cfg.seq_len))
     with r.workers.accumulating(r.wrapped, last):
         with device.autocast():
             logits = r.forward(inputs)

@@ -45,7 +45,7 @@ def evaluate(model: torch.nn.Module, raw: np.ndarray, cfg: TrainConfig, device: 
     for index, (inputs, targets) in enumerate(batches):
         if not workers.mine(index):
             continue
-        inputs, targets = inputs.to(device.torch_device), targets.to(device.torch_device)
+        inputs, targets = device.put(inputs), device.put(targets)
         with device.autocast():
             logits = model(inputs)
         nll, _ = nll_and_lse(logits, targets)
