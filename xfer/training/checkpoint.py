@@ -17,7 +17,7 @@ import torch
 from xfer.errors import XferError
 from xfer.io import first_line, read_json_object, replace_dir
 from xfer.model import ByteLM, ModelConfig
-from xfer.training.config import TrainConfig, check_same_settings
+from xfer.training.config import check_same_settings
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
 RESULT_FILE = "result.json"  # a finished run's result, in its output folder
@@ -110,14 +110,20 @@ def prune(folder: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def check_run_settings(meta: dict, model_cfg: ModelConfig, cfg: TrainConfig, where: Path) -> None:
-    """A checkpoint/result of other settings may not be continued: XferError naming the key."""
+def check_run_settings(meta: dict, model_cfg: ModelConfig, section: str, settings: dict,
+                       where: Path, *, defaults: dict | None = None,
+                       init: str | None = None) -> None:
+    """A checkpoint or result made with other settings may not be continued: XferError naming
+    the first differing one. ``section`` is the meta key of the run's settings ("train" or
+    "downstream"); ``defaults`` fill keys an older checkpoint lacks (fields are added so, with
+    the old behaviour as default); ``init``, when given, must be what the run started from."""
     if ModelConfig.from_dict(meta["model"]) != model_cfg:
         raise XferError(f"{where} was made with model config {meta['model'].get('name')!r}, "
                         f"not {model_cfg.name!r}")
-    # a key missing from an older checkpoint had its default's behaviour (fields are added so)
-    saved = {**meta, "train": {**TrainConfig.defaults(), **meta["train"]}}
-    check_same_settings(saved, "train", cfg.to_dict(), where)
+    if init is not None and meta.get("init") != init:
+        raise XferError(f"{where} was initialised from {meta.get('init')!r}, not {init!r}")
+    saved = {**meta, section: {**(defaults or {}), **meta[section]}}
+    check_same_settings(saved, section, settings, where)
 
 
 def rng_state() -> dict:

@@ -156,7 +156,8 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
     """
     out_dir = Path(out_dir)
     if (out_dir / ckpt.RESULT_FILE).is_file():
-        ckpt.check_run_settings(ckpt.read_meta(out_dir / "best"), model, cfg, out_dir)
+        ckpt.check_run_settings(ckpt.read_meta(out_dir / "best"), model, "train", cfg.to_dict(),
+                                out_dir, defaults=TrainConfig.defaults())
         return RunResult.from_dict(json.loads((out_dir / ckpt.RESULT_FILE).read_text()))
     r = setup(model, cfg, data_dir, lang, budget, out_dir, init_checkpoint=init_checkpoint,
               resume_from=resume_from, callbacks=callbacks, workers=workers)
@@ -213,7 +214,8 @@ def load_resume(path: Path, model: ModelConfig, cfg: TrainConfig, net: ByteLM,
                 scheduler: torch.optim.lr_scheduler.LRScheduler) -> TrainState:
     """Weights, optimiser, schedule and RNG from a step checkpoint; returns its progress."""
     meta = ckpt.read_meta(path)
-    ckpt.check_run_settings(meta, model, cfg, path)
+    ckpt.check_run_settings(meta, model, "train", cfg.to_dict(), path,
+                            defaults=TrainConfig.defaults())
     ckpt.load_weights(net, path)
     trainer = ckpt.load_state(path, ckpt.TRAINER_FILE)
     optimizer.load_state_dict(trainer["optimizer"])
