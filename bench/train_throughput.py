@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from xfer.model import ByteLM, ModelConfig
-from xfer.training.device import resolve_device
+from xfer.training.device import Device, resolve_device
 from xfer.training.loop import fused_option
 
 PRESETS = {  # model dims, sequence length, sequences per step
@@ -91,6 +91,55 @@ def timed(step, steps: int, clock=time.perf_counter) -> float:
     return clock() - start
 
 
+def compare(cfg: ModelConfig, seq_len: int, batch: int, dev: Device, *, steps: int = 2,
+            rounds: int = 3, warmup: int = 2, compile: bool = False,
+            clock=time.perf_counter) -> dict:
+    """Ours and GPT-2 trained alternately, round by round, on one batch of ``batch`` x
+    ``seq_len`` bytes. Returns bytes (tokens) timed per model, seconds per model, per-round
+    seconds, model FLOPs per byte, parameters and the best matmul FLOP/s (the peak)."""
+    torch.manual_seed(0)
+    ids = torch.randint(3, cfg.vocab_size, (batch, seq_len + 1), device=dev.torch_device)
+    ours = ByteLM(cfg).to(dev.torch_device)
+    ref = gpt2_like(cfg, seq_len).to(dev.torch_device)
+    models = {"ours": (ours, lambda m, x: m(x)), "gpt2": (ref, lambda m, x: m(x).logits)}
+    step_of, flops = {}, {}
+    for name, (model, fn) in models.items():
+        run_model = torch.compile(model) if compile else model
+        step_of[name] = make_step(run_model, fn, ids, dev.autocast)
+        flops[name] = flops_per_token(model, cfg, seq_len)
+        for _ in range(warmup):
+            step_of[name]()  # allocations, compilation
+    dtype = dev.autocast_dtype or torch.float32
+    per_round: list[dict[str, float]] = []
+    peak = 0.0
+    for _ in range(rounds):
+        per_round.append({name: timed(step_of[name], steps, clock) for name in models})
+        peak = max(peak, matmul_peak(dev.torch_device, dtype, clock))
+    return {"tokens": rounds * steps * batch * seq_len, "dtype": dtype, "peak": peak,
+            "seconds": {name: sum(r[name] for r in per_round) for name in models},
+            "rounds": per_round, "flops": flops,
+            "params": {name: sum(p.numel() for p in m.parameters())
+                       for name, (m, _) in models.items()}}
+
+
+def print_comparison(res: dict, peak_label: str = "of peak") -> dict[str, float]:
+    """One line per model (bytes/s, FLOP/s, share of the matmul peak) and the ratios; returns
+    bytes/s per model."""
+    bps = {}
+    for name, seconds in res["seconds"].items():
+        bps[name] = res["tokens"] / seconds
+        rate = bps[name] * res["flops"][name]
+        print(f"{name}: {res['params'][name] / 1e6:.2f}M params, {bps[name]:,.0f} bytes/s, "
+              f"{res['flops'][name] / 1e6:.0f} MFLOP/byte, {rate / 1e9:.1f} GFLOP/s = "
+              f"{rate / res['peak']:.0%} {peak_label}")
+    ratios = sorted(r["gpt2"] / r["ours"] for r in res["rounds"])
+    speed = statistics.median(ratios)
+    print(f"per-round ratios ours/gpt2 in bytes/s: {', '.join(f'{r:.2f}' for r in ratios)}")
+    print(f"ratio ours/gpt2 (median of rounds): {speed:.2f} in bytes/s, "
+          f"{speed * res['flops']['ours'] / res['flops']['gpt2']:.2f} in FLOP/s")
+    return bps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
@@ -111,44 +160,14 @@ def main() -> None:
     cfg, seq_len, batch = PRESETS[args.preset]
     batch = args.batch or batch
     dev = resolve_device(args.device, args.precision)
-    torch.manual_seed(0)
-    ids = torch.randint(3, cfg.vocab_size, (batch, seq_len + 1), device=dev.torch_device)
-    ours = ByteLM(cfg).to(dev.torch_device)
-    ref = gpt2_like(cfg, seq_len).to(dev.torch_device)
-    models = {"ours": (ours, lambda m, x: m(x)), "gpt2": (ref, lambda m, x: m(x).logits)}
-    steps, flops = {}, {}
-    for name, (model, fn) in models.items():
-        run_model = torch.compile(model) if args.compile else model
-        steps[name] = make_step(run_model, fn, ids, dev.autocast)
-        flops[name] = flops_per_token(model, cfg, seq_len)
-        for _ in range(args.warmup):
-            steps[name]()  # allocations, compilation
-    dtype = dev.autocast_dtype or torch.float32
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    rounds: list[dict[str, float]] = []
-    peak = 0.0
-    for _ in range(args.rounds):
-        rounds.append({name: timed(steps[name], args.steps, clock) for name in models})
-        peak = max(peak, matmul_peak(dev.torch_device, dtype, clock))
-    seconds = {name: sum(r[name] for r in rounds) for name in models}
-    ratios = sorted(r["gpt2"] / r["ours"] for r in rounds)
-    tokens = args.rounds * args.steps * batch * seq_len
+    res = compare(cfg, seq_len, batch, dev, steps=args.steps, rounds=args.rounds,
+                  warmup=args.warmup, compile=args.compile, clock=clock)
     print(f"preset {args.preset}: d {cfg.d_model}, layers {cfg.n_layers}, heads {cfg.n_heads}x"
           f"{cfg.d_head}, mlp {cfg.d_ff}, length {seq_len}, batch {batch}, device {args.device}, "
-          f"{dtype}, threads {torch.get_num_threads()}, {args.clock} clock")
-    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s")
-    rate = {}
-    for name, (model, _) in models.items():
-        bps = tokens / seconds[name]
-        rate[name] = bps * flops[name]
-        params = sum(p.numel() for p in model.parameters())
-        print(f"{name}: {params / 1e6:.2f}M params, {bps:,.0f} bytes/s, "
-              f"{flops[name] / 1e6:.0f} MFLOP/byte, {rate[name] / 1e9:.1f} GFLOP/s = "
-              f"{rate[name] / peak:.0%} of peak")
-    speed = statistics.median(ratios)
-    print(f"per-round ratios ours/gpt2 in bytes/s: {', '.join(f'{r:.2f}' for r in ratios)}")
-    print(f"ratio ours/gpt2 (median of rounds): {speed:.2f} in bytes/s, "
-          f"{speed * flops['ours'] / flops['gpt2']:.2f} in FLOP/s")
+          f"{res['dtype']}, threads {torch.get_num_threads()}, {args.clock} clock")
+    print(f"matmul peak: {res['peak'] / 1e9:.1f} GFLOP/s")
+    print_comparison(res)
 
 
 if __name__ == "__main__":

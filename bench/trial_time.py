@@ -34,9 +34,10 @@ from xfer.model import ByteLM
 from xfer.training import checkpoint as ckpt
 from xfer.training import loop
 from xfer.training.batches import epoch_order, make_batch
+from xfer.training.config import run_length
 
 PARTS = {"evaluate": (loop, "evaluate"), "checkpoint writes": (ckpt, "save_checkpoint"),
-         "checkpoint pruning": (ckpt, "prune"), "final scoring": (loop, "_finish"),
+         "checkpoint pruning": (ckpt, "prune"), "final scoring": (loop, "finish"),
          "data loading": (loop, "load_split")}
 
 
@@ -50,7 +51,7 @@ class Clock:
 
     def wrap(self, name: str, fn: Callable) -> Callable:
         def timed(*args, **kwargs):
-            if self.depth:  # nested (evaluate inside _finish): counted by the outer part
+            if self.depth:  # nested (evaluate inside finish): counted by the outer part
                 return fn(*args, **kwargs)
             self.depth += 1
             w, c = time.perf_counter(), time.process_time()
@@ -112,7 +113,7 @@ def main() -> int:
         for name, (mod, attr) in PARTS.items():
             setattr(mod, attr, clock.wrap(name, originals[name]))
         train_raw = load_split(data, "base", "train", budget)
-        steps = loop.run_steps(cfg, budget, len(train_raw) // cfg.seq_len // cfg.batch_size)
+        steps = run_length(cfg, budget, len(train_raw)).total_steps
         first = bare_loop(study, cfg, train_raw, steps)  # before and after the trial: load
         try:                                             # from other processes hits both alike
             w, c = time.perf_counter(), time.process_time()

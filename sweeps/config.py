@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sweeps.resources import Resources, check_resources, check_workers
 from xfer.errors import XferError
 from xfer.schema import NAME_PATTERN, build, check_keys, nearest
 from xfer.training.config import KINDS, Kind
@@ -66,17 +67,6 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
-class Resources:
-    """What one trial asks of the cluster. ``tpus_per_trial`` is Ray's ``TPU`` resource.
-    ``max_concurrent`` 0 means as many trials as the cluster fits."""
-
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    tpus_per_trial: float = 0.0
-    max_concurrent: int = 0
-
-
-@dataclass(frozen=True)
 class Estimate:
     """For ``--dry-run``: a device's peak FLOP/s and the share of it training achieves."""
 
@@ -99,11 +89,15 @@ class RunSettings:
 @dataclass(frozen=True)
 class Analysis:
     """Options passed to ``xfer.analysis.analyse.analyse``: the budget of the headline table (bytes;
-    default its choice), a fastText language-ID model file, whether to run contamination."""
+    default its choice), a fastText language-ID model file, whether to run contamination, and
+    Eq. 1's interpolation ("linear" in bytes, the paper's, or "log"). They change no trial, so
+    they are left out of the config hash: the same study with other analysis options
+    re-analyses its run folder without retraining."""
 
     budget: int | None = _bytes(None)
     lid_model: str | None = None
     contamination: bool = True
+    interp: str = "linear"
 
 
 @dataclass(frozen=True)
@@ -149,12 +143,13 @@ class StudyConfig:
                    lr_search=tuple(data.get("lr_search", ())), **typed)
 
     def digest(self) -> str:
-        """Hash of everything that changes results (not resources, estimates, run paths, or
-        training settings a run may change when it resumes: device, threads, checkpointing)."""
+        """Hash of everything that changes results (not resources, estimates, run paths, the
+        analysis options, or training settings a run may change when it resumes: device,
+        threads, checkpointing)."""
         from xfer.training.config import RESUMABLE_CHANGES
 
         d = self.to_dict()
-        for key in ("resources", "estimate", "run"):
+        for key in ("resources", "estimate", "run", "analysis"):
             d.pop(key)
         for cfg in d["train"].values():  # where a run executes, not what it computes
             for key in RESUMABLE_CHANGES:
@@ -258,18 +253,19 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"model.preset: unknown model config {preset!r}"
                         f"{nearest(str(preset), list(MODEL_CONFIGS))}")
     model = build(ModelConfig, model_section, "model", base=MODEL_CONFIGS[preset])
-    resources = _check_resources(build(Resources, data.get("resources"), "resources"))
+    resources = check_resources(build(Resources, data.get("resources"), "resources"))
     run = build(RunSettings, data.get("run"), "run")
     if run.max_failures < 0:
         raise XferError(f"run.max_failures: must be 0 or more, got {run.max_failures}")
     from sweeps.downstream import check_section
 
+    train = _train_configs(data.get("train"))
+    check_workers(train, resources)
     return StudyConfig(
         name=name, corpus=corpus, languages=languages, budgets=budgets, seeds=tuple(seeds),
-        data=build(DataSettings, data.get("data"), "data"), model=model,
-        train=_train_configs(data.get("train")),
+        data=build(DataSettings, data.get("data"), "data"), model=model, train=train,
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
-        run=run, analysis=build(Analysis, data.get("analysis"), "analysis"),
+        run=run, analysis=_check_analysis(build(Analysis, data.get("analysis"), "analysis")),
         downstream=check_section(data.get("downstream"), languages),
         pretrain_seeds=pretrain_seeds, lr_search=lr_search,
     )
@@ -309,14 +305,14 @@ def check_corpus(corpus: str) -> None:
                         f"{', '.join(NAMED_CORPORA)})")
 
 
-def _check_resources(res: Resources) -> Resources:
-    """Positive CPUs per trial; no negative GPUs, TPUs or concurrency."""
-    if res.cpus_per_trial <= 0:
-        raise XferError(f"resources.cpus_per_trial: must be more than 0, got {res.cpus_per_trial}")
-    for name in ("gpus_per_trial", "tpus_per_trial", "max_concurrent"):
-        if getattr(res, name) < 0:
-            raise XferError(f"resources.{name}: must be 0 or more, got {getattr(res, name)}")
-    return res
+def _check_analysis(analysis: Analysis) -> Analysis:
+    """``interp`` is one of Eq. 1's interpolations."""
+    from xfer.analysis.transfer import INTERPOLATIONS
+
+    if analysis.interp not in INTERPOLATIONS:
+        raise XferError(f"analysis.interp: must be one of {', '.join(INTERPOLATIONS)}, got "
+                        f"{analysis.interp!r}")
+    return analysis
 
 
 def _check_increasing(values: tuple[int, ...], where: str) -> None:

@@ -26,11 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from xfer.errors import XferError
 from xfer.schema import NAME_PATTERN, build, check_keys
-from xfer.training.config import Kind
 
 TASK_PLACEHOLDER = "<built by the driver>"
 SENTENCE_END = ". "
@@ -178,15 +175,3 @@ def planned_pair_bytes(section: dict) -> int:
     fields = {k: v for k, v in section.items() if k != "construct"}
     cfg = _downstream_config({**fields, "task": TASK_PLACEHOLDER})
     return cfg.epochs * int(construct["n_train"]) * cfg.max_len
-
-
-def report_section(rows: list[dict]) -> dict[str, str]:
-    """``{"Downstream accuracy": table}`` from the ledger's downstream rows (empty if none)."""
-    from xfer.downstream.table import downstream_table
-
-    rows = [r for r in rows if r.get("kind") == Kind.DOWNSTREAM and r.get("accuracy") is not None]
-    if not rows:
-        return {}
-    frame = pd.DataFrame(rows)[["init", "seed", "accuracy", "accuracy_before", "target"]]
-    frame = frame.rename(columns={"target": "language"})
-    return {"Downstream accuracy": downstream_table(frame)}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shlex
+import sys
 
 from xfer.cli import ArgumentParser
 from xfer.errors import XferError, exit_on_error
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         local_token_auth()
     options = RunOptions(address=args.address, output=args.output, storage=args.storage,
                          max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
-                         dashboard=args.dashboard, verbose=args.verbose)
+                         dashboard=args.dashboard, verbose=args.verbose,
+                         command=getattr(args, "command_line", None))
     try:
         return run_study(study, options)
     except Exception as exc:  # noqa: BLE001 - only storage errors are translated
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join([*PROG.split(), *(sys.argv[1:] if argv is None else argv)])
     return exit_on_error(PROG, lambda: run(args))
 
 

@@ -100,8 +100,8 @@ def downstream_results(ledger: Ledger, run_dir: Path) -> dict[str, str]:
     """Write ``downstream.parquet`` and return the report's downstream section (if any)."""
     import pandas as pd
 
-    from sweeps.downstream import report_section
     from sweeps.ledger import DOWNSTREAM_COLUMNS
+    from xfer.downstream.table import report_section
 
     rows = ledger.downstream_rows()
     if not rows:
@@ -126,7 +126,7 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,
                      language_notes=language_notes(study), extra_sections=extra or None,
-                     truth=declared_truth(study))
+                     interp=study.analysis.interp, truth=declared_truth(study))
     t = timing(list(ledger.rows.values()), started, trials_done, slots)
     t["analysis_s"] = time.time() - trials_done
     t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials

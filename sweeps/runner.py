@@ -9,6 +9,7 @@ ledger) are not run again; unfinished ones find their last checkpoint in their w
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import math
 import os
@@ -41,6 +42,7 @@ class RunOptions:
     num_cpus: int | None = None
     dashboard: bool = True
     verbose: int = 0
+    command: str | None = None  # the command line, recorded in <run folder>/commands.txt
 
 
 def run_folder(study: StudyConfig, output: str | None) -> Path:
@@ -62,10 +64,26 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 
 def save_config(study: StudyConfig, run_dir: Path) -> None:
-    """Write the study config into the run folder (once; the hash in the name pins it)."""
+    """Write the study config into the run folder. The hash in the name pins all but the
+    options outside it (the analysis section): those are the latest run's."""
+    data = json.dumps(study.to_dict(), indent=1).encode()
     path = run_dir / "config.json"
-    if not path.exists():
-        atomic_write_bytes(path, json.dumps(study.to_dict(), indent=1).encode())
+    if not path.exists() or path.read_bytes() != data:
+        atomic_write_bytes(path, data)
+
+
+COMMANDS_FILE = "commands.txt"
+
+
+def record_command(run_dir: Path, command: str | None) -> None:
+    """Add one line (UTC time, working folder, command) to ``<run>/commands.txt`` (rewritten
+    atomically): the first line is the command that started the study, later ones resumed it."""
+    if not command:
+        return
+    path = run_dir / COMMANDS_FILE
+    old = path.read_bytes() if path.is_file() else b""
+    line = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\t{os.getcwd()}\t{command}\n"
+    atomic_write_bytes(path, old + line.encode())
 
 
 def _corpus(study: StudyConfig) -> str:
@@ -146,10 +164,8 @@ def concurrency(study: StudyConfig, opts: RunOptions) -> int:
     if opts.max_concurrent or study.resources.max_concurrent:
         return max(1, opts.max_concurrent or study.resources.max_concurrent)
     have = ray.cluster_resources()
-    res = study.resources
-    fits = [have.get("CPU", 0) / res.cpus_per_trial] if res.cpus_per_trial else []
-    fits += [have.get("GPU", 0) / res.gpus_per_trial] if res.gpus_per_trial else []
-    fits += [have.get("TPU", 0) / res.tpus_per_trial] if res.tpus_per_trial else []
+    need = study.resources.per_trial()  # all of a trial's workers
+    fits = [have.get(key, 0) / n for key, n in need.items() if n]
     return max(1, math.floor(min(fits))) if fits else 1
 
 
@@ -161,7 +177,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
 
     from sweeps.progress import StudyProgress
     from sweeps.searcher import DependencySearcher
-    from sweeps.trainable import train_trial
+    from sweeps.trainable import train_trial, trial_placement
 
     downstream = None
     if study.downstream is not None and any(t.kind == Kind.DOWNSTREAM for t in todo):
@@ -179,13 +195,9 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         make_config=lambda t, ckpt: {"trial": t.to_dict(), "init_checkpoint": ckpt},
         data_ready=data.ready, max_concurrent=max_conc)
     progress = StudyProgress(ledger, planned)
-    res = study.resources
-    bundle = {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}
-    if res.tpus_per_trial:
-        bundle["TPU"] = res.tpus_per_trial
     name_of = lambda trial: trial.config["trial"]["key"]  # noqa: E731
     tuner = tune.Tuner(
-        tune.with_resources(train_trial, tune.PlacementGroupFactory([bundle])),
+        tune.with_resources(train_trial, functools.partial(trial_placement, study.resources)),
         param_space={"study": study.to_dict(), "run_dir": str(run_dir),
                      "downstream": downstream},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,
@@ -218,6 +230,7 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
     run_dir = run_folder(study, opts.output)
     with locked(run_dir):
         save_config(study, run_dir)
+        record_command(run_dir, opts.command)
         ledger = Ledger(run_dir)
         trials = build_trials(study)
         planned = {t.key: study_planned_bytes(study, t) for t in trials}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,28 @@ def shared_corpus() -> Path:
     if not SHARED_CORPUS.is_dir():
         pytest.fail(f"shared corpus not found at {SHARED_CORPUS}")
     return SHARED_CORPUS
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished tiny study: its config file, output parent, run folder and first run."""
+
+    config: Path
+    out: Path
+    run_dir: Path
+    first: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One real tiny study (``faults_util.TINYRUN``: 3 languages, 15 trials) through
+    ``python -m sweeps.grid`` on local Ray, run once per session. test_sweep_run checks it and
+    then interrupts and resumes one trial (leaving the folder equivalent); test_export exports
+    and samples its models and reads its TensorBoard files."""
+    from tests.faults_util import TINYRUN, run_grid, write_yaml
+
+    tmp = tmp_path_factory.mktemp("tinyrun")
+    config, out = write_yaml(tmp / "study.yaml", TINYRUN), tmp / "runs"
+    first = run_grid(config, out, timeout=400)
+    (run_dir,) = out.iterdir()
+    return TinyRun(config, out, run_dir, first)

@@ -55,6 +55,12 @@ def study(**changes: object) -> dict:
     return out
 
 
+# the tests' shared finished study (conftest.tiny_run): three languages, 15 trials
+TINYRUN_LANGS = ["base", "twin", "relative"]
+TINYRUN = study(name="tinyrun", languages={"sources": TINYRUN_LANGS, "targets": TINYRUN_LANGS},
+                budgets={"pretrain": "40K"})
+
+
 def write_yaml(path: Path, data: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data))
@@ -201,6 +207,17 @@ def results_by_key(run_dir: Path) -> dict[str, float]:
     return dict(zip(frame["key"], frame["perplexity"], strict=True))
 
 
+def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of the event files in ``log_dir``, read back by TensorBoard's own reader
+    (which drops what a resumed writer's ``purge_step`` superseded): tag -> [(step, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]}
+
+
 def xfer(*argv: str, timeout: int = 120, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """The ``xfer`` console script as a subprocess."""
     return subprocess.run([XFER, *argv], capture_output=True, text=True, timeout=timeout,
@@ -259,7 +276,8 @@ def serve() -> None:
     import sweeps.grid  # noqa: F401 - preload what the commands import
     import xfer.cli  # noqa: F401
     for name in ("xfer.data.cli", "xfer.training.cli", "xfer.analysis.analyse",
-                 "xfer.analysis.contamination", "xfer.analysis.similarity", "sweeps.config",
+                 "xfer.analysis.contamination", "xfer.analysis.similarity", "xfer.analysis.premium",
+                 "sweeps.config",
                  "sweeps.dryrun", "xfer.model", "pandas"):
         __import__(name)
     for line in sys.stdin:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from xfer.analysis.analyse import analyse, run_analysis
+from xfer.analysis.premium import premium_of
 from xfer.cli import main
 from xfer.data.units import MIB
 
@@ -71,8 +72,18 @@ def test_paper_table2(tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
         assert f"]({name})" in text
     corr = pd.read_csv(tmp_path / "correlations.csv")
-    assert corr.columns.tolist() == ["variable", "n", "rho", "p"]
-    assert (corr["n"] == 28).all()  # 27 Table 2 cells + en->ko at 19M; largest budget excluded
+    assert corr.columns.tolist() == ["value", "budget", "variable", "n", "n_pairs", "rho", "p"]
+    pooled = corr[(corr["value"] == "d_t") & (corr["budget"] == "all")]
+    # the 27 Table 2 cells; en->ko at 19M is at the largest finetune budget and left out, though
+    # the scratch budgets go up to 6B
+    assert len(pooled) == 6 and (pooled["n"] == 27).all() and (pooled["n_pairs"] == 27).all()
+    assert set(corr["budget"]) == {"all", str(BUDGETS[0])}
+    assert set(corr["value"]) == {"d_t", "d_t_en"}
+    en_ru = out[(out["init"] == "en") & (out["target"] == "ru")].iloc[0]
+    assert en_ru.d_t_en_mib == pytest.approx(en_ru.d_t_mib / premium_of("ru"))
+    assert premium_of("ru") == pytest.approx(1.99, abs=0.01)  # FLORES-200: Cyrillic, 2 bytes
+    assert "## D_T at every budget in English bytes (MiB)" in text
+    assert "## Departures from the paper" in text and "test split" in text
     comm = pd.read_csv(tmp_path / "commutativity.csv")
     assert len(comm) == 3 and set(comm["lang1"] + comm["lang2"]) == {"enru", "enzh", "ruzh"}
 
@@ -145,7 +156,8 @@ def test_contamination_on_prepared_datasets(shared_corpus, tmp_path):
     for t in ("de", "fi"):
         rows += [("scratch", t, b, 9.0 / (i + 1)) for i, b in enumerate(budgets)]
     rows += [("fi", "de", 20_000, 6.0), ("de", "fi", 20_000, 5.0), ("fi", "de", 40_000, 4.0),
-             ("de", "fi", 40_000, 3.5), ("de", "de", 20_000, 4.0)]
+             ("de", "fi", 40_000, 3.5), ("de", "de", 20_000, 4.0), ("fi", "de", 80_000, 3.0),
+             ("de", "fi", 80_000, 3.0)]
     table = pd.DataFrame(rows, columns=["init", "target", "budget", "perplexity"])
     table["kind"] = np.where(table["init"] == "scratch", "scratch", "finetune")
     table.loc[len(table)] = {"init": "scratch", "target": "de", "budget": 80_000,
@@ -153,7 +165,7 @@ def test_contamination_on_prepared_datasets(shared_corpus, tmp_path):
     analyse(table, tmp_path / "out", data_dir=tmp_path / "data")
     cells = pd.read_csv(tmp_path / "out" / "correlation_cells.csv").set_index(
         ["init", "target", "budget"])
-    assert len(cells) == 4  # source != target, below the largest budget (80K)
+    assert len(cells) == 4  # source != target, below the largest finetune budget (80K)
     fi_de = cells.loc[("fi", "de", 20_000)]
     assert fi_de.contamination_on_target == pytest.approx(0.10, abs=0.04)  # de data labelled fi
     assert fi_de.contamination_on_source == pytest.approx(0.05, abs=0.02)  # fi data labelled de
@@ -179,3 +191,66 @@ def test_generated_languages_skip_distances_with_a_note(tmp_path):
     assert cells.loc["en", "distance_syntactic"] > 0
     d_t = (1000 + (10 - 6) / 5 * 3000 - 1000) / MIB  # 3.2 KB: shown with 3 significant digits
     assert f"| syn-b | syn-a: {d_t:.3g} | SOV twin of syn-a |" in text
+
+
+def _scratch_beyond_table() -> pd.DataFrame:
+    """Finetune budgets 1K/2K/4K; scratch budgets 0.5K to 16K, beyond the largest finetune."""
+    scratch = [500, 1000, 2000, 4000, 8000, 16000]
+    rows = [("scratch", t, b, 20.0 / (i + 1)) for t in ("de", "fi") for i, b in enumerate(scratch)]
+    rows += [(s, t, b, 18.0 / (i + 1.5)) for s, t in (("en", "de"), ("en", "fi"), ("ru", "de"))
+             for i, b in enumerate([1000, 2000, 4000])]
+    return pd.DataFrame(rows, columns=["init", "target", "budget", "perplexity"])
+
+
+def test_largest_finetune_budget_is_left_out_not_the_largest_scratch(tmp_path):
+    outcome = run_analysis(_scratch_beyond_table(), tmp_path)
+    cells = pd.read_csv(tmp_path / "correlation_cells.csv")
+    assert sorted(set(cells["budget"])) == [1000, 2000]  # 4K (largest finetune) left out
+    corr = pd.read_csv(tmp_path / "correlations.csv", dtype={"budget": str})
+    pooled = corr[(corr["value"] == "d_t") & (corr["budget"] == "all")]
+    assert (pooled["n"] == 6).all() and (pooled["n_pairs"] == 3).all()
+    assert set(corr["budget"]) == {"all", "1000", "2000"}  # one correlation per budget
+    assert "below the largest finetune budget (4K)" in outcome.report.read_text(encoding="utf-8")
+    one_budget = _scratch_beyond_table().query("init == 'scratch' or budget == 1000")
+    run_analysis(one_budget, tmp_path / "one")
+    assert set(pd.read_csv(tmp_path / "one" / "correlation_cells.csv")["budget"]) == {1000}
+
+
+def test_default_d_t_is_eq_1_and_2_by_hand_and_log_interpolation_differs(tmp_path):
+    table = pd.concat([_scratch_beyond_table().assign(seed=s, perplexity=lambda f, s=s:
+                                                      f["perplexity"] * (1 + 0.05 * s))
+                       for s in (0, 1)], ignore_index=True)
+    run_analysis(table, tmp_path / "linear")
+    out = pd.read_csv(tmp_path / "linear" / "transfer.csv")
+    for target in ("de", "fi"):
+        scratch = table[(table["init"] == "scratch") & (table["target"] == target)]
+        curve = np.exp(np.log(scratch["perplexity"]).groupby(scratch["budget"]).mean())
+        mine = out[(out["target"] == target)]
+        ppl = np.clip(mine["perplexity"], curve.min(), curve.max())
+        hand = np.interp(ppl, curve.to_numpy()[::-1], curve.index.to_numpy()[::-1])
+        assert mine["d_t"].to_numpy() == pytest.approx(hand - mine["budget"].to_numpy())
+    cells = pd.read_csv(tmp_path / "linear" / "cells.csv")
+    cell = cells[(cells["init"] == "en") & (cells["target"] == "de") & (cells["budget"] == 2000)]
+    rows = out[(out["init"] == "en") & (out["target"] == "de") & (out["budget"] == 2000)]
+    assert cell["d_t"].item() == pytest.approx(rows["d_t"].mean())
+    assert cell["perplexity"].item() == pytest.approx(np.exp(np.log(rows["perplexity"]).mean()))
+    assert main(["analyse", str(tmp_path / "linear" / "transfer.csv"), "--out",
+                 str(tmp_path / "log"), "--interp", "log"]) == 0
+    log = pd.read_csv(tmp_path / "log" / "transfer.csv")
+    exact = out["bound"] == "exact"
+    assert (log.loc[exact & (out["init"] != "scratch"), "d_t"]
+            != out.loc[exact & (out["init"] != "scratch"), "d_t"]).any()
+    text = (tmp_path / "log" / "report.md").read_text(encoding="utf-8")
+    assert "linear in log bytes" in text  # a departure from the paper's Eq. 1, stated
+    # the sensitivity table: this run's interpolation is the baseline, bytes the alternative
+    assert "| variable | log, bounds in: ρ (p) | log, bounds out: ρ (p) | linear, bounds in" in text
+
+
+@pytest.mark.parametrize(("one", "two", "expected"), [
+    ("exact", "exact", "exact"), ("lower", "exact", "lower"), ("exact", "upper", "lower"),
+    ("lower", "upper", "lower"), ("upper", "exact", "upper"), ("exact", "lower", "upper"),
+    ("lower", "lower", "unknown"), ("mixed", "exact", "unknown")])
+def test_commutativity_difference_is_a_bound_when_a_side_is(one, two, expected):
+    from xfer.analysis.transfer import difference_bound
+
+    assert difference_bound(one, two) == expected

@@ -1,6 +1,6 @@
 """Every bad input at every entry point, as a table.
 
-Each row runs the real command (``xfer prepare|train|analyse|lid|distance``, ``python -m
+Each row runs the real command (``xfer prepare|train|analyse|lid|distance|premium``, ``python -m
 sweeps.grid``, a study YAML) in a subprocess and asserts: a non-zero exit, no traceback, exactly
 one line on stderr of the form ``<prog>: error: ...`` naming the offending thing (a regex per row),
 and nothing written that looks finished where the row says so. The test counts its rows.
@@ -94,6 +94,7 @@ ROWS: list[Row] = [
     X("train: zero batch size", *TRAIN, "--batch-size", "0", expect=r"batch_size"),
     X("train: negative epochs", *TRAIN, "--epochs", "-2", expect=r"epochs"),
     X("train: unknown device", *TRAIN, "--device", "quantum", expect=r"quantum"),
+    X("train: unknown xla mode", *TRAIN, "--device", "xla:ring", expect=r"xla:ring.*xla:spmd"),
     X("train: init checkpoint missing", *TRAIN, "--init", "{tmp}/nockpt", expect=r"nockpt"),
     X("train: init checkpoint corrupt (garbage model.pt)", *TRAIN, "--init", "{ckpt_garbage}",
       expect=r"model\.pt|corrupt"),
@@ -137,6 +138,18 @@ ROWS: list[Row] = [
       "7K", expect=r"7000|7K", files={"ok.csv": GOOD_ROWS}),
     X("analyse: --budget not a number", "analyse", "{tmp}/ok.csv", "--out", "{tmp}/a",
       "--budget", "big", expect=r"big", files={"ok.csv": GOOD_ROWS}),
+    X("analyse: results table without --out", "analyse", "{tmp}/ok.csv",
+      expect=r"--out", files={"ok.csv": GOOD_ROWS}),
+    X("analyse: folder that is no run folder", "analyse", "{tmp}", expect=r"results\.parquet"),
+    # ---- xfer premium
+    X("premium: parallel folder missing", "premium", "ru", "--parallel", "{tmp}/nopar",
+      expect=r"nopar"),
+    X("premium: language without parallel text", "premium", "xx", "--parallel", "{tmp}/par",
+      expect=r"'xx'", files={"par/en.txt": "Hello.\n"}),
+    X("premium: files not aligned", "premium", "de", "--parallel", "{tmp}/par",
+      expect=r"not aligned", files={"par/en.txt": "Hello.\nBye.\n", "par/de.txt": "Hallo.\n"}),
+    X("premium: --write without --parallel", "premium", "all", "--write", "{tmp}/p.json",
+      expect=r"--parallel"),
     # ---- xfer lid
     X("lid: file missing", "lid", "{tmp}/nofile.txt", expect=r"nofile\.txt"),
     X("lid: threshold above 1", "lid", "{tmp}/t.txt", "--threshold", "2",
@@ -281,10 +294,10 @@ def _prog(row: Row) -> str:
 
 def test_table_has_every_entry_point_and_counts_rows() -> None:
     kinds = {r.argv[1] if r.argv[0] == "xfer" else "grid" for r in ROWS}
-    assert kinds == {"prepare", "train", "analyse", "lid", "distance", "grid"}
+    assert kinds == {"prepare", "train", "analyse", "lid", "distance", "premium", "grid"}
     assert len({r.name for r in ROWS}) == len(ROWS)
     print(f"bad inputs in the table: {len(ROWS)}")
-    assert len(ROWS) == 87
+    assert len(ROWS) == 93
 
 
 @pytest.mark.parametrize("row", _params())

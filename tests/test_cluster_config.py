@@ -1,4 +1,4 @@
-"""cluster.yaml passes Ray's own cluster-config schema (GPU default and the documented TPU one)."""
+"""cluster.yaml passes Ray's own cluster-config schema (as a whole, GPU-only, TPU-only)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from sweeps.config import load_config
 from tests.conftest import REPO
 
 CLUSTER = REPO / "cluster.yaml"
@@ -19,15 +20,12 @@ def _load() -> dict:
     return yaml.safe_load(CLUSTER.read_text())
 
 
-def _tpu_variant(config: dict) -> dict:
-    """The TPU node type documented in comments at the end of cluster.yaml, swapped in."""
-    text = CLUSTER.read_text().split("# TPU alternative", 1)[1]
-    block = "\n".join(line[2:] if line.startswith("# ") else line[1:]
-                      for line in text.splitlines()[3:] if line.startswith("#"))
-    extra = yaml.safe_load(block)
+def _only(config: dict, worker: str) -> dict:
+    """The cluster with one worker node type (GPU-only or TPU-only variant)."""
     out = copy.deepcopy(config)
-    out["available_node_types"].pop("gpu_worker")
-    out["available_node_types"].update(extra)
+    types = out["available_node_types"]
+    for name in [n for n in types if n not in ("head", worker)]:
+        types.pop(name)
     return out
 
 
@@ -38,10 +36,19 @@ def test_cluster_yaml_passes_ray_schema() -> None:
     assert config["available_node_types"]["gpu_worker"]["resources"]["GPU"] == 1
 
 
-def test_documented_tpu_variant_passes_ray_schema() -> None:
-    config = _tpu_variant(_load())
-    assert config["available_node_types"]["tpu_worker"]["resources"]["TPU"] == 4
-    validate_config(prepare_config(config))
+@pytest.mark.parametrize("worker", ["gpu_worker", "tpu_worker"])
+def test_each_accelerator_variant_passes_ray_schema(worker: str) -> None:
+    validate_config(prepare_config(_only(_load(), worker)))
+
+
+def test_tpu_node_type_is_one_v2_8_host_with_rays_tpu_resources() -> None:
+    tpu = _load()["available_node_types"]["tpu_worker"]
+    # Ray's names: TPU = chips (a v2-8 has 4), accelerator_type:TPU-<GENERATION>, the pod head
+    assert tpu["resources"]["TPU"] == 4
+    assert tpu["resources"]["accelerator_type:TPU-V2"] == 1
+    assert tpu["resources"]["TPU-v2-8-head"] == 1
+    assert tpu["node_config"]["acceleratorType"] == "v2-8"
+    assert any('[tpu]"' in c and "pip install" in c for c in tpu["worker_setup_commands"])
 
 
 def test_schema_check_is_real() -> None:
@@ -60,3 +67,16 @@ def test_installs_package_binds_dashboard_locally_and_holds_no_credentials() -> 
     text = CLUSTER.read_text()
     assert not re.search(r"(private_key|BEGIN [A-Z ]*PRIVATE KEY|client_secret|password)", text)
     assert config["provider"]["project_id"] is None
+
+
+def test_on_premise_variant_is_loopback_with_token_auth_and_passes_ray_schema() -> None:
+    """cluster-local.yaml (Ray's local provider; .ci/ray-up runs its whole up/submit/down cycle)."""
+    config = yaml.safe_load((REPO / "cluster-local.yaml").read_text())
+    validate_config(prepare_config(copy.deepcopy(config)))
+    assert config["provider"] == {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []}
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    assert sum("RAY_AUTH_MODE=token" in c and "ray start" in c for c in starts) == 2
+    assert "--dashboard-host=127.0.0.1" in " ".join(config["head_start_ray_commands"])
+    assert list(config["file_mounts"]) == ["~/.ray/auth_token"]  # the token, nothing else
+    study = load_config(str(REPO / ".ci" / "ray-up-study.yaml"))  # the study .ci/ray-up submits
+    assert study.name == "rayup"

@@ -76,6 +76,14 @@ def test_no_private_name_across_packages():
     assert not bad, "; ".join(bad)
 
 
+def test_library_does_not_import_the_orchestration():
+    """``xfer`` works without Ray Tune's driver code: nothing in it imports ``sweeps``."""
+    known = modules()
+    bad = [f"{m} imports {dep}" for m, p in known.items() if m.startswith("xfer")
+           for dep, _ in imports(p, known) if dep.startswith("sweeps")]
+    assert not bad, "; ".join(bad)
+
+
 def test_no_module_over_the_line_limit():
     long = {m: n for m, p in modules().items()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}

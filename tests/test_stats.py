@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,8 +24,13 @@ def test_rho_and_exact_p_match_scipy():
     c = spearman(x, y)
     assert c.n == 7
     assert c.rho == pytest.approx(stats.spearmanr(x, y).statistic)
-    # 7! = 5040 < 9999 pairings: both enumerate all of them exactly
-    assert c.p == pytest.approx(_scipy_permutation(x, y, 9999, 0))
+    # 7! = 5040 <= 9999 orderings: enumerated exactly (scipy's two-sample "pairings" counts
+    # (7!)^2 and resamples instead), so p equals the exact share by itertools
+    orders = np.array(list(itertools.permutations(range(7))))
+    null = np.array([np.corrcoef(r, stats.rankdata(y))[0, 1] for r in stats.rankdata(x)[orders]])
+    tol = 1e-12
+    exact = 2 * min((null >= c.rho - tol).mean(), (null <= c.rho + tol).mean())
+    assert c.p == pytest.approx(exact)
 
 
 def test_resampled_p_is_seeded_and_close_to_scipy():
@@ -50,3 +57,42 @@ def test_correlation_table():
     assert table["variable"].tolist() == ["A", "missing"]
     assert table.loc[0, "rho"] == pytest.approx(-1.0) and table.loc[0, "n"] == 5
     assert table.loc[1, "n"] == 0
+
+
+def _three_pairs() -> pd.DataFrame:
+    """3 (source, target) pairs x 3 budgets: at every budget D_T falls with the distance."""
+    return pd.DataFrame({
+        "init": ["en", "en", "ru"] * 3, "target": ["de", "fi", "de"] * 3,
+        "budget": np.repeat([1000, 2000, 4000], 3), "distance": [0.1, 0.2, 0.3] * 3,
+        "d_t": [300, 200, 100, 330, 230, 130, 360, 260, 160.0]})
+
+
+def test_block_permutation_moves_whole_pairs():
+    frame = _three_pairs()
+    blocks = (frame["init"] + frame["target"]).to_numpy()
+    pairs = spearman(frame["distance"], frame["d_t"], blocks=blocks, slots=frame["budget"])
+    cells = spearman(frame["distance"], frame["d_t"])
+    assert pairs.n == cells.n == 9 and pairs.n_pairs == 3 and cells.n_pairs == 9
+    assert pairs.rho == pytest.approx(cells.rho) == pytest.approx(
+        stats.spearmanr(frame["distance"], frame["d_t"]).statistic)
+    # only 3! = 6 orderings of the pairs exist: the two-sided p cannot go below 2/6
+    assert pairs.p >= 1 / 6 and pairs.p == pytest.approx(1 / 3)
+    assert cells.p < 0.01  # shuffling single cells pretends there are 9! orderings
+    table = correlation_table(frame, {"distance": "distance"})
+    assert table.loc[0, "n_pairs"] == 3 and table.loc[0, "p"] == pytest.approx(pairs.p)
+    flat = correlation_table(frame, {"distance": "distance"}, pairs=None)
+    assert flat.loc[0, "n_pairs"] == 9 and flat.loc[0, "p"] == pytest.approx(cells.p)
+
+
+def test_block_permutation_with_a_missing_cell_and_many_pairs_is_seeded():
+    rng = np.random.default_rng(0)
+    n_pairs, budgets = 9, [1, 2, 3]  # 9! > 9999: resampled, not enumerated
+    frame = pd.DataFrame({"pair": np.repeat(np.arange(n_pairs), 3),
+                          "budget": budgets * n_pairs,
+                          "x": np.repeat(rng.normal(size=n_pairs), 3)})
+    frame["y"] = frame["x"] + rng.normal(scale=0.5, size=len(frame))
+    frame = frame.drop(index=4)  # pair 1 lacks budget 2
+    a, b = (spearman(frame["x"], frame["y"], blocks=frame["pair"], slots=frame["budget"],
+                     n_resamples=2000, seed=5) for _ in range(2))
+    assert a == b and a.n == 26 and a.n_pairs == 9 and 0 < a.p <= 1
+    assert a.rho == pytest.approx(stats.spearmanr(frame["x"], frame["y"]).statistic)

@@ -92,6 +92,7 @@ def test_shared_pretrain_seeds() -> None:
     ({"languages": {"sources": ["bse"], "targets": ["twin"]}},
      "unknown generated language 'bse' (did you mean 'base'?)"),
     ({"analysis": {"contamination": "yes"}}, "analysis.contamination: expected true or false"),
+    ({"analysis": {"interp": "cubic"}}, "analysis.interp: must be one of linear, log"),
     ({"train": {"seed": 3}}, "train: unknown key 'seed'"),
 ])
 def test_bad_config_is_one_line_error(change: dict, message: str) -> None:
@@ -122,9 +123,10 @@ def test_paper_dry_run_counts_and_costs() -> None:
     assert len(js["trials"]) == 232
     assert js["total"]["train_bytes"] == sum(t["train_bytes"] for t in js["trials"])
     pre = [t for t in js["trials"] if t["kind"] == "pretrain"]
-    assert all(t["train_bytes"] == 6_000_000_000 for t in pre)
+    step_bytes = 512 * 1024  # whole batches: 11,444 steps of 512 x 1024 bytes in 6e9 bytes
+    assert all(t["train_bytes"] == 11_444 * step_bytes for t in pre)
     six_b = [t for t in js["trials"] if t["kind"] == "finetune" and t["budget"] == 6_000_000_000]
-    assert all(t["train_bytes"] == 3 * 6_000_000_000 for t in six_b)  # 3 epochs at 6B
+    assert all(t["train_bytes"] == 3 * 11_444 * step_bytes for t in six_b)  # 3 epochs at 6B
     assert js["total"]["device_hours"] > 0
 
 
@@ -141,7 +143,11 @@ def test_changed_config_gets_a_new_run_folder(tmp_path: Path) -> None:
                    str(tmp_path))
     e = run_folder(config_from_dict({**TINY, "train": {**TINY["train"], "seq_len": 32}}),
                    str(tmp_path))
+    f = run_folder(config_from_dict({**TINY, "analysis": {"interp": "log", "budget": "10K",
+                                                          "contamination": False}}),
+                   str(tmp_path))
     assert a != b and a == c == d and e != a  # resources and checkpointing change no result
+    assert f == a  # analysis options change no trial: the same run folder is re-analysed
 
 
 def _searcher(study_dict: dict, checkpoints: dict, ready: set[str], conc: int = 8):

@@ -21,6 +21,7 @@ from tests.faults_util import (
     run_dir_of,
     run_grid,
     study,
+    tensorboard_scalars,
     write_yaml,
 )
 
@@ -78,3 +79,5 @@ def test_tiny_study_reports_downstream_accuracy(tmp_path: Path) -> None:
     assert set(rows.key) == KEYS and rows.accuracy.between(0, 1).all()
     assert len(pd.read_parquet(run_dir / "results.parquet")) == 8  # training trials only
     assert (run_dir / "downstream" / "task" / "train.jsonl").is_file()
+    for key in KEYS:  # each classifier's curves in TensorBoard, beside the LM trials'
+        assert {"train_loss", "accuracy"} <= set(tensorboard_scalars(run_dir / "tensorboard" / key))

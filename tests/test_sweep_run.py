@@ -14,12 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.faults_util import study
-
-LANGS = ["base", "twin", "relative"]
-STUDY = study(name="tinyrun", languages={"sources": LANGS, "targets": LANGS},
-              budgets={"pretrain": "40K"})
+from tests.conftest import REPO, TinyRun
+from tests.faults_util import TINYRUN as STUDY
+from tests.faults_util import tensorboard_scalars
 
 
 def write_study(tmp: Path, study: dict = STUDY) -> Path:
@@ -72,16 +69,17 @@ def interrupted_resumes_from_its_checkpoint(config: Path, out: Path, run_dir: Pa
     after = pd.read_parquet(run_dir / "results.parquet").set_index("key")
     before = results.set_index("key")
     assert after.loc[key, "perplexity"] == pytest.approx(before.loc[key, "perplexity"], rel=1e-6)
+    # TensorBoard: the resumed run's curve replaces the interrupted one's after the checkpoint
+    steps_logged = [s for s, _ in tensorboard_scalars(run_dir / "tensorboard" / key)["train_loss"]]
+    assert steps_logged == list(range(1, int(after.loc[key, "steps"]) + 1))
 
 
 @pytest.mark.slow
-def test_tiny_study_end_to_end_then_resume(tmp_path: Path) -> None:
-    config = write_study(tmp_path)
-    out = tmp_path / "runs"
-    first = run_grid(config, out, "--num-cpus", "2", "--no-dashboard")
+def test_tiny_study_end_to_end_then_resume(tiny_run: TinyRun) -> None:
+    config, out, run_dir, first = tiny_run.config, tiny_run.out, tiny_run.run_dir, tiny_run.first
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "report:" in first.stdout and "D_T" in first.stdout
-    (run_dir,) = out.iterdir()
+    assert [p.name for p in out.iterdir()] == [run_dir.name]
     results = pd.read_parquet(run_dir / "results.parquet")
     assert len(results) == 3 + 3 * 2 + 6
     assert set(results.kind) == {"pretrain", "scratch", "finetune"}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.faults_util import tensorboard_scalars
 from xfer.data import prepare
 from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
@@ -155,8 +156,11 @@ def test_cli_trains_and_reports_bad_input(english: Path, tmp_path: Path,
     args = ["train", "--data", str(english), "--lang", "en", "--budget", "40K", "--out",
             str(tmp_path / "run"), "--seq-len", "64", "--batch-size", "8", "--micro-batch-size",
             "8", "--max-steps", "2", "--kind", "scratch"]
-    assert main(args) == 0
+    assert main([*args, "--tensorboard", str(tmp_path / "tb")]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 2
+    scalars = tensorboard_scalars(tmp_path / "tb")
+    assert [s for s, _ in scalars["train_loss"]] == [1, 2]
+    assert [s for s, _ in scalars["dev_loss"]] == [2] and scalars["bytes_per_s"][0][1] > 0
     assert main(args[:-2] + ["--kind", "distil"]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
 

@@ -21,6 +21,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "D_E, D_T, correlations, tables and figures from a results table"),
     "lid": ("xfer.analysis.contamination", "language-ID label shares of a text file, line by line"),
     "distance": ("xfer.analysis.similarity", "the six lang2vec distances between two languages"),
+    "export": ("xfer.model.export",
+               "a study trial's model as safetensors + config.json + model card"),
+    "generate": ("xfer.model.generate", "sample bytes from an exported or trial model"),
+    "premium": ("xfer.analysis.premium",
+                "byte premium: bytes of a language per byte of a reference on parallel text"),
 }
 
 

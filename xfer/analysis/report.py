@@ -129,20 +129,15 @@ def all_budgets_table(cells: pd.DataFrame, curves: Mapping[str, ScratchCurve],
     return markdown_table(["pair", *[format_budget(int(b)) for b in budgets]], rows)
 
 
-def correlations_markdown(table: pd.DataFrame) -> str:
-    """Correlation table: variable, n, Spearman ρ, permutation p."""
-    rows = [[r.variable, str(r.n), _number(r.rho, digits=3), _number(r.p, digits=4)]
-            for r in table.itertuples()]
-    return markdown_table(["variable", "n", "Spearman ρ", "p (permutation)"], rows)
-
-
 def commutativity_markdown(table: pd.DataFrame) -> str:
-    """D_T both ways for each pair and the difference (MiB)."""
+    """D_T both ways for each pair and the difference (MiB); a difference computed from a bound
+    is itself marked ≥/≤, or ``?`` when its bounds pull both ways."""
     if table.empty:
         return "No pair of languages was finetuned in both directions at this budget."
-    mark = {LOWER: "≥ ", UPPER: "≤ "}
+    mark = {LOWER: "≥ ", UPPER: "≤ ", "unknown": "? ", "mixed": "~ "}
     rows = [[f"{r.lang1}↔{r.lang2}", mark.get(r.bound_12, "") + _number(r.d_t_mib_12),
-             mark.get(r.bound_21, "") + _number(r.d_t_mib_21), _number(r.difference_mib)]
+             mark.get(r.bound_21, "") + _number(r.d_t_mib_21),
+             mark.get(r.bound_difference, "") + _number(r.difference_mib)]
             for r in table.itertuples()]
     return markdown_table(["pair (L1↔L2)", "D_T L1→L2 (MiB)", "D_T L2→L1 (MiB)",
                            "difference (MiB)"], rows)

@@ -24,6 +24,7 @@ from xfer.training.config import Kind
 REQUIRED_COLUMNS = ("init", "target", "budget", "perplexity")
 SCRATCH = "scratch"
 EXACT, LOWER, UPPER = "exact", "lower", "upper"
+INTERPOLATIONS = ("linear", "log")  # Eq. 1 in bytes (the paper) or in log bytes
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,23 @@ def scratch_curve(budgets: Sequence[float], perplexities: Sequence[float]) -> Sc
     return ScratchCurve(b, p, b[keep], p[keep])
 
 
-def effective_data(perplexity: float | np.ndarray,
-                   curve: ScratchCurve) -> tuple[np.ndarray, np.ndarray]:
+def effective_data(perplexity: float | np.ndarray, curve: ScratchCurve,
+                   interp: str = "linear") -> tuple[np.ndarray, np.ndarray]:
     """Eq. 1: D_E (bytes) = the budget at which the scratch curve reaches ``perplexity``.
 
     Linear interpolation (``numpy.interp``) of budget against perplexity over the envelope
-    points sorted by increasing perplexity (no ``period``). A perplexity better than the best
-    scratch point is clamped to the largest budget and marked ``"lower"`` (D_E is at least that);
-    one worse than the smallest budget's is clamped to the smallest budget and marked ``"upper"``
-    (D_E is at most that). Returns ``(d_e, bound)`` arrays.
+    points sorted by increasing perplexity (no ``period``); ``interp="log"`` interpolates log
+    budget instead (a sensitivity check, not the paper's Eq. 1). A perplexity better than the
+    best scratch point is clamped to the largest budget and marked ``"lower"`` (D_E is at least
+    that); one worse than the smallest budget's is clamped to the smallest budget and marked
+    ``"upper"`` (D_E is at most that). Returns ``(d_e, bound)`` arrays.
     """
+    if interp not in INTERPOLATIONS:
+        raise XferError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interp!r}")
     p = np.atleast_1d(np.asarray(perplexity, dtype=float))
     order = np.argsort(curve.env_perplexities)
     xp, fp = curve.env_perplexities[order], curve.env_budgets[order]
-    d_e = np.interp(p, xp, fp)
+    d_e = np.interp(p, xp, fp) if interp == "linear" else np.exp(np.interp(p, xp, np.log(fp)))
     bound = np.where(p < xp[0], LOWER, np.where(p > xp[-1], UPPER, EXACT))
     return d_e, bound
 
@@ -184,9 +188,9 @@ def build_curves(frame: pd.DataFrame) -> tuple[dict[str, ScratchCurve], list[Pro
     return curves, problems
 
 
-def compute_transfer(results: pd.DataFrame) -> TransferResult:
+def compute_transfer(results: pd.DataFrame, interp: str = "linear") -> TransferResult:
     """Every input row plus ``scratch_perplexity``, ``d_e``, ``d_t`` (bytes), ``d_t_mib`` (MiB)
-    and ``bound`` (exact, lower, upper).
+    and ``bound`` (exact, lower, upper); ``interp`` as in :func:`effective_data`.
 
     Pretrain rows, unusable rows and rows of targets without a usable scratch curve keep NaN
     values and an empty bound. Scratch rows get D_E too (their D_T shows seed noise around 0).
@@ -200,7 +204,7 @@ def compute_transfer(results: pd.DataFrame) -> TransferResult:
     out["bound"] = ""
     for target, curve in curves.items():
         mask = usable & (out["target"] == target)
-        d_e, bound = effective_data(out.loc[mask, "perplexity"].to_numpy(), curve)
+        d_e, bound = effective_data(out.loc[mask, "perplexity"].to_numpy(), curve, interp)
         out.loc[mask, "d_e"] = d_e
         out.loc[mask, "bound"] = bound
         lookup = dict(zip(curve.budgets.astype(np.int64).tolist(), curve.perplexities, strict=True))
@@ -264,27 +268,45 @@ def add_intervals(rows: pd.DataFrame) -> pd.DataFrame:
 def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (init, target, budget): mean and standard deviation over seeds.
 
-    Columns: ``n_seeds``, ``perplexity``/``perplexity_std``, ``d_e``, ``d_t``/``d_t_std`` (bytes),
-    ``d_t_mib``/``d_t_mib_std``, ``d_t_mib_ci_low``/``d_t_mib_ci_high`` (95% bootstrap interval
-    of the mean, :func:`seed_interval`), ``bound`` (exact, lower, upper, or mixed when seeds
-    disagree). Standard deviations and intervals are NaN for a single seed.
+    ``perplexity`` is the mean over seeds in log space (exp of the mean log perplexity, i.e. of
+    the mean loss), the same mean as the scratch curve's points; D_E and D_T are plain means of
+    the seeds' values. Columns: ``n_seeds``, ``perplexity``/``perplexity_std``, ``d_e``,
+    ``d_t``/``d_t_std`` (bytes), ``d_t_mib``/``d_t_mib_std``, ``d_t_mib_ci_low``/
+    ``d_t_mib_ci_high`` (95% bootstrap interval of the mean, :func:`seed_interval`), ``bound``
+    (exact, lower, upper, or mixed when seeds disagree). Standard deviations and intervals are
+    NaN for a single seed.
     """
-    rows = rows[rows["bound"] != ""]
+    rows = rows[rows["bound"] != ""].assign(log_perplexity=lambda f: np.log(f["perplexity"]))
     grouped = rows.groupby(["init", "target", "budget"], sort=True)
     cells = grouped.agg(
-        n_seeds=("perplexity", "size"), perplexity=("perplexity", "mean"),
+        n_seeds=("perplexity", "size"), log_perplexity=("log_perplexity", "mean"),
         perplexity_std=("perplexity", "std"), scratch_perplexity=("scratch_perplexity", "first"),
         d_e=("d_e", "mean"), d_t=("d_t", "mean"), d_t_std=("d_t", "std"),
         bound=("bound", _combined_bound)).reset_index()
+    cells.insert(4, "perplexity", np.exp(cells.pop("log_perplexity")))
     cells["d_t_mib"] = cells["d_t"] / MIB
     cells["d_t_mib_std"] = cells["d_t_std"] / MIB
     return cells.merge(_interval_columns(rows), on=["init", "target", "budget"], how="left")
 
 
+def difference_bound(bound_1: str, bound_2: str) -> str:
+    """What D_T(1) − D_T(2) is when either side is a bound: ``exact`` when both are exact,
+    ``lower`` when every bound pushes the difference up (side 1 a lower bound, side 2 an upper
+    one), ``upper`` when every bound pushes it down, else ``unknown`` (bounds pull both ways,
+    or seeds disagree)."""
+    if "mixed" in (bound_1, bound_2):
+        return "unknown"
+    pushes = {LOWER: {bound_1 == LOWER, bound_2 == UPPER}, UPPER: {bound_1 == UPPER,
+                                                                   bound_2 == LOWER}}
+    up, down = True in pushes[LOWER], True in pushes[UPPER]
+    return EXACT if not (up or down) else "unknown" if up and down else LOWER if up else UPPER
+
+
 def commutativity(cells: pd.DataFrame, budget: int) -> pd.DataFrame:
     """For each pair of languages finetuned in both directions at ``budget`` (bytes):
-    ``d_t_mib_12`` = D_T(lang1 → lang2), ``d_t_mib_21`` the reverse, their bounds, and
-    ``difference_mib`` = first − second (MiB)."""
+    ``d_t_mib_12`` = D_T(lang1 → lang2), ``d_t_mib_21`` the reverse, their bounds,
+    ``difference_mib`` = first − second (MiB) and ``bound_difference`` (see
+    :func:`difference_bound`)."""
     at = cells[(cells["budget"] == budget) & (cells["init"] != SCRATCH)
                & (cells["init"] != cells["target"])]
     index = {(r.init, r.target): r for r in at.itertuples()}
@@ -295,6 +317,7 @@ def commutativity(cells: pd.DataFrame, budget: int) -> pd.DataFrame:
             continue
         rows.append({"lang1": a, "lang2": b, "d_t_mib_12": forward.d_t_mib,
                      "bound_12": forward.bound, "d_t_mib_21": back.d_t_mib,
-                     "bound_21": back.bound, "difference_mib": forward.d_t_mib - back.d_t_mib})
+                     "bound_21": back.bound, "difference_mib": forward.d_t_mib - back.d_t_mib,
+                     "bound_difference": difference_bound(forward.bound, back.bound)})
     return pd.DataFrame(rows, columns=["lang1", "lang2", "d_t_mib_12", "bound_12", "d_t_mib_21",
-                                       "bound_21", "difference_mib"])
+                                       "bound_21", "difference_mib", "bound_difference"])

@@ -9,6 +9,7 @@ import pandas as pd
 from xfer.analysis.report import markdown_table
 from xfer.analysis.transfer import SCRATCH
 from xfer.errors import XferError
+from xfer.training.config import Kind
 
 
 def percent(value: float) -> str:
@@ -51,3 +52,13 @@ def downstream_table(rows: pd.DataFrame) -> str:
              + (f"; {'; '.join(what)}" if what else "") + ". Chance is 50%.")
     header = ["init", "accuracy %", "Δ vs scratch (points)", "before training %", "runs"]
     return intro + "\n\n" + markdown_table(header, table)
+
+
+def report_section(rows: list[dict]) -> dict[str, str]:
+    """``{"Downstream accuracy": table}`` from the ledger's downstream rows (empty if none)."""
+    rows = [r for r in rows if r.get("kind") == Kind.DOWNSTREAM and r.get("accuracy") is not None]
+    if not rows:
+        return {}
+    frame = pd.DataFrame(rows)[["init", "seed", "accuracy", "accuracy_before", "target"]]
+    frame = frame.rename(columns={"target": "language"})
+    return {"Downstream accuracy": downstream_table(frame)}

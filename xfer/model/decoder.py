@@ -12,14 +12,18 @@ Attention (fused kernels, position bias) lives in :mod:`xfer.model.attention`.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from xfer.data.vocab import VOCAB_SIZE
 from xfer.errors import XferError
+from xfer.io import first_line
 from xfer.model.attention import PositionIndex, attention, position_index
 
 
@@ -201,8 +205,17 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
-class ByteLM(nn.Module):
-    """Decoder-only byte language model: ids [B, T] -> logits [B, T, vocab] (nats via softmax)."""
+WEIGHTS_FILE = "model.safetensors"  # huggingface_hub's single-file name
+
+
+class ByteLM(nn.Module, PyTorchModelHubMixin, library_name="xfer",
+             tags=["byte-level", "xfer"]):
+    """Decoder-only byte language model: ids [B, T] -> logits [B, T, vocab] (nats via softmax).
+
+    ``save_pretrained(dir)`` writes ``model.safetensors`` and ``config.json`` (``{"cfg": model
+    config}``); ``ByteLM.from_pretrained(dir)`` rebuilds the model from them (huggingface_hub's
+    mixin). The output layer is the input embedding (tied), so the file holds one copy of it.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -260,3 +273,27 @@ class ByteLM(nn.Module):
         """Logits [B, T, vocab]: tied embeddings, scaled by 1/sqrt(d_model)."""
         h = self.hidden_states(ids)
         return F.linear(h, self.embed.weight) * self.cfg.d_model ** -0.5
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, cfg: ModelConfig | dict | None = None,
+                         map_location: str = "cpu", strict: bool = True,
+                         **hub_kwargs) -> ByteLM:
+        """The mixin's loader, strict by default; a local folder without a model is an
+        XferError (one line), and ``cfg`` arrives from config.json as a dict."""
+        if cfg is None:
+            raise XferError(f"{model_id}: config.json with the model config ('cfg') not found")
+        if isinstance(cfg, dict):
+            cfg = ModelConfig.from_dict(cfg)
+        if not os.path.isdir(model_id):
+            return super()._from_pretrained(model_id=model_id, cfg=cfg, map_location=map_location,
+                                            strict=strict, **hub_kwargs)
+        weights = Path(model_id) / WEIGHTS_FILE
+        if not weights.is_file():
+            raise XferError(f"{model_id}: no {WEIGHTS_FILE}")
+        model = cls(cfg)
+        try:
+            cls._load_as_safetensor(model, str(weights), map_location, strict)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise XferError(f"{weights}: does not hold this model's weights "
+                            f"({first_line(exc)})") from None
+        return model

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume-from", type=Path, help="checkpoint directory to resume")
     parser.add_argument("--extra-eval", action="append", default=[], metavar="NAME=PATH",
                         help="extra held-out text (one document per line), repeatable")
+    parser.add_argument("--tensorboard", type=Path, metavar="DIR",
+                        help="also write the curves as TensorBoard scalars into DIR")
     parser.add_argument("--progress", type=int, default=0, metavar="STEPS",
                         help="print the training loss every STEPS steps")
     for f in fields(TrainConfig):
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from xfer.training.config import TrainConfig
     from xfer.training.loop import ConsoleProgress
     from xfer.training.loop import run as train_run
+    from xfer.training.tensorboard import TensorBoardLog
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     cfg = build(TrainConfig, given, "train")
@@ -66,9 +69,14 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise XferError(f"--extra-eval wants NAME=PATH, got {item!r}")
         extra[name] = Path(path)
-    result = train_run(get_model_config(args.model), cfg, args.data, args.lang,
-                       parse_bytes(args.budget), args.out, init_checkpoint=args.init,
-                       resume_from=args.resume_from, extra_eval=extra,
-                       callbacks=[ConsoleProgress(args.progress)])
+    board = [TensorBoardLog(args.tensorboard)] if args.tensorboard else []
+    try:
+        result = train_run(get_model_config(args.model), cfg, args.data, args.lang,
+                           parse_bytes(args.budget), args.out, init_checkpoint=args.init,
+                           resume_from=args.resume_from, extra_eval=extra,
+                           callbacks=[ConsoleProgress(args.progress), *board])
+    finally:
+        for writer in board:
+            writer.close()
     print(json.dumps(result.to_dict(), indent=2))
     return 0

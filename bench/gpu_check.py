@@ -1,0 +1,139 @@
+"""The GPU check (run by bench/gpu.sh): the paper model's bf16 training throughput against HF
+GPT-2 at equal dimensions in this process, a 2-worker DDP run when 2 GPUs are there, and the
+projected hours of one 6e9-byte pretrain.
+
+Throughput is bytes (= tokens) per second of forward + backward + AdamW on one batch, and model
+FLOP/s (bench/train_throughput.py's count) as a share of (a) the best bf16 matrix product measured
+here and (b) the GPU's datasheet dense bf16 peak when its name is known. DDP: one process per GPU
+(NCCL), each with the same per-GPU batch; bytes/s over both.
+
+    python bench/gpu_check.py              # a CUDA machine (bench/gpu.sh installs what is missing)
+    python bench/gpu_check.py --smoke      # the same code on CPU: tiny dims, fp32, DDP over gloo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from train_throughput import PRESETS, compare, make_step, print_comparison, timed
+
+from xfer.model import ByteLM, ModelConfig
+from xfer.training.device import resolve_device
+
+PRETRAIN_BYTES = 6e9  # one pretrain of the paper
+PAPER_TPU_HOURS = 7.0  # the paper's pretrain on a TPU v2-8
+# dense bf16 FLOP/s from the vendors' datasheets; first matching name wins
+DATASHEET_BF16 = [("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12),
+                  ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12),
+                  ("A10", 125e12)]
+SMOKE = (ModelConfig(name="smoke", d_model=64, n_layers=2, n_heads=2, d_head=32, d_ff=256), 128, 4)
+
+
+def datasheet_peak(name: str) -> float | None:
+    """The GPU's dense bf16 peak in FLOP/s, None for a name not in DATASHEET_BF16."""
+    return next((peak for key, peak in DATASHEET_BF16 if key in name), None)
+
+
+def projected_hours(bytes_per_s: float, total: float = PRETRAIN_BYTES) -> float:
+    """Hours to train on ``total`` bytes at ``bytes_per_s``."""
+    return total / bytes_per_s / 3600
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: ModelConfig, seq_len: int, batch: int,
+                steps: int, warmup: int, kind: str, precision: str, out: mp.SimpleQueue) -> None:
+    """One DDP rank: ``warmup`` + ``steps`` training steps; rank 0 reports bytes/s of all."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    cuda = kind == "cuda"
+    if cuda:
+        torch.cuda.set_device(rank)
+    else:
+        torch.set_num_threads(1)
+    dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world)
+    dev = resolve_device(f"cuda:{rank}" if cuda else "cpu", precision)
+    torch.manual_seed(rank)
+    ids = torch.randint(3, cfg.vocab_size, (batch, seq_len + 1), device=dev.torch_device)
+    model = torch.nn.parallel.DistributedDataParallel(
+        ByteLM(cfg).to(dev.torch_device), device_ids=[rank] if cuda else None)
+    step = make_step(model, lambda m, x: m(x), ids, dev.autocast)
+    for _ in range(warmup):
+        step()
+    dist.barrier()
+    seconds = torch.tensor(timed(step, steps), device=dev.torch_device)
+    dist.all_reduce(seconds, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace
+    if rank == 0:
+        out.put(world * steps * batch * seq_len / float(seconds))
+    dist.destroy_process_group()
+
+
+def ddp_bytes_per_s(world: int, cfg: ModelConfig, seq_len: int, batch: int, steps: int,
+                    warmup: int, kind: str, precision: str) -> float:
+    """Bytes/s of ``world`` DDP processes (one per GPU, or gloo on CPU) training together."""
+    ctx = mp.get_context("spawn")
+    out = ctx.SimpleQueue()
+    mp.start_processes(_ddp_worker, args=(world, _free_port(), cfg, seq_len, batch, steps,
+                                          warmup, kind, precision, out),
+                       nprocs=world, join=True, start_method="spawn")
+    return out.get()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny dims: checks the code")
+    parser.add_argument("--batch", type=int, default=16, help="sequences of 1024 bytes a step")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.smoke:
+        kind, precision, gpus, name = "cpu", "fp32", 0, "cpu (smoke: tiny dims, fp32)"
+        (cfg, seq_len, batch), args.steps, args.rounds, args.warmup = SMOKE, 1, 2, 1
+        torch.set_num_threads(1)
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("gpu_check: torch sees no CUDA GPU (use --smoke to test on CPU)")
+        kind, precision, gpus = "cuda", "bf16", torch.cuda.device_count()
+        name = torch.cuda.get_device_name(0)
+        cfg, seq_len, _ = PRESETS["paper"]
+        batch = args.batch
+    dev = resolve_device(kind, precision)
+    print(f"device: {name} x {max(gpus, 1)}; torch {torch.__version__}; model {cfg.name}: "
+          f"d {cfg.d_model}, layers {cfg.n_layers}, length {seq_len}, batch {batch}, "
+          f"{dev.autocast_dtype or torch.float32}{', compiled' if args.compile else ''}")
+    res = compare(cfg, seq_len, batch, dev, steps=args.steps, rounds=args.rounds,
+                  warmup=args.warmup, compile=args.compile)
+    print(f"measured matmul peak ({res['dtype']}): {res['peak'] / 1e12:.2f} TFLOP/s")
+    bps = print_comparison(res, "of the measured matmul peak")
+    sheet = datasheet_peak(name)
+    if sheet:
+        for model in ("ours", "gpt2"):
+            print(f"{model}: {bps[model] * res['flops'][model] / sheet:.1%} of the datasheet "
+                  f"bf16 peak ({sheet / 1e12:.0f} TFLOP/s)")
+    hours = projected_hours(bps["ours"])
+    print(f"projected 6e9-byte pretrain on one device: {hours:.2f} h "
+          f"(paper: {PAPER_TPU_HOURS:.0f} h on a TPU v2-8)")
+    if args.smoke or gpus >= 2:
+        ddp = ddp_bytes_per_s(2, cfg, seq_len, batch, args.steps, args.warmup, kind, precision)
+        print(f"DDP, 2 workers ({'gloo on CPU' if args.smoke else 'NCCL'}): {ddp:,.0f} bytes/s "
+              f"= {ddp / bps['ours']:.2f} x one worker; projected pretrain "
+              f"{projected_hours(ddp):.2f} h")
+    else:
+        print(f"DDP: skipped, {gpus} GPU")
+    print(f"gpu_check: {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
