@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from sweeps.resources import Resources, check_resources, check_workers
 from xfer.errors import XferError
 from xfer.schema import NAME_PATTERN, build, check_keys, nearest
 from xfer.training.config import KINDS, Kind
@@ -63,17 +64,6 @@ class DataSettings:
     dev_bytes: int = _bytes(100_000)
     test_bytes: int = _bytes(100_000)
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one trial asks of the cluster. ``tpus_per_trial`` is Ray's ``TPU`` resource.
-    ``max_concurrent`` 0 means as many trials as the cluster fits."""
-
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    tpus_per_trial: float = 0.0
-    max_concurrent: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +117,8 @@ class StudyConfig:
     run: RunSettings = RunSettings()
     analysis: Analysis = Analysis()
     downstream: dict[str, Any] | None = None  # checked by sweeps.downstream.check_section
+    pretrain_seeds: tuple[int, ...] = ()  # empty: one pretrain per seed (see sweeps.trials)
+    lr_search: tuple[float, ...] = ()  # peak lrs tried per scratch run and finetune (best dev)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (what trials receive through Ray Tune's ``param_space``)."""
@@ -146,7 +138,9 @@ class StudyConfig:
         return cls(name=data["name"], corpus=data["corpus"], seeds=tuple(data["seeds"]),
                    model=ModelConfig.from_dict(data["model"]),
                    train={Kind(k): TrainConfig.from_dict(v) for k, v in data["train"].items()},
-                   downstream=data.get("downstream"), **typed)
+                   downstream=data.get("downstream"),
+                   pretrain_seeds=tuple(data.get("pretrain_seeds", ())),
+                   lr_search=tuple(data.get("lr_search", ())), **typed)
 
     def digest(self) -> str:
         """Hash of everything that changes results (not resources, estimates, run paths, the
@@ -167,6 +161,11 @@ class StudyConfig:
             _resolve_auto_precision(d["downstream"])
             for key in ("threads", "device"):
                 d["downstream"].pop(key, None)
+        if not d["model"].get("rel_bias_slope"):  # likewise (older models had no slope)
+            d["model"].pop("rel_bias_slope", None)
+        for key in ("pretrain_seeds", "lr_search"):  # likewise
+            if not d[key]:
+                d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     @property
@@ -258,6 +257,8 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"seeds: repeated seed in {seeds!r}")
     if min(seeds) < 0:
         raise XferError(f"seeds: must be non-negative integers, got {min(seeds)}")
+    pretrain_seeds = _pretrain_seeds(data.get("pretrain_seeds", []))
+    lr_search = _lr_search(data.get("lr_search", []))
 
     model_section = dict(data.get("model") or {})
     preset = model_section.pop("preset", "tiny")
@@ -265,20 +266,41 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"model.preset: unknown model config {preset!r}"
                         f"{nearest(str(preset), list(MODEL_CONFIGS))}")
     model = build(ModelConfig, model_section, "model", base=MODEL_CONFIGS[preset])
-    resources = _check_resources(build(Resources, data.get("resources"), "resources"))
+    resources = check_resources(build(Resources, data.get("resources"), "resources"))
     run = build(RunSettings, data.get("run"), "run")
     if run.max_failures < 0:
         raise XferError(f"run.max_failures: must be 0 or more, got {run.max_failures}")
     from sweeps.downstream import check_section
 
+    train = _train_configs(data.get("train"))
+    check_workers(train, resources)
     return StudyConfig(
         name=name, corpus=corpus, languages=languages, budgets=budgets, seeds=tuple(seeds),
-        data=build(DataSettings, data.get("data"), "data"), model=model,
-        train=_train_configs(data.get("train")),
+        data=build(DataSettings, data.get("data"), "data"), model=model, train=train,
         resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
         run=run, analysis=_check_analysis(build(Analysis, data.get("analysis"), "analysis")),
         downstream=check_section(data.get("downstream"), languages),
+        pretrain_seeds=pretrain_seeds, lr_search=lr_search,
     )
+
+
+def _lr_search(value: Any) -> tuple[float, ...]:
+    """``lr_search``: distinct positive learning rates (empty: no search)."""
+    ok = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok or len(set(value)) != len(value):
+        raise XferError(f"lr_search: expected a list of distinct positive numbers, got {value!r}")
+    return tuple(float(v) for v in value)
+
+
+def _pretrain_seeds(value: Any) -> tuple[int, ...]:
+    """``pretrain_seeds``: a list of distinct non-negative integers (empty: one per seed)."""
+    if not isinstance(value, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        raise XferError(f"pretrain_seeds: expected a list of non-negative integers, got {value!r}")
+    if len(set(value)) != len(value):
+        raise XferError(f"pretrain_seeds: repeated seed in {value!r}")
+    return tuple(value)
 
 
 def check_name(name: str) -> None:
@@ -294,16 +316,6 @@ def check_corpus(corpus: str) -> None:
     if corpus not in NAMED_CORPORA and not Path(corpus).expanduser().is_dir():
         raise XferError(f"corpus: folder {corpus!r} does not exist (or name one of "
                         f"{', '.join(NAMED_CORPORA)})")
-
-
-def _check_resources(res: Resources) -> Resources:
-    """Positive CPUs per trial; no negative GPUs, TPUs or concurrency."""
-    if res.cpus_per_trial <= 0:
-        raise XferError(f"resources.cpus_per_trial: must be more than 0, got {res.cpus_per_trial}")
-    for name in ("gpus_per_trial", "tpus_per_trial", "max_concurrent"):
-        if getattr(res, name) < 0:
-            raise XferError(f"resources.{name}: must be 0 or more, got {getattr(res, name)}")
-    return res
 
 
 def _check_analysis(analysis: Analysis) -> Analysis:

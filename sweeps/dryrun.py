@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from sweeps.config import StudyConfig
-from sweeps.estimate import device_hours, parameter_count, trial_costs
+from sweeps.estimate import device_hours, parameter_count, trial_costs, trial_hours
 from sweeps.trials import TrialSpec, build_trials, count_by_kind, language_budgets, pairs
 from xfer.data.units import format_budget
 from xfer.training.config import Kind
@@ -51,8 +51,10 @@ def plan(study: StudyConfig) -> dict:
                  "seeds": list(study.seeds)},
         "extra_pairs": {"pairs": [list(p) for p in extra], "pretrains": extra_sources,
                         "finetunes": len(extra) * len(study.budgets.finetune) * len(study.seeds)},
-        "trials": [{**c.trial.to_dict(), "train_bytes": c.train_bytes, "flops": c.flops}
-                   for c in costs],
+        "resources": {"workers_per_trial": study.resources.workers_per_trial,
+                      "per_worker": study.resources.per_worker()},
+        "trials": [{**c.trial.to_dict(), "train_bytes": c.train_bytes, "flops": c.flops,
+                    "hours": trial_hours(c.flops, study, c.trial.kind)} for c in costs],
         "total": {"train_bytes": sum(c.train_bytes for c in costs), "flops": total_flops,
                   "device": study.estimate.device, "peak_flops": study.estimate.peak_flops,
                   "utilisation": study.estimate.utilisation,
@@ -61,9 +63,10 @@ def plan(study: StudyConfig) -> dict:
     }
 
 
-def _by_kind(p: dict, kind: str) -> tuple[int, int, float]:
+def _by_kind(p: dict, kind: str) -> tuple[int, int, float, float]:
     rows = [t for t in p["trials"] if t["kind"] == kind]
-    return len(rows), sum(t["train_bytes"] for t in rows), sum(t["flops"] for t in rows)
+    return (len(rows), sum(t["train_bytes"] for t in rows), sum(t["flops"] for t in rows),
+            sum(t["hours"] for t in rows))
 
 
 def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
@@ -87,16 +90,22 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
     lines.append(f"{line} = {c['total']} trials")
     lines.append("")
     lines.append(f"{'kind':<10} {'trials':>6} {'train bytes':>18} {'PFLOP':>12} "
-                 f"{'device-hours':>13}")
+                 f"{'device-hours':>13} {'trial-hours':>12}")
     for kind in [k for k in Kind if k != Kind.DOWNSTREAM or k in c]:
-        n, b, f = _by_kind(p, kind)
+        n, b, f, h = _by_kind(p, kind)
         lines.append(f"{kind:<10} {n:>6} {b:>18,} {f / 1e15:>12,.3f} "
-                     f"{device_hours(f, study):>13,.2f}")
+                     f"{device_hours(f, study):>13,.2f} {h:>12,.2f}")
+    hours = sum(t["hours"] for t in p["trials"])
     lines.append(f"{'total':<10} {c['total']:>6} {tot['train_bytes']:>18,} "
-                 f"{tot['flops'] / 1e15:>12,.3f} {tot['device_hours']:>13,.2f}")
+                 f"{tot['flops'] / 1e15:>12,.3f} {tot['device_hours']:>13,.2f} {hours:>12,.2f}")
     lines.append(f"(device-hours on {tot['device']} at {tot['peak_flops']:.3g} FLOP/s x "
                  f"{tot['utilisation']:.0%} utilisation; FLOPs = 6N + 6·L·T·d per trained byte, "
                  f"plus evaluation)")
+    res = p["resources"]
+    worker = ", ".join(f"{v:g} {k}" for k, v in res["per_worker"].items() if v)
+    lines.append(f"(trial-hours: wall hours of the trials one after another, each training "
+                 f"trial on {res['workers_per_trial']} worker(s) of {worker}, at perfect "
+                 f"scaling)")
     disk = p["disk_bytes"]
     lines.append(f"disk: {_gb(disk['total'])} in the run folder ({_gb(disk['checkpoints'])} "
                  f"of checkpoints: each trial's best and its last step checkpoints with "

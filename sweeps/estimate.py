@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sweeps.config import StudyConfig
 from sweeps.trials import TrialSpec
-from xfer.training.config import Kind, TrainConfig, default_epochs
+from xfer.training.config import Kind, RunLength, TrainConfig, run_length
 
 
 def parameter_count(model_cfg: object) -> int:
@@ -19,9 +19,10 @@ def parameter_count(model_cfg: object) -> int:
         return int(ByteLM(model_cfg).num_parameters())
 
 
-def epochs_of(trial: TrialSpec, cfg: TrainConfig) -> int:
-    """Passes over the trial's budget (the config's, else the rule for its kind)."""
-    return cfg.epochs or default_epochs(trial.kind, trial.budget)
+def length_of(trial: TrialSpec, cfg: TrainConfig) -> RunLength:
+    """The trial's run length by training's own rule (epochs raised to min_steps, capped by
+    max_steps), counted on its budget; an early stop can only shorten it."""
+    return run_length(cfg, trial.budget)
 
 
 def study_planned_bytes(study: StudyConfig, trial: TrialSpec) -> int:
@@ -34,11 +35,8 @@ def study_planned_bytes(study: StudyConfig, trial: TrialSpec) -> int:
 
 
 def planned_bytes(trial: TrialSpec, cfg: TrainConfig) -> int:
-    """Bytes the trial trains on: epochs x budget, capped by ``max_steps`` x batch bytes."""
-    n = epochs_of(trial, cfg) * trial.budget
-    if cfg.max_steps:
-        n = min(n, cfg.max_steps * cfg.batch_bytes)
-    return n
+    """Bytes the trial trains on: its optimiser steps x batch bytes (:func:`length_of`)."""
+    return length_of(trial, cfg).total_steps * cfg.batch_bytes
 
 
 def train_flops_per_byte(n_params: int, model_cfg: object, seq_len: int) -> float:
@@ -50,9 +48,10 @@ def train_flops_per_byte(n_params: int, model_cfg: object, seq_len: int) -> floa
 
 
 def eval_bytes(trial: TrialSpec, cfg: TrainConfig, dev_bytes: int, test_bytes: int) -> int:
-    """Bytes read by evaluations: the dev set once per epoch (or capped), test once."""
+    """Bytes read by evaluations: dev (up to eval_max_bytes) at each of the run's
+    evaluations, then the best checkpoint on all of dev and test."""
     dev = min(dev_bytes, cfg.eval_max_bytes or dev_bytes)
-    return epochs_of(trial, cfg) * dev + dev_bytes + test_bytes
+    return length_of(trial, cfg).evaluations * dev + dev_bytes + test_bytes
 
 
 @dataclass(frozen=True)
@@ -88,3 +87,10 @@ def trial_costs(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> l
 def device_hours(flops: float, study: StudyConfig) -> float:
     """Hours on one configured device at its peak FLOP/s times the assumed utilisation."""
     return flops / (study.estimate.peak_flops * study.estimate.utilisation) / 3600.0
+
+
+def trial_hours(flops: float, study: StudyConfig, kind: str) -> float:
+    """Wall hours of one trial: its device-hours shared by the trial's data-parallel workers
+    (training trials; downstream trials run on one), at perfect scaling."""
+    workers = 1 if kind == Kind.DOWNSTREAM else study.resources.workers_per_trial
+    return device_hours(flops, study) / workers

@@ -20,7 +20,7 @@ from xfer.training.config import Kind
 # Columns of the results table, in order (one row per trial).
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
            "bits_per_byte", "dev_bits_per_byte", "bytes_seen", "steps", "wall_s", "checkpoint",
-           "key", "node", "started_at", "ended_at"]
+           "key", "node", "started_at", "ended_at", "lr"]
 # Columns of the downstream table (one row per downstream trial; accuracy 0..1).
 DOWNSTREAM_COLUMNS = ["kind", "init", "source", "target", "seed", "accuracy", "accuracy_before",
                       "best_epoch", "steps", "wall_s", "checkpoint", "key", "node", "started_at",
@@ -51,6 +51,7 @@ def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
         "wall_s": metrics.get("wall_s"), "checkpoint": checkpoint, "key": trial.key,
         "node": metrics.get("node_id"),
         "started_at": metrics.get("started_at"), "ended_at": metrics.get("ended_at"),
+        "lr": trial.lr,
     }
 
 

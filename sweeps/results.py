@@ -11,6 +11,7 @@ from pathlib import Path
 from sweeps.config import StudyConfig
 from sweeps.ledger import Ledger, write_results
 from sweeps.progress import format_duration
+from sweeps.tuning import choose_by_dev, chosen_markdown
 from xfer.io import atomic_write_bytes
 
 
@@ -23,6 +24,34 @@ def language_notes(study: StudyConfig) -> dict[str, str] | None:
     langs = {*study.languages.sources, *study.languages.targets,
              *(x for p in study.languages.extra_pairs for x in p)}
     return {lang: synthetic.describe(lang) for lang in sorted(langs)}
+
+
+def declared_truth(study: StudyConfig):
+    """The generated languages' declared divergences from ``base``
+    (``xfer.analysis.ground_truth.Truth``) when the study finetunes into base, else None."""
+    if study.corpus != "synthetic":
+        return None
+    from xfer.analysis.ground_truth import Truth
+    from xfer.data import synthetic
+
+    reference = "base"
+    targets = {*study.languages.targets, *(t for _, t in study.languages.extra_pairs)}
+    if reference not in targets:
+        return None
+    langs = {*study.languages.sources, *(s for s, _ in study.languages.extra_pairs)}
+    return Truth(reference, {lang: synthetic.divergence(lang) for lang in sorted(langs)})
+
+
+def verdict_section(report: Path) -> list[str]:
+    """The ground-truth verdicts written beside ``report`` (one console line each), if any."""
+    path = report.parent / "ground_truth_verdicts.csv"
+    if not path.is_file():
+        return []
+    import pandas as pd
+
+    from xfer.analysis.ground_truth import verdict_lines
+
+    return verdict_lines(pd.read_csv(path))
 
 
 def busy_seconds(intervals: list[tuple[float, float]]) -> float:
@@ -90,11 +119,14 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     frame = ledger.table()
     results = write_results(frame, run_dir / "results.parquet")
     extra = downstream_results(ledger, run_dir)
+    frame = choose_by_dev(frame)
+    if chosen_markdown(frame):
+        extra = {**extra, "Tuned learning rates": chosen_markdown(frame)}
     report = analyse(frame, run_dir / "report", budget=study.analysis.budget,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,
                      language_notes=language_notes(study), extra_sections=extra or None,
-                     interp=study.analysis.interp)
+                     interp=study.analysis.interp, truth=declared_truth(study))
     t = timing(list(ledger.rows.values()), started, trials_done, slots)
     t["analysis_s"] = time.time() - trials_done
     t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials
@@ -113,4 +145,9 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     if table:
         print()
         print(table)
+    verdicts = verdict_section(report)
+    if verdicts:
+        print("\nGround truth (does D_T fall as divergence from base grows, control lowest?):")
+        for line in verdicts:
+            print(f"  {line}")
     return report

@@ -9,6 +9,7 @@ ledger) are not run again; unfinished ones find their last checkpoint in their w
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import math
 import os
@@ -196,10 +197,8 @@ def concurrency(study: StudyConfig, opts: RunOptions) -> int:
     if opts.max_concurrent or study.resources.max_concurrent:
         return max(1, opts.max_concurrent or study.resources.max_concurrent)
     have = ray.cluster_resources()
-    res = study.resources
-    fits = [have.get("CPU", 0) / res.cpus_per_trial] if res.cpus_per_trial else []
-    fits += [have.get("GPU", 0) / res.gpus_per_trial] if res.gpus_per_trial else []
-    fits += [have.get("TPU", 0) / res.tpus_per_trial] if res.tpus_per_trial else []
+    need = study.resources.per_trial()  # all of a trial's workers
+    fits = [have.get(key, 0) / n for key, n in need.items() if n]
     return max(1, math.floor(min(fits))) if fits else 1
 
 
@@ -213,7 +212,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
 
     from sweeps.progress import DiskFullStop, StudyProgress
     from sweeps.searcher import DependencySearcher
-    from sweeps.trainable import train_trial
+    from sweeps.trainable import train_trial, trial_placement
 
     downstream = None
     if study.downstream is not None and any(t.kind == Kind.DOWNSTREAM for t in todo):
@@ -232,14 +231,10 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         data_ready=data.ready, max_concurrent=max_conc, finished=ledger.rows)
     progress = StudyProgress(ledger, planned)
     disk = DiskFullStop(progress, run_dir, LOW_DISK_BYTES)
-    res = study.resources
-    bundle = {"CPU": res.cpus_per_trial, "GPU": res.gpus_per_trial}
-    if res.tpus_per_trial:
-        bundle["TPU"] = res.tpus_per_trial
     name_of = lambda trial: trial.config["trial"]["key"]  # noqa: E731
     storage = opts.storage or study.run.storage or str(run_dir / "tune")
     tuner = tune.Tuner(
-        tune.with_resources(train_trial, tune.PlacementGroupFactory([bundle])),
+        tune.with_resources(train_trial, functools.partial(trial_placement, study.resources)),
         param_space={"study": study.to_dict(), "run_dir": str(run_dir),
                      "downstream": downstream, "tune_checkpoints": "://" in storage},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, reuse_actors=True,

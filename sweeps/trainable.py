@@ -8,12 +8,21 @@ Tune's storage is a local path (``config["tune_checkpoints"]`` false; the run fo
 a filesystem every node sees), and also handed to Tune only when its storage is remote
 (gs://...), the way they reach other nodes. A retried trial resumes from the newest of the two.
 Every trial's curves also go to TensorBoard event files in ``<run folder>/tensorboard/<key>``.
+
+With ``resources.workers_per_trial`` N > 1 a training trial is Ray Train inside the Tune trial
+(the pattern of Ray's "Hyperparameter Tuning with Ray Tune" guide for Train V2): the trial
+function starts a ``TorchTrainer`` of N data-parallel workers (:func:`train_worker`, each
+running ``xfer.training.loop.run`` on its share of every batch) and waits for it. Their
+evaluations reach Tune through Ray's ``TuneReportCallback``; rank 0 writes the checkpoints (and
+the TensorBoard curves) into the run folder (shared storage on a cluster), which a restarted
+worker group, or a retried trial, resumes from. The 1-worker path starts no Ray Train at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import time
 from pathlib import Path
@@ -22,7 +31,9 @@ from typing import Any
 from ray import tune
 
 from sweeps.config import StudyConfig
+from sweeps.resources import DRIVER_CPUS, Resources
 from sweeps.trials import TrialSpec
+from xfer.training.config import Kind
 from xfer.training.loop import Callback
 from xfer.training.tensorboard import TensorBoardLog
 
@@ -98,39 +109,133 @@ def _open_checkpoint(stack: contextlib.ExitStack, checkpoint: Any) -> Path | Non
     return Path(stack.enter_context(checkpoint.as_directory()))
 
 
+def trial_placement(resources: Resources, config: dict) -> tune.PlacementGroupFactory:
+    """What a trial holds (``tune.with_resources`` calls this with each trial's config): one
+    worker's resources, or, for a training trial on N > 1 workers, a light driver whose Ray
+    Train workers reserve their own."""
+    if resources.workers_per_trial > 1 and config["trial"]["kind"] != Kind.DOWNSTREAM:
+        return tune.PlacementGroupFactory([{"CPU": DRIVER_CPUS}])
+    need = resources.per_worker()
+    bundle = {"CPU": need["CPU"], "GPU": need["GPU"]}
+    if need["TPU"]:
+        bundle["TPU"] = need["TPU"]
+    return tune.PlacementGroupFactory([bundle])
+
+
 def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
-    from xfer.training.config import Kind
     from xfer.training.loop import run
 
     trial = TrialSpec.from_dict(config["trial"])
     study = StudyConfig.from_dict(config["study"])
     run_dir = Path(config["run_dir"])
     model = study.model
-    threads = max(1, int(study.resources.cpus_per_trial))  # torch threads = trial CPUs
+    threads = max(1, int(study.resources.per_worker()["CPU"]))  # torch threads = a worker's CPUs
     if trial.kind == Kind.DOWNSTREAM:
         downstream_trial(config, trial, model, threads, started_at)
         return
     train_cfg = dataclasses.replace(study.train[trial.kind], seed=trial.seed, threads=threads)
+    if trial.lr is not None:  # a variant of the study's lr search
+        train_cfg = dataclasses.replace(train_cfg, lr=trial.lr)
     to_tune = config.get("tune_checkpoints", True)
     out_dir = run_dir / "trials" / trial.key
-    with contextlib.ExitStack() as stack:
-        init = _open_checkpoint(stack, config.get("init_checkpoint"))
-        resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
-                              out_dir / "checkpoints")
-        board = stack.enter_context(contextlib.closing(
-            TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
-        result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget, out_dir,
-                     init_checkpoint=init, resume_from=resume,
-                     callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune), board])
-    final = result.to_dict()
+    if study.resources.workers_per_trial > 1:
+        final = train_on_workers(config, study, trial, train_cfg, started_at)
+    else:
+        with contextlib.ExitStack() as stack:
+            init = _open_checkpoint(stack, config.get("init_checkpoint"))
+            resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
+                                  out_dir / "checkpoints")
+            board = stack.enter_context(contextlib.closing(
+                TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
+            result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget, out_dir,
+                         init_checkpoint=init, resume_from=resume,
+                         callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune), board])
+        final = result.to_dict()
     import ray
 
     tune.report({**_scalars(final), "final": 1, "started_at": started_at, "ended_at": time.time(),
                  "node_id": ray.get_runtime_context().get_node_id(),
                  "best_checkpoint": str(final["best_checkpoint"])},
                 checkpoint=_tune_checkpoint(final["best_checkpoint"], to_tune))
+
+
+def train_on_workers(config: dict, study: StudyConfig, trial: TrialSpec, train_cfg: Any,
+                     started_at: float) -> dict:
+    """Train the trial on ``resources.workers_per_trial`` Ray Train workers (DDP: gloo on CPU,
+    NCCL on GPUs, Ray's TPU backend on TPUs); returns the run's result (rank 0's
+    result.json). A failed worker restarts the group up to ``run.max_failures`` times, each
+    restart resuming from the newest checkpoint in the trial folder."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from xfer.training.checkpoint import RESULT_FILE
+
+    resources = study.resources
+    run_dir = Path(config["run_dir"])
+    out_dir = run_dir / "trials" / trial.key
+    need = resources.per_worker()
+    scaling = ray.train.ScalingConfig(
+        num_workers=resources.workers_per_trial, use_gpu=need["GPU"] > 0,
+        use_tpu=need["TPU"] > 0, resources_per_worker={k: v for k, v in need.items() if v},
+        topology=resources.tpu_topology, accelerator_type=resources.tpu_accelerator_type)
+    worker_config = {"model": study.model.to_dict(), "train": train_cfg.to_dict(),
+                     "data_dir": str(run_dir / "data"), "lang": trial.lang,
+                     "budget": trial.budget, "out_dir": str(out_dir),
+                     "tensorboard_dir": str(run_dir / TENSORBOARD_DIR / trial.key),
+                     "init_checkpoint": config.get("init_checkpoint"), "started_at": started_at}
+    trainer = TorchTrainer(train_worker, train_loop_config=worker_config, scaling_config=scaling,
+                           run_config=ray.train.RunConfig(
+                               name=trial.key, storage_path=str(run_dir / "train"),
+                               callbacks=[TuneReportCallback()],
+                               failure_config=ray.train.FailureConfig(
+                                   max_failures=study.run.max_failures)))
+    trainer.fit()
+    return json.loads((out_dir / RESULT_FILE).read_text())
+
+
+def train_worker(config: dict) -> None:
+    """One data-parallel worker of a trial (Ray Train has set up the process group): the
+    trial's run on this worker's share of each batch; evaluations go to Ray Train."""
+    import ray.train
+    import torch
+
+    from xfer.model import ModelConfig
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import run
+    from xfer.training.parallel import Workers
+
+    cfg = TrainConfig.from_dict(config["train"])
+    if cfg.device.startswith("cuda"):  # the GPU Ray Train gave this worker
+        device = ray.train.torch.get_device()
+        torch.cuda.set_device(device)
+        cfg = dataclasses.replace(cfg, device=str(device))
+    workers = Workers.from_process_group()
+    with contextlib.ExitStack() as stack:
+        init = _open_checkpoint(stack, config["init_checkpoint"])
+        callbacks: list[Callback] = [TrainReporter(config["started_at"])]
+        if workers.is_main:  # the curves of the run, once
+            callbacks.append(stack.enter_context(contextlib.closing(
+                TensorBoardLog(Path(config["tensorboard_dir"])))))
+        run(ModelConfig.from_dict(config["model"]), cfg, Path(config["data_dir"]),
+            config["lang"], config["budget"], Path(config["out_dir"]), init_checkpoint=init,
+            callbacks=callbacks, workers=workers)
+
+
+class TrainReporter(Callback):
+    """``xfer.training`` callback on a Ray Train worker: every evaluation becomes a
+    ``ray.train.report`` (a barrier every worker reaches at the same step; rank 0's metrics
+    reach Tune). Checkpoints stay in the trial folder, where rank 0 wrote them."""
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+
+    def on_eval(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        import ray.train
+
+        ray.train.report({**_scalars(metrics), "final": 0, "started_at": self.started_at})
 
 
 def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,

@@ -1,6 +1,7 @@
 """What trials a study has: one pretrain per source, one scratch run per (target, budget), one
 finetune per (source, target, budget) with source != target, and (with a ``downstream:``
-section) one downstream classifier per source plus one from scratch; each per seed."""
+section) one downstream classifier per source plus one from scratch; each per seed (pretrains
+and downstream trials per pretrain seed: ``pretrain_seeds``, by default every seed)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class TrialSpec:
     seed: int
     source: str | None = None  # finetune/downstream: the pretrained source (None: scratch)
     parent: str | None = None  # finetune/downstream: key of the pretrain it starts from
+    lr: float | None = None  # with ``lr_search``: this variant's peak lr (None: the recipe's)
 
     @property
     def key(self) -> str:
@@ -29,9 +31,10 @@ class TrialSpec:
         if self.kind == Kind.DOWNSTREAM:
             return f"downstream-{self.init}-{self.lang}-s{self.seed}"
         b = format_budget(self.budget)
+        lr = "" if self.lr is None else f"-lr{self.lr:g}"
         if self.kind == Kind.FINETUNE:
-            return f"finetune-{self.source}-{self.lang}-{b}-s{self.seed}"
-        return f"{self.kind}-{self.lang}-{b}-s{self.seed}"
+            return f"finetune-{self.source}-{self.lang}-{b}-s{self.seed}{lr}"
+        return f"{self.kind}-{self.lang}-{b}-s{self.seed}{lr}"
 
     @property
     def init(self) -> str:
@@ -46,8 +49,9 @@ class TrialSpec:
     @classmethod
     def from_dict(cls, data: dict) -> TrialSpec:
         """Inverse of :meth:`to_dict`."""
+        lr = data.get("lr")
         return cls(data["kind"], data["lang"], int(data["budget"]), int(data["seed"]),
-                   data.get("source"), data.get("parent"))
+                   data.get("source"), data.get("parent"), None if lr is None else float(lr))
 
 
 def pairs(study: StudyConfig) -> list[tuple[str, str]]:
@@ -58,21 +62,36 @@ def pairs(study: StudyConfig) -> list[tuple[str, str]]:
     return out
 
 
+def pretrain_seed_of(study: StudyConfig, seed: int) -> int:
+    """The pretrain seed whose models the finetunes of ``seed`` start from: ``seed`` itself, or
+    with ``pretrain_seeds`` set, the one at the same position (cycling through them)."""
+    if not study.pretrain_seeds:
+        return seed
+    return study.pretrain_seeds[study.seeds.index(seed) % len(study.pretrain_seeds)]
+
+
 def build_trials(study: StudyConfig) -> list[TrialSpec]:
-    """All trials, pretrains first, then scratch runs, then finetunes (one list per seed)."""
+    """All trials: per pretrain seed its pretrains (and downstream trials), per seed its scratch
+    runs and finetunes (one per lr of ``lr_search``, if any). Each finetune names its pretrain as
+    parent."""
     sources = list(dict.fromkeys([s for s, _ in pairs(study)]))
     targets = list(dict.fromkeys([*study.languages.targets, *(t for _, t in pairs(study))]))
     trials: list[TrialSpec] = []
-    for seed in study.seeds:
-        pretrain = {s: TrialSpec(Kind.PRETRAIN, s, study.budgets.pretrain, seed) for s in sources}
-        trials += pretrain.values()
-        trials += [TrialSpec(Kind.SCRATCH, t, b, seed)
-                   for t in targets for b in study.scratch_budgets]
-        trials += [TrialSpec(Kind.FINETUNE, t, b, seed, source=s,
-                             parent=pretrain[s].key)
-                   for s, t in pairs(study) for b in study.budgets.finetune]
+    pretrain: dict[tuple[str, int], TrialSpec] = {}
+    for seed in dict.fromkeys(pretrain_seed_of(study, s) for s in study.seeds):
+        mine = [TrialSpec(Kind.PRETRAIN, s, study.budgets.pretrain, seed) for s in sources]
+        pretrain.update({(p.lang, seed): p for p in mine})
+        trials += mine
         if study.downstream is not None:
-            trials += downstream_trials(study, list(pretrain.values()), seed)
+            trials += downstream_trials(study, mine, seed)
+    lrs = study.lr_search or (None,)
+    for seed in study.seeds:
+        parent = pretrain_seed_of(study, seed)
+        trials += [TrialSpec(Kind.SCRATCH, t, b, seed, lr=lr)
+                   for t in targets for b in study.scratch_budgets for lr in lrs]
+        trials += [TrialSpec(Kind.FINETUNE, t, b, seed, source=s, parent=pretrain[s, parent].key,
+                             lr=lr)
+                   for s, t in pairs(study) for b in study.budgets.finetune for lr in lrs]
     return trials
 
 

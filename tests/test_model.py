@@ -63,6 +63,21 @@ def test_bias_tables_are_used_and_learn() -> None:
     assert hidden.shape == (1, 8, MODEL_CONFIGS["tiny"].d_model)
 
 
+def test_rel_bias_slope_starts_every_head_on_nearby_bytes() -> None:
+    """Slope s: bucket b of head h starts at -s*b/2^h, so at step 0 each head's attention
+    weight falls with the distance (the first head's most steeply); slope 0 keeps T5's init."""
+    cfg = ModelConfig(name="t", d_model=32, n_layers=1, n_heads=2, d_head=16, d_ff=64,
+                      rel_bias_slope=1.0)
+    table = ByteLM(cfg).blocks[0].rel_bias.weight.detach()
+    assert table[:3].tolist() == [[0.0, 0.0], [-1.0, -0.5], [-2.0, -1.0]]
+    flat = ByteLM(ModelConfig(**{**cfg.to_dict(), "rel_bias_slope": 0.0}))
+    weights = flat.blocks[0].rel_bias.weight.detach()
+    assert weights.abs().max() <= (6 / (cfg.rel_buckets + cfg.n_heads)) ** 0.5
+    assert len(set(weights[:, 0].tolist())) == cfg.rel_buckets  # random, not a ramp
+    with pytest.raises(XferError, match="rel_bias_slope must be a number >= 0"):
+        ModelConfig(rel_bias_slope=-1)
+
+
 def test_bad_configs_are_one_line_errors() -> None:
     with pytest.raises(XferError, match="unknown model config"):
         get_model_config("huge")

@@ -59,6 +59,23 @@ def test_trial_list_grid_scratch_finetune_and_seeds() -> None:
     assert {t.budget for t in trials if t.kind == "scratch"} == {2000, 5000, 10000, 20000}
 
 
+def test_shared_pretrain_seeds() -> None:
+    """pretrain_seeds [0]: one pretrain per source; every seed's finetunes start from it."""
+    study = config_from_dict({**TINY, "seeds": [0, 1, 2], "pretrain_seeds": [0]})
+    trials = build_trials(study)
+    assert count_by_kind(trials) == {"pretrain": 2, "scratch": 3 * 4 * 3,
+                                     "finetune": 2 * 2 * 2 * 3}
+    pretrains = {t.key for t in trials if t.kind == "pretrain"}
+    finetunes = [t for t in trials if t.kind == "finetune"]
+    assert {t.parent for t in finetunes} == pretrains
+    assert {t.seed for t in finetunes} == {0, 1, 2}
+    assert config_from_dict(TINY).digest() != study.digest()
+    with pytest.raises(XferError, match="pretrain_seeds: repeated seed"):
+        config_from_dict({**TINY, "pretrain_seeds": [1, 1]})
+    with pytest.raises(XferError, match="pretrain_seeds: expected a list"):
+        config_from_dict({**TINY, "pretrain_seeds": 0})
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"budgts": {}}, "unknown key 'budgts' (did you mean 'budgets'?)"),
     ({"train": {"pretrain": {"lrr": 1.0}}},
@@ -106,9 +123,10 @@ def test_paper_dry_run_counts_and_costs() -> None:
     assert len(js["trials"]) == 232
     assert js["total"]["train_bytes"] == sum(t["train_bytes"] for t in js["trials"])
     pre = [t for t in js["trials"] if t["kind"] == "pretrain"]
-    assert all(t["train_bytes"] == 6_000_000_000 for t in pre)
+    step_bytes = 512 * 1024  # whole batches: 11,444 steps of 512 x 1024 bytes in 6e9 bytes
+    assert all(t["train_bytes"] == 11_444 * step_bytes for t in pre)
     six_b = [t for t in js["trials"] if t["kind"] == "finetune" and t["budget"] == 6_000_000_000]
-    assert all(t["train_bytes"] == 3 * 6_000_000_000 for t in six_b)  # 3 epochs at 6B
+    assert all(t["train_bytes"] == 3 * 11_444 * step_bytes for t in six_b)  # 3 epochs at 6B
     assert js["total"]["device_hours"] > 0
 
 

@@ -20,7 +20,7 @@ from xfer.errors import XferError
 from xfer.model import MODEL_CONFIGS
 from xfer.training import checkpoint as ckpt
 from xfer.training.checkpoint import load_model
-from xfer.training.config import TrainConfig, run_epochs, run_steps, warmup_steps
+from xfer.training.config import TrainConfig, decays, run_epochs, run_steps, warmup_steps
 from xfer.training.loop import Callback, run, should_stop
 
 TINY = MODEL_CONFIGS["tiny"]
@@ -116,6 +116,9 @@ def test_schedule_rules() -> None:
     cfg = TrainConfig(kind="finetune")
     assert [warmup_steps(cfg, b, 10**6) for b in (10**6, 6 * 10**6, 6 * 10**9)] == [0, 3, 3000]
     assert warmup_steps(TrainConfig(kind="pretrain"), 6 * 10**9, 11444) == 3000
+    assert not decays(cfg) and decays(TrainConfig(kind="scratch"))
+    assert decays(TrainConfig(kind="finetune", lr_decay=True))
+    assert not decays(TrainConfig(kind="scratch", lr_decay=False))
 
 
 def test_bad_inputs_are_one_line_errors(english: Path, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xfer.analysis import contamination, similarity
+from xfer.analysis import contamination, ground_truth, similarity
 from xfer.analysis.correlations import (
     correlation_cells,
     correlations,
@@ -138,6 +138,19 @@ def add_contamination(frame: pd.DataFrame, rows: pd.DataFrame, data_dir: Path,
     return frame
 
 
+def add_divergences(frame: pd.DataFrame, truth: ground_truth.Truth) -> pd.DataFrame:
+    """Add a ``divergence_<axis>`` column per declared axis: the source's divergence from the
+    reference for cells whose target is the reference (NaN elsewhere: divergences are declared
+    from the reference only)."""
+    frame = frame.copy()
+    axes = list(dict.fromkeys(a for div in truth.divergence.values() for a in div))
+    for axis in axes:
+        frame[f"divergence_{axis}"] = [
+            truth.divergence.get(c.init, {}).get(axis, np.nan)
+            if c.target == truth.reference else np.nan for c in frame.itertuples()]
+    return frame
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
@@ -154,7 +167,8 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
                  data_dir: Path | None = None, lid_model: Path | None = None,
                  language_notes: Mapping[str, str] | None = None,
                  extra_sections: Mapping[str, str] | None = None,
-                 interp: str = "linear") -> Analysis:
+                 interp: str = "linear",
+                 truth: ground_truth.Truth | None = None) -> Analysis:
     """Everything :func:`analyse` does; also returns the problems found."""
     out_dir = Path(out_dir)
     result = compute_transfer(results, interp)
@@ -179,6 +193,10 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
     if data_dir is not None:
         corr = add_contamination(corr, rows, Path(data_dir), lid_model, problems)
         against = {**CONTAMINATION_COLUMNS, **against}
+    if truth is not None:
+        corr = add_divergences(corr, truth)
+        against.update({f"{c.removeprefix('divergence_')} divergence (declared)": c
+                        for c in corr.columns if c.startswith("divergence_")})
     corr_table = correlations(corr, against)
     comm = commutativity(cells, budget)
     fit = fit_power_law(cells)
@@ -194,6 +212,11 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
     figures = write_figures(cells, corr, budget, out_dir)
     figures["D_T against D_F with the fitted power laws"] = powerlaw_figure(
         fit_cells(cells), fit, out_dir / "powerlaw.png")
+    if truth is not None:
+        truth_rows = ground_truth.truth_table(cells, truth)
+        verdicts = ground_truth.verdicts(truth_rows, rows[rows["bound"] != ""], truth)
+        _write_csv(truth_rows, out_dir / "ground_truth.csv")
+        _write_csv(verdicts, out_dir / "ground_truth_verdicts.csv")
 
     sources = sorted(set(finetune["init"]))
     notes = Footnotes()
@@ -205,8 +228,9 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
         "# Transfer report",
         f"{len(results)} result rows; targets: {', '.join(targets) or 'none'}; sources: "
         f"{', '.join(sources) or 'none'}. D_T in MiB (2^20 bytes; the paper's \"MB\"). "
-        "≥ marks a lower bound, ≤ an upper bound (clamped D_E); ± is the standard deviation "
-        "over seeds.",
+        "≥ marks a lower bound, ≤ an upper bound (clamped D_E); with several seeds a cell is the "
+        "mean over seeds with its 95% bootstrap interval in brackets (± the standard deviation "
+        "where there is none).",
         f"## D_T at {format_budget(budget)} (layout of the paper's Table 2)",
         table2(cells, budget, targets, sources, result.curves, notes),
         "## D_T at every budget (MiB)",
@@ -236,6 +260,8 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
         "## Figures",
         "\n\n".join(f"![{caption}]({path.name})" for caption, path in figures.items()),
     ]
+    if truth is not None:
+        parts += ["## Ground truth", ground_truth.markdown(truth_rows, verdicts, truth)]
     if language_notes:
         parts += ["## Language notes", language_notes_markdown(language_notes, cells, budget)]
     for title, body in (extra_sections or {}).items():
@@ -255,19 +281,23 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
 def analyse(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
             data_dir: Path | None = None, lid_model: Path | None = None,
             language_notes: Mapping[str, str] | None = None,
-            extra_sections: Mapping[str, str] | None = None, interp: str = "linear") -> Path:
+            extra_sections: Mapping[str, str] | None = None, interp: str = "linear",
+            truth: ground_truth.Truth | None = None) -> Path:
     """Analyse a results table into ``out_dir`` and return the path of ``report.md``.
 
     ``budget`` (bytes) picks the Table 2 budget (default: the smallest finetuning budget);
     ``data_dir`` (a prepared dataset root) enables contamination; ``lid_model`` replaces the
     default fastText model; ``language_notes`` (language -> text) are printed beside D_T;
     ``extra_sections`` (title -> markdown) are appended; ``interp`` is Eq. 1's interpolation
-    ("linear" in bytes, the paper's, or "log"). Targets that cannot be analysed are skipped and
+    ("linear" in bytes, the paper's, or "log"); ``truth`` (declared divergences, see
+    :mod:`xfer.analysis.ground_truth`) adds them to the correlations and a "Ground truth" section
+    with ``ground_truth.csv`` and ``ground_truth_verdicts.csv``. Targets that cannot be analysed
+    are skipped and
     listed in the report; missing required columns raise :class:`XferError`.
     """
     return run_analysis(results, out_dir, budget=budget, data_dir=data_dir, lid_model=lid_model,
                         language_notes=language_notes, extra_sections=extra_sections,
-                        interp=interp).report
+                        interp=interp, truth=truth).report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -63,6 +63,15 @@ def perplexity_figure(cells: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def interval_errors(cells: pd.DataFrame) -> np.ndarray:
+    """[2, n] error-bar lengths below and above each cell's mean D_T: its 95% bootstrap
+    interval (``d_t_mib_ci_low``/``_high``), 0 where there is none (one seed)."""
+    mean = cells["d_t_mib"].to_numpy(float)
+    low = cells.get("d_t_mib_ci_low", pd.Series(np.nan, cells.index)).to_numpy(float)
+    high = cells.get("d_t_mib_ci_high", pd.Series(np.nan, cells.index)).to_numpy(float)
+    return np.nan_to_num(np.clip(np.stack([mean - low, high - mean]), 0, None))
+
+
 def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
     """Grouped bars: D_T (MiB) per target by source at ``budget``, best/worst-source averages."""
     at = cells[(cells["budget"] == budget) & (cells["init"] != SCRATCH)
@@ -74,8 +83,8 @@ def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
     for i, source in enumerate(sources):
         mine = at[at["init"] == source].set_index("target")
         xs = [targets.index(t) + (i - (len(sources) - 1) / 2) * width for t in mine.index]
-        bars = ax.bar(xs, mine["d_t_mib"], width, yerr=mine["d_t_mib_std"].fillna(0),
-                      label=source, capsize=2)
+        bars = ax.bar(xs, mine["d_t_mib"], width, yerr=interval_errors(mine), label=source,
+                      capsize=2)
         for bar, bound in zip(bars, mine["bound"], strict=True):
             if bound != EXACT:
                 bar.set_hatch("//")
@@ -88,7 +97,7 @@ def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
     ax.set_xticks(range(len(targets)), targets)
     ax.set_xlabel("target")
     ax.set_ylabel(f"D_T at {format_budget(budget)} (MiB)")
-    ax.set_title("data transfer by target and source (hatched: bound)")
+    ax.set_title("data transfer by target and source (hatched: bound; bars: 95% CI)")
     _legend(ax)  # no finetune finished: nothing to label
     fig.tight_layout()
     return _save(fig, path)

@@ -67,8 +67,14 @@ def _bound_text(cell, curves: Mapping[str, ScratchCurve]) -> str:
 
 
 def dt_text(cell, curves: Mapping[str, ScratchCurve], notes: Footnotes) -> str:
-    """D_T of one cell in MiB with its bound mark and footnotes."""
-    text = _number(cell.d_t_mib, cell.d_t_mib_std)
+    """D_T of one cell in MiB (mean over seeds, its 95% bootstrap interval in brackets, or ±
+    the standard deviation where there is no interval) with its bound mark and footnotes."""
+    low = getattr(cell, "d_t_mib_ci_low", math.nan)
+    high = getattr(cell, "d_t_mib_ci_high", math.nan)
+    if math.isfinite(low) and math.isfinite(high):
+        text = _number(cell.d_t_mib) + f" [{_format(low, 2)}, {_format(high, 2)}]"
+    else:
+        text = _number(cell.d_t_mib, cell.d_t_mib_std)
     if text == MISSING:
         return text
     if cell.bound in (LOWER, UPPER, "mixed"):

@@ -211,7 +211,7 @@ def compute_transfer(results: pd.DataFrame, interp: str = "linear") -> TransferR
         out.loc[mask, "scratch_perplexity"] = out.loc[mask, "budget"].map(lookup).astype(float)
     out["d_t"] = data_transfer(out["d_e"].to_numpy(), out["budget"].to_numpy())
     out["d_t_mib"] = out["d_t"] / MIB
-    return TransferResult(out, curves, problems)
+    return TransferResult(add_intervals(out), curves, problems)
 
 
 def _combined_bound(bounds: pd.Series) -> str:
@@ -223,15 +223,58 @@ def _combined_bound(bounds: pd.Series) -> str:
     return LOWER if LOWER in kinds else UPPER
 
 
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def seed_interval(values: Sequence[float], *, confidence: float = CONFIDENCE,
+                  seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of the mean over seeds (``scipy.stats.bootstrap``, percentile method,
+    seeded so reruns agree), in the values' unit. Fewer than two finite values give NaN; equal
+    values give that value at both ends. With few seeds the interval is narrow: it says how far
+    the mean moves when the same seeds are resampled, not what unseen seeds would do.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    if np.ptp(x) == 0:
+        return float(x[0]), float(x[0])
+    from scipy import stats
+
+    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, method="percentile",
+                          n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _interval_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (init, target, budget): ``d_t_mib_ci_low`` and ``d_t_mib_ci_high`` (MiB)."""
+    out = []
+    for key, group in rows.groupby(["init", "target", "budget"], sort=True):
+        low, high = seed_interval(group["d_t_mib"].to_numpy(float))
+        out.append((*key, low, high))
+    return pd.DataFrame(out, columns=["init", "target", "budget", "d_t_mib_ci_low",
+                                      "d_t_mib_ci_high"])
+
+
+def add_intervals(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with each cell's 95% bootstrap interval of mean D_T (``d_t_mib_ci_low``,
+    ``d_t_mib_ci_high``, MiB) on every row of the cell; NaN for rows without D_T."""
+    ci = _interval_columns(rows[rows["bound"] != ""])
+    return rows.drop(columns=["d_t_mib_ci_low", "d_t_mib_ci_high"], errors="ignore").merge(
+        ci, on=["init", "target", "budget"], how="left")
+
+
 def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (init, target, budget): mean and standard deviation over seeds.
 
     ``perplexity`` is the mean over seeds in log space (exp of the mean log perplexity, i.e. of
     the mean loss), the same mean as the scratch curve's points; D_E and D_T are plain means of
     the seeds' values. Columns: ``n_seeds``, ``perplexity``/``perplexity_std``, ``d_e``,
-    ``d_t``/``d_t_std`` (bytes),
-    ``d_t_mib``/``d_t_mib_std``, ``bound`` (exact, lower, upper, or mixed when seeds disagree).
-    Standard deviations are NaN for a single seed.
+    ``d_t``/``d_t_std`` (bytes), ``d_t_mib``/``d_t_mib_std``, ``d_t_mib_ci_low``/
+    ``d_t_mib_ci_high`` (95% bootstrap interval of the mean, :func:`seed_interval`), ``bound``
+    (exact, lower, upper, or mixed when seeds disagree). Standard deviations and intervals are
+    NaN for a single seed.
     """
     rows = rows[rows["bound"] != ""].assign(log_perplexity=lambda f: np.log(f["perplexity"]))
     grouped = rows.groupby(["init", "target", "budget"], sort=True)
@@ -243,7 +286,7 @@ def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
     cells.insert(4, "perplexity", np.exp(cells.pop("log_perplexity")))
     cells["d_t_mib"] = cells["d_t"] / MIB
     cells["d_t_mib_std"] = cells["d_t_std"] / MIB
-    return cells
+    return cells.merge(_interval_columns(rows), on=["init", "target", "budget"], how="left")
 
 
 def difference_bound(bound_1: str, bound_2: str) -> str:

@@ -10,6 +10,13 @@ relationships are built in, they are a ground truth for the D_T method.
 For the same seed all content languages render the *same* documents (a parallel corpus), so the
 twin is exactly a letter-for-letter transliteration of the base language.
 
+Graded series: ``lex25`` ... ``lex100`` replace a share of base's stems, ``script50`` and ``twin``
+write about half or all of base's letters in Cyrillic, ``gram1``, ``gram3`` and ``relative``
+change one, three or all six of base's grammar features; ``alien`` is the unrelated control, a
+content language about another world with its own lexicon, affixes, grammar and script. Every
+language declares its divergence from base per axis (:func:`divergence`), computed from how it
+is built, so the ground truth is data.
+
 Usage::
 
     from xfer.data.synthetic import documents, describe, DEFAULT_LANGUAGES
@@ -27,11 +34,16 @@ from itertools import count
 import numpy as np
 
 from xfer.data import synthetic_content as sc
-from xfer.data.synthetic_surface import Grammar, Surface
+from xfer.data.synthetic_surface import LETTERS, Grammar, Surface, grammar_lexicon
 from xfer.errors import XferError
 
 DOCS_PER_BATCH = 1024  # content is drawn in batches of this many documents (part of the seed)
 BASE_LEXICON, OTHER_LEXICON, THIRD_LEXICON = 11, 23, 37
+FOREIGN_LEXICON, ALIEN_LEXICON = 41, 53  # foreign stems of the graded series and the control
+ALIEN_WORLD = sc.WORLD_SEED + 1
+HALF_LETTERS = "pkdmlsz" + "ai"  # script50 writes these 9 of the 19 letters in Cyrillic
+AXES = ("content", "lexicon", "script", "grammar")
+GRAMMAR_FEATURES = ("order", "adjective_first", "affixes", "adposition", "marked", "affix_seed")
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class SyntheticLanguage:
     description: str
     script: str
     grammar: Grammar | None = None
+    world_seed: int = sc.WORLD_SEED
 
 
 BASE = Grammar(lexicon_seed=BASE_LEXICON, affix_seed=BASE_LEXICON, order="SVO",
@@ -87,6 +100,32 @@ _LANGS = (
                 adjective_first=True, affixes="particle", adposition="post",
                 marked=("acc",), script="cjk")),
 )
+
+
+def _graded(name: str, what: str, script: str = "latin", **changes: object) -> SyntheticLanguage:
+    """A relative of base that changes only ``changes`` (fields of its Grammar)."""
+    return SyntheticLanguage(name, f"base with {what}; shares everything else with base.", script,
+                             Grammar(**{**BASE.__dict__, "script": script,
+                                        "foreign_seed": FOREIGN_LEXICON, **changes}))
+
+
+_GRADED = (
+    *(_graded(f"lex{p}", f"{p} % of its stems replaced by foreign stems of the same length",
+              replaced=p / 100) for p in (25, 50, 75, 100)),
+    _graded("script50", f"{len(HALF_LETTERS)} of its 19 letters ({HALF_LETTERS}) written in "
+            "Cyrillic (2 bytes/char)", "cyrillic", script_letters=HALF_LETTERS),
+    _graded("gram1", "another word order (SOV)", order="SOV"),
+    _graded("gram3", "another word order (SOV), nouns before adjectives and postpositions",
+            order="SOV", adjective_first=False, adposition="post"),
+    SyntheticLanguage(
+        "alien", "the unrelated control: a content language about another world (its own "
+        "entities, facts and attributes), with its own lexicon (no stem of base), affixes, "
+        "grammar (VSO, prefixes, postpositions) and Greek script (2 bytes/char).", "greek",
+        Grammar(lexicon_seed=BASE_LEXICON, affix_seed=THIRD_LEXICON, order="VSO",
+                adjective_first=False, affixes="prefix", adposition="post", marked=("nom",),
+                script="greek", replaced=1.0, foreign_seed=ALIEN_LEXICON), ALIEN_WORLD),
+)
+_LANGS = (*_LANGS, *_GRADED)
 LANGUAGES: dict[str, SyntheticLanguage] = {lang.name: lang for lang in _LANGS}
 DEFAULT_LANGUAGES: tuple[str, ...] = ("base", "twin", "relative", "markov")
 
@@ -110,6 +149,31 @@ def _surface(g: Grammar) -> Surface:
     return Surface(g)
 
 
+@cache
+def divergence(lang: str) -> dict[str, float]:
+    """How far ``lang`` is from base on each axis of :data:`AXES`, from 0 (same) to 1.
+
+    content: 0 for the shared world, 1 for another world or none (markov); lexicon: the share
+    of stems that differ from base's; script: the share of the 19 letters written in another
+    script (1 for Hangul, CJK and markov); grammar: the share of :data:`GRAMMAR_FEATURES` that
+    differ from base's.
+    """
+    g = language(lang).grammar
+    if g is None:
+        return dict.fromkeys(AXES, 1.0)
+    own, base = grammar_lexicon(g), grammar_lexicon(BASE)
+    if g.script == "latin":
+        script = 0.0
+    elif g.script in ("cyrillic", "greek"):
+        script = len(g.script_letters or LETTERS) / len(LETTERS)
+    else:
+        script = 1.0
+    grammar = sum(getattr(g, f) != getattr(BASE, f) for f in GRAMMAR_FEATURES)
+    return {"content": float(language(lang).world_seed != sc.WORLD_SEED),
+            "lexicon": sum(a != b for a, b in zip(own, base, strict=True)) / len(base),
+            "script": script, "grammar": grammar / len(GRAMMAR_FEATURES)}
+
+
 def _check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise XferError(f"synthetic seed must be a non-negative integer, got {seed!r}")
@@ -126,7 +190,7 @@ def documents(lang: str, seed: int) -> Iterator[str]:
     seed = _check_seed(seed)
     if spec.grammar is None:
         return markov_documents(seed)
-    return _content_documents(_surface(spec.grammar), seed)
+    return _content_documents(_surface(spec.grammar), seed, spec.world_seed)
 
 
 def independent_seed(lang: str, seed: int) -> int:
@@ -142,9 +206,10 @@ def independent_seed(lang: str, seed: int) -> int:
     return _check_seed(seed) * 1_000_003 + zlib.crc32(lang.encode("utf-8")) % 1_000_003
 
 
-def _content_documents(surface: Surface, seed: int) -> Iterator[str]:
+def _content_documents(surface: Surface, seed: int, world_seed: int) -> Iterator[str]:
     for batch in count():
-        content = sc.sample_content(np.random.default_rng([seed, batch]), DOCS_PER_BATCH)
+        content = sc.sample_content(np.random.default_rng([seed, batch]), DOCS_PER_BATCH,
+                                    world_seed)
         yield from surface.render(content)
 
 

@@ -87,9 +87,14 @@ def sampling_table(cdf: np.ndarray, resolution: int = RESOLUTION) -> np.ndarray:
 
 
 @cache
-def world() -> World:
-    """Build the fixed world (cached; identical on every call and machine)."""
-    rng = np.random.default_rng(WORLD_SEED)
+def world(seed: int = WORLD_SEED) -> World:
+    """Build the fixed world of ``seed`` (cached; identical on every call and machine).
+
+    Every content language shares the world of ``WORLD_SEED``; another seed gives a disjoint
+    world of the same shape (same class sizes and distributions, other facts and attributes),
+    which the unrelated control language talks about.
+    """
+    rng = np.random.default_rng(seed)
     noun_class = np.repeat(np.arange(4), CLASS_SIZES)
     max_size = max(CLASS_SIZES)
     members = np.full((4, max_size), -1)
@@ -174,9 +179,9 @@ def _adjectives(w: World, cls: np.ndarray, rng: np.random.Generator, p: float) -
     return out
 
 
-def sample_content(rng: np.random.Generator, n_docs: int) -> Content:
-    """Draw ``n_docs`` documents' content from the fixed world (vectorised)."""
-    w = world()
+def sample_content(rng: np.random.Generator, n_docs: int, world_seed: int = WORLD_SEED) -> Content:
+    """Draw ``n_docs`` documents' content from the fixed world of ``world_seed`` (vectorised)."""
+    w = world(world_seed)
     lo, mean = SENTENCES_PER_DOC
     doc_sentences = lo + rng.poisson(mean, n_docs)
     doc = np.repeat(np.arange(n_docs), doc_sentences)

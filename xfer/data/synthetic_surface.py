@@ -48,6 +48,11 @@ class Grammar:
     ``affixes`` is "suffix", "prefix" or "particle" (separate words); ``adposition`` is "pre",
     "post" or "case" (a locative case affix instead of a word); ``marked`` lists the noun cases
     ("nom", "acc") that carry an affix; ``script`` is one of :data:`SCRIPTS`.
+
+    Graded relatives of a language: ``replaced`` (0-1) is the share of its stems swapped for
+    foreign stems (of the same syllable counts, none of them a stem of ``lexicon_seed``'s lexicon,
+    drawn from ``foreign_seed``; see :func:`lexicon`); ``script_letters`` lists the Latin letters
+    an alphabetic ``script`` writes (the others stay Latin; None: all of them).
     """
 
     lexicon_seed: int
@@ -58,6 +63,9 @@ class Grammar:
     adposition: str = "pre"
     marked: tuple[str, ...] = ("acc",)
     script: str = "latin"
+    replaced: float = 0.0
+    foreign_seed: int = 0
+    script_letters: str | None = None
 
 
 def _syllable(rng: np.random.Generator, weights: np.ndarray) -> str:
@@ -95,6 +103,35 @@ def stems(seed: int) -> tuple[Morpheme, ...]:
     return tuple(_morphemes(rng, lengths, set()))
 
 
+# Which stems a graded lexicon replaces first: one fixed order of all stem ids, so the stems
+# replaced at 25 % are among those replaced at 50 % (nested levels).
+REPLACE_ORDER = tuple(np.random.default_rng(4_242).permutation(N_STEMS).tolist())
+
+
+@cache
+def foreign_stems(lexicon_seed: int, seed: int) -> tuple[Morpheme, ...]:
+    """Stems of the same syllable counts as ``stems(lexicon_seed)``, none equal to any of them."""
+    own = stems(lexicon_seed)
+    return tuple(_morphemes(np.random.default_rng([seed, 3]), [len(m) for m in own], set(own)))
+
+
+@cache
+def lexicon(lexicon_seed: int, replaced: float = 0.0,
+            foreign_seed: int = 0) -> tuple[Morpheme, ...]:
+    """The stems of a lexicon with the share ``replaced`` (0-1) of them foreign (see Grammar)."""
+    own = stems(lexicon_seed)
+    if not replaced:
+        return own
+    foreign = foreign_stems(lexicon_seed, foreign_seed)
+    swap = set(REPLACE_ORDER[:round(replaced * N_STEMS)])
+    return tuple(foreign[i] if i in swap else m for i, m in enumerate(own))
+
+
+def grammar_lexicon(g: Grammar) -> tuple[Morpheme, ...]:
+    """The stems ``g`` writes."""
+    return lexicon(g.lexicon_seed, g.replaced, g.foreign_seed)
+
+
 @cache
 def grammatical_affixes(seed: int) -> dict[str, Morpheme]:
     """One short morpheme per grammatical function (present tense left unmarked)."""
@@ -126,7 +163,7 @@ def _logograph_renderer(g: Grammar) -> Callable[[Morpheme], str]:
     """One CJK ideograph per morpheme (frequent stems) or two (rare stems)."""
     glyph: dict[Morpheme, str] = {}
     base = 0x4E00
-    morphemes = [*grammatical_affixes(g.affix_seed).values(), *stems(g.lexicon_seed)]
+    morphemes = [*grammatical_affixes(g.affix_seed).values(), *grammar_lexicon(g)]
     for i, m in enumerate(morphemes):
         if m and m not in glyph:
             glyph[m] = chr(base + 2 * i) + (chr(base + 2 * i + 1) if len(m) > 2 else "")
@@ -139,7 +176,10 @@ def renderer(g: Grammar) -> Callable[[Morpheme], str]:
         return _logograph_renderer(g)
     if g.script == "hangul":
         return _hangul
-    return _render_alphabet({"latin": None, "cyrillic": CYRILLIC, "greek": GREEK}[g.script])
+    table = {"latin": None, "cyrillic": CYRILLIC, "greek": GREEK}[g.script]
+    if table is not None and g.script_letters is not None:
+        table = {k: v for k, v in table.items() if k in g.script_letters}
+    return _render_alphabet(table)
 
 
 class Surface:
@@ -151,7 +191,7 @@ class Surface:
         w = sc.world()
         write = renderer(g)
         sep = "" if g.script == "cjk" else " "
-        st = stems(g.lexicon_seed)
+        st = grammar_lexicon(g)
         af = grammatical_affixes(g.affix_seed)
 
         def word(stem: Morpheme, *affixes: Morpheme) -> str:

@@ -49,7 +49,7 @@ from xfer.errors import XferError
 from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
-from xfer.training.config import Kind, TrainConfig, check_same_settings
+from xfer.training.config import Kind, TrainConfig
 from xfer.training.device import Device, resolve_device
 from xfer.training.loop import Callback, make_optimizer
 
@@ -235,14 +235,9 @@ def init_name(init_checkpoint: Path | None) -> str:
 
 def _check_same(meta: dict, model: ModelConfig, cfg: DownstreamConfig, init: str,
                 where: Path) -> None:
-    """A checkpoint/result of other settings may not be continued: XferError naming the key."""
-    if ModelConfig.from_dict(meta["model"]) != model:
-        raise XferError(f"{where} was made with model config {meta['model'].get('name')!r}, "
-                        f"not {model.name!r}")
-    if meta.get("init") != init:
-        raise XferError(f"{where} was initialised from {meta.get('init')!r}, not {init!r}")
-    saved = {**meta, "downstream": {"position_bias": "keep", **meta["downstream"]}}  # older runs
-    check_same_settings(saved, "downstream", cfg.to_dict(), where)
+    """The training runs' check, on the downstream settings (older runs kept the bias)."""
+    ckpt.check_run_settings(meta, model, "downstream", cfg.to_dict(), where,
+                            defaults={"position_bias": "keep"}, init=init)
 
 
 def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,

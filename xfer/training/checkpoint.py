@@ -17,6 +17,7 @@ import torch
 from xfer.errors import XferError
 from xfer.io import first_line, read_json_object, replace_dir
 from xfer.model import ByteLM, ModelConfig
+from xfer.training.config import check_same_settings
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
 RESULT_FILE = "result.json"  # a finished run's result, in its output folder
@@ -107,3 +108,34 @@ def prune(folder: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` step checkpoints."""
     for old in list_checkpoints(folder)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_run_settings(meta: dict, model_cfg: ModelConfig, section: str, settings: dict,
+                       where: Path, *, defaults: dict | None = None,
+                       init: str | None = None) -> None:
+    """A checkpoint or result made with other settings may not be continued: XferError naming
+    the first differing one. ``section`` is the meta key of the run's settings ("train" or
+    "downstream"); ``defaults`` fill keys an older checkpoint lacks (fields are added so, with
+    the old behaviour as default); ``init``, when given, must be what the run started from."""
+    if ModelConfig.from_dict(meta["model"]) != model_cfg:
+        raise XferError(f"{where} was made with model config {meta['model'].get('name')!r}, "
+                        f"not {model_cfg.name!r}")
+    if init is not None and meta.get("init") != init:
+        raise XferError(f"{where} was initialised from {meta.get('init')!r}, not {init!r}")
+    saved = {**meta, section: {**(defaults or {}), **meta[section]}}
+    check_same_settings(saved, section, settings, where)
+
+
+def rng_state() -> dict:
+    """The torch random generators' states (CPU, and every GPU's when there are GPUs)."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    """Set the generators back to a :func:`rng_state` (GPU states only where there are GPUs)."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

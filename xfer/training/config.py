@@ -67,6 +67,9 @@ class TrainConfig:
     ``eval_at_epoch_end``: evaluate dev (and write a checkpoint) at the end of every epoch. When
     False, evaluations happen only every ``eval_every`` steps (which must then be > 0) and at the
     last step: at tiny budgets an epoch is a handful of steps.
+
+    ``lr_decay``: after warmup, a cosine from the peak lr to ``min_lr`` (True) or a constant lr
+    (False); None is the kind's rule (:func:`decays`: constant to finetune, cosine otherwise).
     """
 
     kind: str = "pretrain"
@@ -95,6 +98,7 @@ class TrainConfig:
     min_steps: int = 0
     patience: int = 0
     eval_at_epoch_end: bool = True
+    lr_decay: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -181,6 +185,70 @@ def run_steps(cfg: TrainConfig, budget: int, steps_per_epoch: int) -> int:
     return min(steps, cfg.max_steps) if cfg.max_steps is not None else steps
 
 
+@dataclass(frozen=True)
+class RunLength:
+    """How long a run is, in optimiser steps (each of ``cfg.batch_bytes`` bytes)."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    evaluations: int  # dev evaluations of the whole run (fewer if it stops early)
+
+    @property
+    def epochs(self) -> float:
+        """Passes over the budget (a fraction when max_steps cuts an epoch short)."""
+        return self.total_steps / self.steps_per_epoch
+
+
+def run_length(cfg: TrainConfig, budget: int, train_bytes: int | None = None) -> RunLength:
+    """The one rule for a run's length: steps per epoch from the ``train_bytes`` trained on
+    (default: the ``budget``, bytes), epochs raised to reach min_steps, capped by max_steps
+    (:func:`run_steps`), the warmup of :func:`warmup_steps` and the dev evaluations of
+    :func:`is_eval_step`. Training, the dry-run and the ETA all count with it.
+
+    XferError if the bytes hold less than one batch."""
+    n_bytes = budget if train_bytes is None else train_bytes
+    n_pieces = n_bytes // cfg.seq_len
+    steps_per_epoch = n_pieces // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise XferError(f"a budget of {n_bytes} bytes holds {n_pieces} sequences of "
+                        f"{cfg.seq_len} bytes, fewer than one batch of {cfg.batch_size}")
+    total = run_steps(cfg, budget, steps_per_epoch)
+    return RunLength(steps_per_epoch, total, warmup_steps(cfg, budget, total),
+                     count_evaluations(cfg, steps_per_epoch, total))
+
+
+def worker_micro_batch(batch_size: int, micro_batch_size: int, workers: int) -> int:
+    """Sequences per forward pass on each of ``workers`` data-parallel workers: the
+    micro_batch_size, or a worker's whole share (batch_size / workers) when that is smaller.
+    XferError if the batch does not split evenly."""
+    if batch_size % workers:
+        raise XferError(f"batch_size {batch_size} is not divisible by {workers} workers")
+    share = batch_size // workers
+    micro = min(micro_batch_size, share)
+    if share % micro:
+        raise XferError(f"each of {workers} workers takes {share} sequences a step, "
+                        f"not a multiple of micro_batch_size {micro_batch_size}")
+    return micro
+
+
+def is_eval_step(step: int, cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> bool:
+    """Whether dev is evaluated after optimiser step ``step`` (1-based): at the end of each
+    epoch (if ``eval_at_epoch_end``), every ``eval_every`` steps, and at the last step."""
+    return ((cfg.eval_at_epoch_end and step % steps_per_epoch == 0) or step == total_steps
+            or bool(cfg.eval_every and step % cfg.eval_every == 0))
+
+
+def count_evaluations(cfg: TrainConfig, steps_per_epoch: int, total_steps: int) -> int:
+    """Steps in 1..total_steps where :func:`is_eval_step` holds (inclusion-exclusion)."""
+    every = [n for n, on in ((steps_per_epoch, cfg.eval_at_epoch_end),
+                             (cfg.eval_every, cfg.eval_every > 0)) if on]
+    count = sum(total_steps // n for n in every)
+    if len(every) == 2:
+        count -= total_steps // math.lcm(*every)
+    return count + (not any(total_steps % n == 0 for n in every))
+
+
 def peak_lr(cfg: TrainConfig) -> float:
     """The configured lr, else 2e-5 to finetune and 2e-4 for pretrain and scratch runs."""
     if cfg.lr is not None:
@@ -202,6 +270,11 @@ def warmup_steps(cfg: TrainConfig, budget: int, total_steps: int) -> int:
     else:
         steps = round(total_steps * PAPER_WARMUP_STEPS / PAPER_PRETRAIN_STEPS)
     return min(steps, total_steps)
+
+
+def decays(cfg: TrainConfig) -> bool:
+    """Whether the lr follows a cosine to min_lr: ``cfg.lr_decay``, else all kinds but finetune."""
+    return cfg.kind != "finetune" if cfg.lr_decay is None else cfg.lr_decay
 
 
 def lr_multiplier(step: int, *, warmup: int, total: int, floor: float, decay: bool) -> float:

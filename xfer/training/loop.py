@@ -1,4 +1,11 @@
-"""One training run (pretrain, finetune or scratch): train, evaluate, keep the best, resume."""
+"""One training run (pretrain, finetune or scratch): train, evaluate, keep the best, resume.
+
+Read top to bottom: :func:`run` sets a run up (:func:`setup`), trains it (:func:`train`, one
+:func:`train_step` after another, each a few :func:`forward_backward_step` micro-batches) and
+scores its best checkpoint (:func:`finish`). :class:`Run` holds what a run works with, and
+:class:`TrainState` what a checkpoint keeps of its progress. With several data-parallel workers
+(:mod:`xfer.training.parallel`) every worker runs this same code on its share of each batch.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +14,27 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from xfer.data import load_split
-from xfer.data.vocab import PAD_ID
 from xfer.errors import XferError
 from xfer.io import atomic_write_json
 from xfer.model import ByteLM, ModelConfig
 from xfer.training import checkpoint as ckpt
-from xfer.training.batches import epoch_order, eval_batches, load_text_eval, make_batch
-from xfer.training.config import (
-    Kind,
-    TrainConfig,
-    check_same_settings,
-    lr_multiplier,
-    peak_lr,
-    run_steps,
-    warmup_steps,
-)
+from xfer.training.batches import epoch_order, load_text_eval, make_batch
+from xfer.training.config import RunLength, TrainConfig, is_eval_step, run_length
 from xfer.training.device import Device, resolve_device
+from xfer.training.metrics import evaluate, nats_to_metrics, nll_and_lse, z_loss_term
+from xfer.training.optim import fused_option, make_optimizer, make_scheduler
+from xfer.training.parallel import SINGLE, Workers
+
+__all__ = ["Callback", "ConsoleProgress", "Run", "RunResult", "TrainState", "evaluate",
+           "forward_backward_step", "fused_option", "make_optimizer", "run", "train",
+           "train_step"]
 
 
 class Callback:
@@ -88,109 +92,95 @@ class RunResult:
                    extra={k: v for k, v in data.items() if k not in names})
 
 
-def nll_and_lse(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-position negative log-likelihood (nats) and log-partition of fp32 logits."""
-    logits = logits.float()
-    lse = torch.logsumexp(logits, dim=-1)
-    return lse - logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1), lse
+
+@dataclass
+class TrainState:
+    """A run's progress, kept in every checkpoint's meta.json (``state``) to resume from."""
+
+    step: int = 0
+    best_dev_loss: float = math.inf  # nats/byte
+    best_step: int | None = None
+    wall_s: float = 0.0
+    history: list[dict] = field(default_factory=list)  # step, train_loss, dev_loss per eval
+    evals_since_best: int = 0
+    stopped_early: bool = False
 
 
-def z_loss_term(lse: torch.Tensor, weight: float) -> torch.Tensor:
-    """PaLM/T5X z-loss: weight x log(Z)^2 per position, pulling the softmax normaliser to 1."""
-    return weight * lse.square()
+@dataclass
+class Run:
+    """What one run works with: its settings, data, model, optimiser and progress."""
 
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    lang: str
+    budget: int
+    out_dir: Path
+    device: Device
+    workers: Workers
+    length: RunLength
+    train_raw: np.ndarray
+    dev_raw: np.ndarray
+    net: ByteLM  # the model itself (saved, scored)
+    wrapped: torch.nn.Module  # the model as trained: net, or net in DistributedDataParallel
+    forward: torch.nn.Module  # wrapped, compiled if cfg.compile
+    eval_forward: torch.nn.Module  # what dev evaluations call
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    micro_batch_size: int  # sequences per forward pass on this worker
+    callbacks: Sequence[Callback]
+    state: TrainState
+    session_start: float = field(default_factory=time.perf_counter)
+    session_bytes: int = 0
+    wall_before: float = 0.0
 
-def nats_to_metrics(nats: float, count: int, prefix: str) -> dict[str, float]:
-    """Perplexity = exp(mean nats/byte), bits/byte = mean / ln 2, total bits = sum / ln 2."""
-    mean = nats / max(count, 1)
-    return {f"{prefix}_perplexity": math.exp(mean), f"{prefix}_bits_per_byte": mean / math.log(2),
-            f"{prefix}_total_bits": nats / math.log(2), f"{prefix}_bytes": count}
+    @property
+    def n_pieces(self) -> int:
+        """Training sequences in the budget (the last partial one dropped)."""
+        return len(self.train_raw) // self.cfg.seq_len
 
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, raw: np.ndarray, cfg: TrainConfig, device: Device,
-             max_bytes: int | None = None) -> tuple[float, int]:
-    """Summed NLL (nats) over every byte of a split, and the number of bytes scored."""
-    model.eval()
-    total, count = 0.0, 0
-    for inputs, targets in eval_batches(raw, cfg.seq_len, cfg.micro_batch_size, max_bytes):
-        inputs, targets = device.put(inputs), device.put(targets)
-        with device.autocast():
-            logits = model(inputs)
-        nll, _ = nll_and_lse(logits, targets)
-        mask = targets != PAD_ID
-        total += float(nll[mask].sum())
-        count += int(mask.sum())
-    model.train()
-    return total, count
-
-
-FUSED_ADAMW_DEVICES = ("cpu", "cuda")
-
-
-def fused_option(model: torch.nn.Module) -> dict:
-    """``{"fused": True}`` where every parameter is on a device with PyTorch's fused AdamW."""
-    fused = all(p.device.type in FUSED_ADAMW_DEVICES for p in model.parameters())
-    return {"fused": True} if fused else {}
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices (projections, embedding), not on norms or bias tables.
-
-    On cpu and cuda it is PyTorch's fused AdamW (one vectorised kernel for all parameters;
-    the paper model's step on 2 CPU threads: 35 ms, against 170-240 ms for the default loop
-    over parameters)."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "rel_bias" not in n]
-    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "rel_bias" not in n)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": other, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=peak_lr(cfg), betas=(cfg.beta1, cfg.beta2),
-                             **fused_option(model))
-
-
-def _rng_state() -> dict:
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _check_same_settings(meta: dict, model_cfg: ModelConfig, cfg: TrainConfig, where: Path) -> None:
-    """A checkpoint/result of other settings may not be continued: XferError naming the key."""
-    if ModelConfig.from_dict(meta["model"]) != model_cfg:
-        raise XferError(f"{where} was made with model config {meta['model'].get('name')!r}, "
-                        f"not {model_cfg.name!r}")
-    # a key missing from an older checkpoint had its default's behaviour (fields are added so)
-    saved = {**meta, "train": {**TrainConfig.defaults(), **meta["train"]}}
-    check_same_settings(saved, "train", cfg.to_dict(), where)
+    def meta(self) -> dict:
+        """A checkpoint's meta.json: configs, language, budget and progress."""
+        return {"model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(),
+                "lang": self.lang, "budget": self.budget, "state": asdict(self.state)}
 
 
 def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget: int,
         out_dir: Path, *, init_checkpoint: Path | None = None, resume_from: Path | None = None,
-        extra_eval: dict[str, Path] | None = None,
-        callbacks: Sequence[Callback] = ()) -> RunResult:
+        extra_eval: dict[str, Path] | None = None, callbacks: Sequence[Callback] = (),
+        workers: Workers = SINGLE) -> RunResult:
     """Train on the first ``budget`` bytes of ``lang``'s train split; return best-dev metrics.
 
     Resumes from ``resume_from`` or from the newest checkpoint in ``out_dir/checkpoints``;
-    a finished run (``out_dir/result.json``) is returned as is.
+    a finished run (``out_dir/result.json``) is returned as is. Every data-parallel worker
+    calls this with its ``workers``; rank 0 alone writes checkpoints and the result.
     """
     out_dir = Path(out_dir)
     if (out_dir / ckpt.RESULT_FILE).is_file():
-        meta = ckpt.read_meta(out_dir / "best")
-        _check_same_settings(meta, model, cfg, out_dir)
+        ckpt.check_run_settings(ckpt.read_meta(out_dir / "best"), model, "train", cfg.to_dict(),
+                                out_dir, defaults=TrainConfig.defaults())
         return RunResult.from_dict(json.loads((out_dir / ckpt.RESULT_FILE).read_text()))
+    r = setup(model, cfg, data_dir, lang, budget, out_dir, init_checkpoint=init_checkpoint,
+              resume_from=resume_from, callbacks=callbacks, workers=workers)
+    train(r)
+    workers.barrier()  # rank 0 has written the best checkpoint
+    return finish(r, data_dir, extra_eval)
+
+
+def setup(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget: int,
+          out_dir: Path, *, init_checkpoint: Path | None, resume_from: Path | None,
+          callbacks: Sequence[Callback], workers: Workers) -> Run:
+    """Load the data, build the model (seeded, or from ``init_checkpoint``), the optimiser and
+    schedule, and resume the newest checkpoint if there is one."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device, cfg.precision)
     train_raw = load_split(data_dir, lang, "train", budget)
     dev_raw = load_split(data_dir, lang, "dev")
-    n_pieces = len(train_raw) // cfg.seq_len
-    steps_per_epoch = n_pieces // cfg.batch_size
-    if steps_per_epoch < 1:
-        raise XferError(f"{lang} budget of {budget} bytes holds {n_pieces} sequences of "
-                        f"{cfg.seq_len} bytes, fewer than one batch of {cfg.batch_size}")
-    total_steps = run_steps(cfg, budget, steps_per_epoch)
-    warmup = warmup_steps(cfg, budget, total_steps)
+    try:
+        length = run_length(cfg, budget, len(train_raw))
+    except XferError as exc:
+        raise XferError(f"{lang}: {exc}") from None
+    micro_batch_size = workers.micro_batch_size(cfg.batch_size, cfg.micro_batch_size)
 
     torch.manual_seed(cfg.seed)
     net = ByteLM(model)
@@ -198,98 +188,135 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
         ckpt.load_weights(net, Path(init_checkpoint))
     net.to(device.torch_device)
     optimizer = make_optimizer(net, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(
-        lr_multiplier, warmup=warmup, total=total_steps, floor=cfg.min_lr / peak_lr(cfg),
-        decay=cfg.kind != Kind.FINETUNE))
-    state = {"step": 0, "best_dev_loss": math.inf, "best_step": None, "wall_s": 0.0,
-             "history": [], "evals_since_best": 0, "stopped_early": False}
-    ckpt_dir = out_dir / "checkpoints"
-    resume = Path(resume_from) if resume_from else (ckpt.list_checkpoints(ckpt_dir) or [None])[-1]
+    scheduler = make_scheduler(optimizer, cfg, length)
+    state = TrainState()
+    resume = workers.from_main(resume_point(out_dir, resume_from))
     if resume is not None:
-        meta = ckpt.read_meta(resume)
-        _check_same_settings(meta, model, cfg, resume)
-        ckpt.load_weights(net, resume)
-        trainer = ckpt.load_state(resume, ckpt.TRAINER_FILE)
-        optimizer.load_state_dict(trainer["optimizer"])
-        scheduler.load_state_dict(trainer["scheduler"])
-        torch.set_rng_state(trainer["rng"]["cpu"])
-        if "cuda" in trainer["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(trainer["rng"]["cuda"])
-        state = {"evals_since_best": 0, "stopped_early": False, **meta["state"]}
-    step_fn = torch.compile(net) if cfg.compile else net
+        state = load_resume(resume, model, cfg, net, optimizer, scheduler)
+    wrapped = workers.wrap(net)
+    forward = torch.compile(wrapped) if cfg.compile else wrapped
+    eval_forward = forward if workers.world == 1 else (
+        torch.compile(net) if cfg.compile else net)
+    return Run(model, cfg, lang, budget, out_dir, device, workers, length, train_raw, dev_raw,
+               net, wrapped, forward, eval_forward, optimizer, scheduler, micro_batch_size,
+               callbacks, state, wall_before=state.wall_s)
 
-    def meta_now() -> dict:
-        return {"model": model.to_dict(), "train": cfg.to_dict(), "lang": lang,
-                "budget": budget, "state": state}
 
-    def save(path: Path) -> Path:
-        trainer = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                   "rng": _rng_state()}
-        return ckpt.save_checkpoint(path, net, meta_now(), trainer)
+def resume_point(out_dir: Path, resume_from: Path | None) -> Path | None:
+    """``resume_from``, else the newest step checkpoint in ``out_dir/checkpoints`` (or None)."""
+    if resume_from:
+        return Path(resume_from)
+    return (ckpt.list_checkpoints(out_dir / "checkpoints") or [None])[-1]
 
-    micro_steps = cfg.batch_size // cfg.micro_batch_size
-    session_start, session_bytes = time.perf_counter(), 0
-    wall_before = state["wall_s"]
-    net.train()
-    while state["step"] < total_steps and not state["stopped_early"]:
-        step = state["step"]
-        epoch, offset = divmod(step, steps_per_epoch)
-        order = epoch_order(n_pieces, cfg.seed, epoch)[offset * cfg.batch_size:
-                                                        (offset + 1) * cfg.batch_size]
-        loss_sum = 0.0
-        for micro in range(micro_steps):
-            pieces = order[micro * cfg.micro_batch_size:(micro + 1) * cfg.micro_batch_size]
-            inputs, targets = map(device.put, make_batch(train_raw, pieces, cfg.seq_len))
-            with device.autocast():
-                logits = step_fn(inputs)
-            nll, lse = nll_and_lse(logits, targets)
-            loss = (nll + z_loss_term(lse, cfg.z_loss)).sum() / cfg.batch_bytes
-            loss.backward()
-            loss_sum += float(nll.detach().sum())
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        train_loss = loss_sum / cfg.batch_bytes
-        if not math.isfinite(train_loss):
-            last = ckpt.list_checkpoints(ckpt_dir)
-            raise XferError(f"non-finite training loss at step {step + 1}; last good checkpoint: "
-                            f"{last[-1] if last else 'none'}")
-        lr = scheduler.get_last_lr()[0]
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        device.sync()
-        state["step"] = step = step + 1
-        session_bytes += cfg.batch_bytes
-        state["wall_s"] = wall_before + time.perf_counter() - session_start
-        bytes_seen = step * cfg.batch_bytes
-        for cb in callbacks:
-            cb.on_step({"step": step, "epoch": step / steps_per_epoch, "train_loss": train_loss,
-                        "lr": lr, "bytes_seen": bytes_seen})
-        is_eval = ((cfg.eval_at_epoch_end and step % steps_per_epoch == 0) or step == total_steps
-                   or (cfg.eval_every and step % cfg.eval_every == 0))
+
+def load_resume(path: Path, model: ModelConfig, cfg: TrainConfig, net: ByteLM,
+                optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler) -> TrainState:
+    """Weights, optimiser, schedule and RNG from a step checkpoint; returns its progress."""
+    meta = ckpt.read_meta(path)
+    ckpt.check_run_settings(meta, model, "train", cfg.to_dict(), path,
+                            defaults=TrainConfig.defaults())
+    ckpt.load_weights(net, path)
+    trainer = ckpt.load_state(path, ckpt.TRAINER_FILE)
+    optimizer.load_state_dict(trainer["optimizer"])
+    scheduler.load_state_dict(trainer["scheduler"])
+    ckpt.restore_rng(trainer["rng"])
+    return TrainState(**{"evals_since_best": 0, "stopped_early": False, **meta["state"]})
+
+
+def train(r: Run) -> None:
+    """Optimiser steps until the run's length or an early stop; dev evaluations keep the best
+    checkpoint, and evaluations (and every ``checkpoint_every`` steps) write a resumable one."""
+    cfg, length = r.cfg, r.length
+    r.net.train()
+    while r.state.step < length.total_steps and not r.state.stopped_early:
+        metrics = train_step(r)
+        for cb in r.callbacks:
+            cb.on_step(metrics)
+        step = r.state.step
+        is_eval = is_eval_step(step, cfg, length.steps_per_epoch, length.total_steps)
         if is_eval:
-            nats, count = evaluate(step_fn, dev_raw, cfg, device, cfg.eval_max_bytes)
-            dev_loss = nats / count
-            metrics = {"step": step, "epoch": step / steps_per_epoch, "train_loss": train_loss,
-                       "dev_loss": dev_loss, "lr": lr, "bytes_seen": bytes_seen,
-                       **nats_to_metrics(nats, count, "dev"),
-                       "bytes_per_s": session_bytes / (time.perf_counter() - session_start)}
-            state["history"].append({k: metrics[k] for k in ("step", "train_loss", "dev_loss")})
-            if dev_loss < state["best_dev_loss"]:
-                state["best_dev_loss"], state["best_step"] = dev_loss, step
-                state["evals_since_best"] = 0
-                ckpt.save_checkpoint(out_dir / "best", net, meta_now())
-            else:
-                state["evals_since_best"] += 1
-            state["stopped_early"] = should_stop(state["evals_since_best"], step, cfg)
-            metrics["best_dev_perplexity"] = math.exp(state["best_dev_loss"])
-            metrics["stopped_early"] = state["stopped_early"]
+            metrics = evaluate_and_keep_best(r, metrics)
+        written = None
         if is_eval or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-            written = save(ckpt.step_dir(ckpt_dir, step))
-            ckpt.prune(ckpt_dir, cfg.keep_checkpoints)
+            written = save_step_checkpoint(r)
         if is_eval:
-            for cb in callbacks:
+            for cb in r.callbacks:
                 cb.on_eval(metrics, written)
-    return _finish(net, cfg, device, out_dir, state, steps_per_epoch, lang, data_dir, extra_eval)
+
+
+def train_step(r: Run) -> dict:
+    """One optimiser step on the next global batch (this worker's rows of it): gradients
+    accumulated over micro-batches (all-reduced over workers), clipped; returns step metrics."""
+    cfg, step = r.cfg, r.state.step
+    epoch, offset = divmod(step, r.length.steps_per_epoch)
+    batch = epoch_order(r.n_pieces, cfg.seed, epoch)[offset * cfg.batch_size:
+                                                     (offset + 1) * cfg.batch_size]
+    rows = r.workers.rows(batch)
+    n_micro = len(rows) // r.micro_batch_size
+    loss_sum = 0.0
+    for micro in range(n_micro):
+        pieces = rows[micro * r.micro_batch_size:(micro + 1) * r.micro_batch_size]
+        loss_sum += forward_backward_step(r, pieces, last=micro == n_micro - 1)
+    (loss_sum,) = r.workers.sum(loss_sum, device=r.device.torch_device)
+    torch.nn.utils.clip_grad_norm_(r.net.parameters(), cfg.grad_clip)
+    train_loss = loss_sum / cfg.batch_bytes
+    if not math.isfinite(train_loss):
+        last = ckpt.list_checkpoints(r.out_dir / "checkpoints")
+        raise XferError(f"non-finite training loss at step {step + 1}; last good checkpoint: "
+                        f"{last[-1] if last else 'none'}")
+    lr = r.scheduler.get_last_lr()[0]
+    r.optimizer.step()
+    r.optimizer.zero_grad(set_to_none=True)
+    r.scheduler.step()
+    r.device.sync()
+    r.state.step = step = step + 1
+    r.session_bytes += cfg.batch_bytes
+    r.state.wall_s = r.wall_before + time.perf_counter() - r.session_start
+    return {"step": step, "epoch": step / r.length.steps_per_epoch, "train_loss": train_loss,
+            "lr": lr, "bytes_seen": step * cfg.batch_bytes}
+
+
+def forward_backward_step(r: Run, pieces: np.ndarray, *, last: bool = True) -> float:
+    """Forward and backward of one micro-batch of training sequences; returns its summed NLL
+    (nats). The loss is NLL plus z-loss over the global batch's bytes, so accumulated
+    micro-batches (and averaged workers) add up to the mean over the step's batch.
+    ``last``: the step's last micro-batch, whose backward all-reduces the gradients."""
+    cfg, device = r.cfg, r.device
+    inputs, targets = map(device.put, make_batch(r.train_raw, pieces, cfg.seq_len))
+    with r.workers.accumulating(r.wrapped, last):
+        with device.autocast():
+            logits = r.forward(inputs)
+        nll, lse = nll_and_lse(logits, targets)
+        loss = (nll + z_loss_term(lse, cfg.z_loss)).sum() / r.workers.loss_divisor(
+            cfg.batch_bytes)
+        loss.backward()
+    return float(nll.detach().sum())
+
+
+def evaluate_and_keep_best(r: Run, metrics: dict) -> dict:
+    """Score dev (up to ``eval_max_bytes``); a new best writes ``out_dir/best``; decides the
+    early stop. Returns the step's metrics with the dev scores."""
+    state, cfg, step = r.state, r.cfg, r.state.step
+    nats, count = evaluate(r.eval_forward, r.dev_raw, cfg, r.device, cfg.eval_max_bytes,
+                           r.workers)
+    dev_loss = nats / count
+    out = {"step": step, "epoch": metrics["epoch"], "train_loss": metrics["train_loss"],
+           "dev_loss": dev_loss, "lr": metrics["lr"], "bytes_seen": metrics["bytes_seen"],
+           **nats_to_metrics(nats, count, "dev"),
+           "bytes_per_s": r.session_bytes / (time.perf_counter() - r.session_start)}
+    state.history.append({k: out[k] for k in ("step", "train_loss", "dev_loss")})
+    if dev_loss < state.best_dev_loss:
+        state.best_dev_loss, state.best_step = dev_loss, step
+        state.evals_since_best = 0
+        if r.workers.is_main:
+            ckpt.save_checkpoint(r.out_dir / "best", r.net, r.meta())
+    else:
+        state.evals_since_best += 1
+    state.stopped_early = should_stop(state.evals_since_best, step, cfg)
+    out["best_dev_perplexity"] = math.exp(state.best_dev_loss)
+    out["stopped_early"] = state.stopped_early
+    return out
 
 
 def should_stop(evals_since_best: int, step: int, cfg: TrainConfig) -> bool:
@@ -297,25 +324,41 @@ def should_stop(evals_since_best: int, step: int, cfg: TrainConfig) -> bool:
     return 0 < cfg.patience <= evals_since_best and step >= cfg.min_steps
 
 
-def _finish(net: ByteLM, cfg: TrainConfig, device: Device, out_dir: Path, state: dict,
-            steps_per_epoch: int, lang: str, data_dir: Path,
-            extra_eval: dict[str, Path] | None) -> RunResult:
-    """Score the best checkpoint on dev, test and the extra sets; write result.json."""
-    best = out_dir / "best"
-    ckpt.load_weights(net, best)
-    net.to(device.torch_device)
+def save_step_checkpoint(r: Run) -> Path | None:
+    """Rank 0 writes a resumable checkpoint of this step and prunes old ones; returns its
+    directory (None on other workers)."""
+    if not r.workers.is_main:
+        return None
+    folder = r.out_dir / "checkpoints"
+    trainer = {"optimizer": r.optimizer.state_dict(), "scheduler": r.scheduler.state_dict(),
+               "rng": ckpt.rng_state()}
+    written = ckpt.save_checkpoint(ckpt.step_dir(folder, r.state.step), r.net, r.meta(), trainer)
+    ckpt.prune(folder, r.cfg.keep_checkpoints)
+    return written
+
+
+def finish(r: Run, data_dir: Path, extra_eval: dict[str, Path] | None) -> RunResult:
+    """Score the best checkpoint on dev, test and the extra sets; rank 0 writes result.json."""
+    cfg, state, device = r.cfg, r.state, r.device
+    best = r.out_dir / "best"
+    ckpt.load_weights(r.net, best)
+    r.net.to(device.torch_device)
     scores = {}
-    sets = {"dev": load_split(data_dir, lang, "dev"), "test": load_split(data_dir, lang, "test")}
+    sets = {"dev": load_split(data_dir, r.lang, "dev"),
+            "test": load_split(data_dir, r.lang, "test")}
     sets.update({name: load_text_eval(path) for name, path in (extra_eval or {}).items()})
     for name, raw in sets.items():
-        scores.update(nats_to_metrics(*evaluate(net, raw, cfg, device), name))
-    bytes_seen = state["step"] * cfg.batch_bytes
+        scores.update(nats_to_metrics(*evaluate(r.net, raw, cfg, device, workers=r.workers),
+                                      name))
+    bytes_seen = state.step * cfg.batch_bytes
     result = RunResult(
         dev_perplexity=scores.pop("dev_perplexity"), test_perplexity=scores.pop("test_perplexity"),
         dev_bits_per_byte=scores.pop("dev_bits_per_byte"),
         test_bits_per_byte=scores.pop("test_bits_per_byte"), bytes_seen=bytes_seen,
-        steps=state["step"], epochs=state["step"] / steps_per_epoch, wall_s=state["wall_s"],
-        bytes_per_s=bytes_seen / max(state["wall_s"], 1e-9), best_checkpoint=str(best),
+        steps=state.step, epochs=state.step / r.length.steps_per_epoch, wall_s=state.wall_s,
+        bytes_per_s=bytes_seen / max(state.wall_s, 1e-9), best_checkpoint=str(best),
         extra={k: v for k, v in scores.items() if not k.startswith(("dev_", "test_"))})
-    atomic_write_json(out_dir / ckpt.RESULT_FILE, result.to_dict(), indent=2, sort_keys=True)
+    if r.workers.is_main:
+        atomic_write_json(r.out_dir / ckpt.RESULT_FILE, result.to_dict(), indent=2,
+                          sort_keys=True)
     return result

@@ -1,0 +1,39 @@
+"""The study's learning-rate search: each scratch run and finetune is trained once per lr of
+``lr_search`` (separate Tune trials, same seed, same steps); the variant with the lowest dev
+perplexity stands for its cell and seed. Scratch runs and finetunes get the same search, so
+neither side of D_T is tuned better than the other."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from xfer.data.units import format_budget
+
+CELL = ["kind", "init", "target", "budget", "seed"]
+
+
+def choose_by_dev(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (kind, init, target, budget, seed): the lr variant with the lowest dev
+    perplexity. Rows without an lr (no search, pretrains) are kept as they are."""
+    if "lr" not in frame.columns or frame["lr"].isna().all():
+        return frame
+    searched = frame[frame["lr"].notna()]
+    best = searched.loc[searched.groupby(CELL, sort=False)["dev_perplexity"].idxmin()]
+    return pd.concat([frame[frame["lr"].isna()], best]).sort_index()
+
+
+def chosen_markdown(chosen: pd.DataFrame) -> str:
+    """The report's table of chosen learning rates: one row per cell, the lr of each seed."""
+    rows = chosen[chosen["lr"].notna()] if "lr" in chosen.columns else chosen.iloc[:0]
+    if rows.empty:
+        return ""
+    seeds = sorted(rows["seed"].unique())
+    lines = ["The lr of `lr_search` with the lowest dev perplexity, per cell and seed (every "
+             "variant is in `results.parquet`; the analysis reads the chosen ones).", "",
+             "| kind | init | target | budget | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|" + " --- |" * (4 + len(seeds))]
+    for (kind, init, target, budget), group in rows.groupby(CELL[:4], sort=True):
+        by_seed = dict(zip(group["seed"], group["lr"], strict=True))
+        lrs = " | ".join(f"{by_seed[s]:g}" if s in by_seed else "–" for s in seeds)
+        lines.append(f"| {kind} | {init} | {target} | {format_budget(int(budget))} | {lrs} |")
+    return "\n".join(lines)
