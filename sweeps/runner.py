@@ -136,6 +136,8 @@ def start_ray(opts: RunOptions, token_file: Path | None = None) -> None:
     if opts.verbose == 0:  # failed trials are reported in one line each by StudyProgress
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
         logging.getLogger("ray.train").setLevel(logging.ERROR)
+        # nor again by Ray, for the results of trials a stopped experiment never collected
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Checkpoints are reported at every evaluation; Tune's snapshot warning is noise here.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
