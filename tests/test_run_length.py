@@ -38,11 +38,16 @@ def test_a_run_trains_what_the_estimate_counts(tmp_path: Path) -> None:
 
 
 def test_default_study_counts_min_steps() -> None:
-    """The default study's 2 kB scratch run is 1 step an epoch, raised to min_steps 250."""
-    trials = {t["key"]: t for t in plan(load_config("default"))["trials"]}
-    assert trials["scratch-base-2K-s0"]["train_bytes"] == 250 * 1024
-    assert trials["scratch-base-5K-s0"]["train_bytes"] == 100 * 4 * 1024  # 100 epochs x 4 steps
-    assert trials["scratch-base-100K-s0"]["train_bytes"] == 900 * 1024  # max_steps
+    """The default study with scratch runs of 40 epochs: the 2 kB run (1 step an epoch) falls
+    short of min_steps, which the count honours; the 5 kB run (4 steps an epoch) trains 160."""
+    default = load_config("default")
+    scratch = replace(default.train[Kind.SCRATCH], epochs=40)
+    study = replace(default, train={**default.train, Kind.SCRATCH: scratch})
+    step_bytes = scratch.batch_size * scratch.seq_len
+    assert 2000 // step_bytes == 1 and 40 < scratch.min_steps < 160  # the cases tested
+    trials = {t["key"]: t for t in plan(study)["trials"]}
+    assert trials["scratch-base-2K-s0"]["train_bytes"] == scratch.min_steps * step_bytes
+    assert trials["scratch-base-5K-s0"]["train_bytes"] == 40 * 4 * step_bytes
 
 
 def test_evaluations_follow_the_loop_rule() -> None:
