@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from pathlib import Path
-from typing import TextIO
 
 from ray.tune import Callback, Stopper
 
 from sweeps.ledger import Ledger, make_row
+from sweeps.log import log
 from sweeps.trials import TrialSpec
 
 
@@ -61,8 +60,8 @@ class StudyProgress(Callback):
     """
 
     def __init__(self, ledger: Ledger, planned: dict[str, int], every_s: float = 30.0,
-                 stream: TextIO = sys.stdout) -> None:
-        self.ledger, self.planned, self.every_s, self.stream = ledger, planned, every_s, stream
+                 ) -> None:
+        self.ledger, self.planned, self.every_s = ledger, planned, every_s
         self.start = time.time()
         self.start_bytes = self._bytes_done({})
         self.live_bytes: dict[str, float] = {}
@@ -84,13 +83,13 @@ class StudyProgress(Callback):
         elapsed = time.time() - self.start
         rate = (done_bytes - self.start_bytes) / elapsed if elapsed > 0 else 0.0
         eta = format_duration((total_bytes - done_bytes) / rate) if rate > 0 else "?"
-        return (f"[xfer] trials {done_trials}/{total_trials} done, {self.running} running"
+        return (f"trials {done_trials}/{total_trials} done, {self.running} running"
                 f" | bytes {format_bytes(done_bytes)}/{format_bytes(total_bytes)}"
                 f" | elapsed {format_duration(elapsed)} | ETA {eta}")
 
     def _print(self) -> None:
         self.last_print = time.time()
-        print(self.line(), file=self.stream, flush=True)
+        log.info(self.line())
 
     def on_trial_start(self, iteration: int, trials: list, trial: object, **info: object) -> None:
         self.live_bytes.setdefault(trial.config["trial"]["key"], 0.0)
@@ -121,8 +120,8 @@ class StudyProgress(Callback):
         key = trial.config["trial"]["key"]
         self.live_bytes.pop(key, None)
         self.errors[key] = last_error_line(trial)
-        print(f"[xfer] trial {key} failed (retries exhausted): {self.errors[key]}; "
-              f"details in {trial.error_file or trial.path}", file=self.stream, flush=True)
+        log.info("trial %s failed (retries exhausted): %s; details in %s", key, self.errors[key],
+                 trial.error_file or trial.path)
 
     def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
         self.running = sum(1 for t in trials if t.status == "RUNNING")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sweeps.config import StudyConfig
 from sweeps.ledger import Ledger, write_results
+from sweeps.log import log
 from sweeps.progress import format_duration
 from sweeps.tuning import choose_by_dev, chosen_markdown
 from xfer.io import atomic_write_bytes
@@ -132,10 +133,10 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials
     t["total_s"] = time.time() - started
     atomic_write_bytes(run_dir / "timing.json", json.dumps(t, indent=1).encode())
-    print(f"[xfer] results: {results}")
-    print(f"[xfer] report:  {report}")
+    log.info(f"results: {results}")
+    log.info(f"report:  {report}")
     if t["trials"]:
-        print(f"[xfer] wall {format_duration(t['total_s'])}: trials {format_duration(t['busy_s'])}"
+        log.info(f"wall {format_duration(t['total_s'])}: trials {format_duration(t['busy_s'])}"
               f", outside trials {format_duration(t['outside_trials_s'])} "
               f"({t['outside_share']:.0%}; first trial after "
               f"{format_duration(t['before_first_trial_s'])}), analysis "

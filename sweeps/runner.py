@@ -24,6 +24,7 @@ from pathlib import Path
 from sweeps.config import StudyConfig
 from sweeps.estimate import study_planned_bytes
 from sweeps.ledger import Ledger
+from sweeps.log import log, show_progress
 from sweeps.trials import TrialSpec, build_trials, language_budgets
 from xfer.errors import XferError
 from xfer.io import atomic_write_bytes
@@ -150,9 +151,9 @@ def start_ray(opts: RunOptions, token_file: Path | None = None) -> None:
     context = ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
                        dashboard_host="127.0.0.1", **common)
     if opts.dashboard and context.dashboard_url and token_file is not None:
-        print(f"[xfer] dashboard http://{context.dashboard_url} (sign in with the token in "
+        log.info(f"dashboard http://{context.dashboard_url} (sign in with the token in "
               f"{token_file}); for the ray CLI: export RAY_AUTH_MODE=token "
-              f"RAY_AUTH_TOKEN_PATH={token_file}", flush=True)
+              f"RAY_AUTH_TOKEN_PATH={token_file}")
 
 
 TOKEN_FILE = "ray_auth_token"
@@ -248,7 +249,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
             stop=disk,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[progress], verbose=opts.verbose))
-    print(f"[xfer] {len(todo)} trials to run, up to {max_conc} at once", flush=True)
+    log.info(f"{len(todo)} trials to run, up to {max_conc} at once")
     failed: dict[str, str] = {}
     try:
         tuner.fit()
@@ -267,12 +268,13 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
             failed[trial.key] = ("stopped: the run folder's disk is full" if disk.full() else
                                  "not finished")
     for key, why in sorted(failed.items()):
-        print(f"[xfer] not finished: {key}: {why}", flush=True)
+        log.info(f"not finished: {key}: {why}")
     return failed, max_conc
 
 
 def run_study(study: StudyConfig, opts: RunOptions) -> int:
     """Run (or resume) the whole study and write its report; returns the exit status."""
+    show_progress()
     started = time.time()
     run_dir = run_folder(study, opts.output)
     if opts.address:
@@ -284,8 +286,8 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
         trials = build_trials(study)
         planned = {t.key: study_planned_bytes(study, t) for t in trials}
         todo = [t for t in trials if t.key not in ledger]
-        print(f"[xfer] run folder {run_dir}", flush=True)
-        print(f"[xfer] {len(trials) - len(todo)}/{len(trials)} trials already finished", flush=True)
+        log.info(f"run folder {run_dir}")
+        log.info(f"{len(trials) - len(todo)}/{len(trials)} trials already finished")
         failed: dict[str, str] = {}
         slots = 1
         if todo:

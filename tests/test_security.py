@@ -169,7 +169,7 @@ def _auth_mode(pid: int) -> str | None:
 
 LOOPBACK = {"127.0.0.1", "::1"}
 START = ("import sys, time; from pathlib import Path; import sweeps.runner as r; "
-         "token = r.local_token_auth(Path(sys.argv[1])); "
+         "r.show_progress(); token = r.local_token_auth(Path(sys.argv[1])); "
          "r.start_ray(r.RunOptions(num_cpus=1, dashboard=True), token); "
          "import os; print('mode', os.environ['RAY_AUTH_MODE'], flush=True); time.sleep(180)")
 
