@@ -122,6 +122,30 @@ def trial_placement(resources: Resources, config: dict) -> tune.PlacementGroupFa
     return tune.PlacementGroupFactory([bundle])
 
 
+def _trial_io(stack: contextlib.ExitStack, config: dict, key: str,
+              started_at: float) -> tuple[Path | None, Path | None, list[Callback]]:
+    """A trial's init checkpoint, the checkpoint it resumes from (Tune's or its folder's newest;
+    opened in ``stack``) and its callbacks: reports to Tune and TensorBoard scalars."""
+    run_dir = Path(config["run_dir"])
+    init = _open_checkpoint(stack, config.get("init_checkpoint"))
+    resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
+                          run_dir / "trials" / key / "checkpoints")
+    board = stack.enter_context(contextlib.closing(TensorBoardLog(run_dir / TENSORBOARD_DIR / key)))
+    reporter = TuneReporter(started_at, tune_checkpoints=config.get("tune_checkpoints", True))
+    return init, resume, [reporter, board]
+
+
+
+def _report_final(config: dict, result: dict, started_at: float) -> None:
+    """A finished trial's last report: its metrics, node and best checkpoint (``final`` 1)."""
+    import ray
+
+    best = result["best_checkpoint"]
+    tune.report({**_scalars(result), "final": 1, "started_at": started_at, "ended_at": time.time(),
+                 "node_id": ray.get_runtime_context().get_node_id(), "best_checkpoint": str(best)},
+                checkpoint=_tune_checkpoint(best, config.get("tune_checkpoints", True)))
+
+
 def train_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
@@ -138,27 +162,16 @@ def train_trial(config: dict) -> None:
     train_cfg = dataclasses.replace(study.train[trial.kind], seed=trial.seed, threads=threads)
     if trial.lr is not None:  # a variant of the study's lr search
         train_cfg = dataclasses.replace(train_cfg, lr=trial.lr)
-    to_tune = config.get("tune_checkpoints", True)
     out_dir = run_dir / "trials" / trial.key
     if study.resources.workers_per_trial > 1:
         final = train_on_workers(config, study, trial, train_cfg, started_at)
     else:
         with contextlib.ExitStack() as stack:
-            init = _open_checkpoint(stack, config.get("init_checkpoint"))
-            resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
-                                  out_dir / "checkpoints")
-            board = stack.enter_context(contextlib.closing(
-                TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
+            init, resume, callbacks = _trial_io(stack, config, trial.key, started_at)
             result = run(model, train_cfg, run_dir / "data", trial.lang, trial.budget, out_dir,
-                         init_checkpoint=init, resume_from=resume,
-                         callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune), board])
+                         init_checkpoint=init, resume_from=resume, callbacks=callbacks)
         final = result.to_dict()
-    import ray
-
-    tune.report({**_scalars(final), "final": 1, "started_at": started_at, "ended_at": time.time(),
-                 "node_id": ray.get_runtime_context().get_node_id(),
-                 "best_checkpoint": str(final["best_checkpoint"])},
-                checkpoint=_tune_checkpoint(final["best_checkpoint"], to_tune))
+    _report_final(config, final, started_at)
 
 
 def train_on_workers(config: dict, study: StudyConfig, trial: TrialSpec, train_cfg: Any,
@@ -242,7 +255,6 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
                      started_at: float) -> None:
     """One downstream classifier (``xfer.downstream.run``) from its source's best checkpoint
     (``config["init_checkpoint"]``) or from scratch; resumes from its newest checkpoint."""
-    import ray
 
     from xfer import downstream  # the package: DownstreamConfig, run
 
@@ -250,18 +262,8 @@ def downstream_trial(config: dict, trial: TrialSpec, model: Any, threads: int,
                               seed=trial.seed, threads=threads)
     run_dir = Path(config["run_dir"])
     out_dir = run_dir / "trials" / trial.key
-    to_tune = config.get("tune_checkpoints", True)
     with contextlib.ExitStack() as stack:
-        init = _open_checkpoint(stack, config.get("init_checkpoint"))
-        resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
-                              out_dir / "checkpoints")
-        board = stack.enter_context(contextlib.closing(
-            TensorBoardLog(run_dir / TENSORBOARD_DIR / trial.key)))
+        init, resume, callbacks = _trial_io(stack, config, trial.key, started_at)
         result = downstream.run(model, cfg, out_dir, init_checkpoint=init, resume_from=resume,
-                                init=trial.init,
-                                callbacks=[TuneReporter(started_at, tune_checkpoints=to_tune),
-                                           board])
-    tune.report({**_scalars(result), "final": 1, "started_at": started_at,
-                 "ended_at": time.time(), "node_id": ray.get_runtime_context().get_node_id(),
-                 "best_checkpoint": str(result["best_checkpoint"])},
-                checkpoint=_tune_checkpoint(result["best_checkpoint"], to_tune))
+                                init=trial.init, callbacks=callbacks)
+    _report_final(config, result, started_at)
