@@ -59,8 +59,7 @@ class StudyProgress(Callback):
         every_s: print a progress line at least this often while trials run.
     """
 
-    def __init__(self, ledger: Ledger, planned: dict[str, int], every_s: float = 30.0,
-                 ) -> None:
+    def __init__(self, ledger: Ledger, planned: dict[str, int], every_s: float = 30.0) -> None:
         self.ledger, self.planned, self.every_s = ledger, planned, every_s
         self.start = time.time()
         self.start_bytes = self._bytes_done({})

@@ -32,15 +32,10 @@ def declared_truth(study: StudyConfig):
     (``xfer.analysis.ground_truth.Truth``) when the study finetunes into base, else None."""
     if study.corpus != "synthetic":
         return None
-    from xfer.analysis.ground_truth import Truth
-    from xfer.data import synthetic
+    from xfer.analysis.ground_truth import generated_truth
 
-    reference = "base"
-    targets = {*study.languages.targets, *(t for _, t in study.languages.extra_pairs)}
-    if reference not in targets:
-        return None
-    langs = {*study.languages.sources, *(s for s, _ in study.languages.extra_pairs)}
-    return Truth(reference, {lang: synthetic.divergence(lang) for lang in sorted(langs)})
+    langs = study.languages
+    return generated_truth(langs.sources, langs.targets, langs.extra_pairs)
 
 
 def verdict_section(report: Path) -> list[str]:
@@ -121,8 +116,9 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     results = write_results(frame, run_dir / "results.parquet")
     extra = downstream_results(ledger, run_dir)
     frame = choose_by_dev(frame)
-    if chosen_markdown(frame):
-        extra = {**extra, "Tuned learning rates": chosen_markdown(frame)}
+    chosen = chosen_markdown(frame)
+    if chosen:
+        extra = {**extra, "Tuned learning rates": chosen}
     report = analyse(frame, run_dir / "report", budget=study.analysis.budget,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,
@@ -137,7 +133,7 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     log.info(f"report:  {report}")
     if t["trials"]:
         log.info(f"wall {format_duration(t['total_s'])}: trials {format_duration(t['busy_s'])}"
-              f", outside trials {format_duration(t['outside_trials_s'])} "
+                 f", outside trials {format_duration(t['outside_trials_s'])} "
               f"({t['outside_share']:.0%}; first trial after "
               f"{format_duration(t['before_first_trial_s'])}), analysis "
               f"{format_duration(t['analysis_s'])}; slot utilisation {t['slot_utilisation']:.0%}"

@@ -65,6 +65,11 @@ def test_other_analysis_options_reanalyse_the_same_run_folder(tmp_path, capsys):
     pd.testing.assert_series_equal(cli["d_t"], linear["d_t"])
     text = (tmp_path / "cli" / "report.md").read_text()
     assert "## Language notes" in text and "powerlaw.png" in text
+    # the generated languages' declared divergences, as the sweep's own report has them
+    sweep = pd.read_csv(run_dir / "report" / "ground_truth.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "cli" / "ground_truth.csv")
+                                  .drop(columns=["d_t_mib", "ci_low", "ci_high"]),
+                                  sweep.drop(columns=["d_t_mib", "ci_low", "ci_high"]))
     assert main(["analyse", str(run_dir)]) == 0
     pd.testing.assert_series_equal(pd.read_csv(run_dir / "report" / "transfer.csv")["d_t"],
                                    log["d_t"])

@@ -328,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
     outcome = run_analysis(read_results(inputs.results), inputs.out, budget=inputs.budget,
                            data_dir=inputs.data_dir, lid_model=inputs.lid_model,
                            language_notes=inputs.language_notes,
-                           extra_sections=inputs.extra_sections, interp=inputs.interp)
+                           extra_sections=inputs.extra_sections, interp=inputs.interp,
+                           truth=inputs.truth)
     print(f"wrote {outcome.report}")
     errors = [p for p in outcome.problems if p.kind == "error"]
     if errors:

@@ -17,7 +17,7 @@ D_T in MiB (2^20 bytes); intervals are the cells' 95% bootstrap intervals over s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,3 +137,17 @@ def verdict_lines(verdict: pd.DataFrame) -> list[str]:
     return [f"{v.axis} at {format_budget(v.budget)}: {v.verdict} (ρ = {v.rho:.2f}, p = "
             f"{v.p:.3f}; D_T falls: {'yes' if v.falls else 'no'}, control lowest: "
             f"{'yes' if v.control_lowest else 'no'})" for v in verdict.itertuples()]
+
+
+def generated_truth(sources: Iterable[str], targets: Iterable[str],
+                    extra_pairs: Iterable[Sequence[str]] = (),
+                    reference: str = "base") -> Truth | None:
+    """The generated sources' declared divergences from ``reference``
+    (``xfer.data.synthetic.divergence``) when the study finetunes into it, else None."""
+    from xfer.data import synthetic
+
+    pairs = [tuple(p) for p in extra_pairs]
+    if reference not in {*targets, *(t for _, t in pairs)}:
+        return None
+    langs = {*sources, *(s for s, _ in pairs)}
+    return Truth(reference, {lang: synthetic.divergence(lang) for lang in sorted(langs)})

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from xfer.analysis.ground_truth import Truth, generated_truth
 from xfer.errors import XferError
 
 
@@ -28,6 +29,7 @@ class AnalysisInputs:
     interp: str = "linear"
     language_notes: dict[str, str] | None = None
     extra_sections: dict[str, str] | None = None
+    truth: Truth | None = None
 
 
 def _study(run_dir: Path) -> dict:
@@ -51,6 +53,15 @@ def _language_notes(study: dict) -> dict[str, str] | None:
     codes = {*langs.get("sources", ()), *langs.get("targets", ()),
              *(x for pair in langs.get("extra_pairs", ()) for x in pair)}
     return {lang: synthetic.describe(lang) for lang in sorted(codes)} or None
+
+
+def _truth(study: dict) -> Truth | None:
+    """Declared divergences of generated languages (as the sweep's report has them), else None."""
+    if study.get("corpus") != "synthetic":
+        return None
+    langs = study.get("languages") or {}
+    return generated_truth(langs.get("sources", ()), langs.get("targets", ()),
+                           langs.get("extra_pairs", ()))
 
 
 def _downstream(run_dir: Path) -> dict[str, str] | None:
@@ -87,4 +98,5 @@ def analysis_inputs(path: Path, *, out: Path | None = None, budget: int | None =
     return AnalysisInputs(
         results, out or path / "report",
         budget if budget is not None else options.get("budget"), data_dir, lid_model,
-        interp or options.get("interp") or "linear", _language_notes(study), _downstream(path))
+        interp or options.get("interp") or "linear", _language_notes(study), _downstream(path),
+        _truth(study))
