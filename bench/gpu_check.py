@@ -25,6 +25,7 @@ from train_throughput import PRESETS, compare, make_step, print_comparison, time
 
 from xfer.model import ByteLM, ModelConfig
 from xfer.training.device import resolve_device
+from xfer.training.parallel import exit_worker
 
 PRETRAIN_BYTES = 6e9  # one pretrain of the paper
 PAPER_TPU_HOURS = 7.0  # the paper's pretrain on a TPU v2-8
@@ -74,7 +75,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: ModelConfig, seq_len: int
     dist.all_reduce(seconds, op=dist.ReduceOp.MAX)  # the slowest rank sets the pace
     if rank == 0:
         out.put(world * steps * batch * seq_len / float(seconds))
-    dist.destroy_process_group()
+    exit_worker()
 
 
 def ddp_bytes_per_s(world: int, cfg: ModelConfig, seq_len: int, batch: int, steps: int,

@@ -21,8 +21,10 @@ all-reduces here run unchanged.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -115,3 +117,21 @@ class Workers:
 
 
 SINGLE = Workers()
+
+
+def exit_worker() -> NoReturn:
+    """End a worker process that owns its process group: destroy the group, flush, ``os._exit(0)``.
+
+    For process entry points (``mp.spawn`` targets), not for Ray Train workers, whose processes
+    Ray ends. The interpreter's own exit is skipped on purpose: the group's gloo run-loop threads
+    outlive ``destroy_process_group`` and may still be releasing the last collective's tensors,
+    which takes the GIL; a thread that takes the GIL while Python finalises is unwound and the
+    process aborts (SIGABRT, "terminate called without an active exception").
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
