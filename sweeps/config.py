@@ -22,6 +22,7 @@ from xfer.schema import NAME_PATTERN, build, check_keys, nearest
 from xfer.training.config import KINDS, Kind
 
 if TYPE_CHECKING:
+    from sweeps.downstream import DownstreamSection
     from xfer.model import ModelConfig
     from xfer.training.config import TrainConfig
 
@@ -116,7 +117,7 @@ class StudyConfig:
     estimate: Estimate = Estimate()
     run: RunSettings = RunSettings()
     analysis: Analysis = Analysis()
-    downstream: dict[str, Any] | None = None  # checked by sweeps.downstream.check_section
+    downstream: DownstreamSection | None = None
     pretrain_seeds: tuple[int, ...] = ()  # empty: one pretrain per seed (see sweeps.trials)
     lr_search: tuple[float, ...] = ()  # peak lrs tried per scratch run and finetune (best dev)
 
@@ -125,12 +126,14 @@ class StudyConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out = {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in out.items()}
         out["train"] = {kind: asdict(cfg) for kind, cfg in self.train.items()}
+        out["downstream"] = self.downstream.to_dict() if self.downstream else None
         return json.loads(json.dumps(out))
 
     @classmethod
     def from_dict(cls, data: dict) -> StudyConfig:
         """The config again from :meth:`to_dict`'s output: how a trial rebuilds it on the far
         side of Ray's boundary (one function, the same types as the driver's)."""
+        from sweeps.downstream import DownstreamSection
         from xfer.model import ModelConfig
         from xfer.training.config import TrainConfig
 
@@ -138,7 +141,8 @@ class StudyConfig:
         return cls(name=data["name"], corpus=data["corpus"], seeds=tuple(data["seeds"]),
                    model=ModelConfig.from_dict(data["model"]),
                    train={Kind(k): TrainConfig.from_dict(v) for k, v in data["train"].items()},
-                   downstream=data.get("downstream"),
+                   downstream=DownstreamSection.from_dict(data["downstream"])
+                   if data.get("downstream") else None,
                    pretrain_seeds=tuple(data.get("pretrain_seeds", ())),
                    lr_search=tuple(data.get("lr_search", ())), **typed)
 

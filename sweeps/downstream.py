@@ -20,16 +20,16 @@ checkpoint) and one from scratch; their validation accuracies become the report'
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xfer.downstream import DownstreamConfig
 from xfer.errors import XferError
 from xfer.schema import NAME_PATTERN, build, check_keys
 
-TASK_PLACEHOLDER = "<built by the driver>"
 SENTENCE_END = ". "
 
 
@@ -44,13 +44,6 @@ class Construct:
     n_train: int = 256
     n_validation: int = 128
     seed: int = 0
-
-
-def _downstream_config(data: dict) -> Any:
-    """A :class:`DownstreamConfig` from a section's fields (one-line errors for bad values)."""
-    from xfer.downstream import DownstreamConfig
-
-    return build(DownstreamConfig, data, "downstream")
 
 
 def check_construct(data: Any) -> Construct:
@@ -74,41 +67,84 @@ def check_construct(data: Any) -> Construct:
     return c
 
 
-def check_section(section: Any, languages: Any = None) -> dict | None:
-    """The validated ``downstream:`` section as a plain dict (None when absent)."""
+TASK_DIR = "downstream/task"  # where the driver builds a constructed task, in the run folder
+
+
+@dataclass(frozen=True)
+class DownstreamSection:
+    """The study's ``downstream:`` section, typed: the classifier's settings and where its task
+    comes from. ``classifier.task`` is the given task folder or hub dataset, or, with
+    ``construct``, :data:`TASK_DIR`, relative to the run folder, where the driver builds it."""
+
+    classifier: DownstreamConfig
+    construct: Construct | None = None
+
+    @property
+    def language(self) -> str:
+        """The task's language as trial keys and the report name it."""
+        return self.classifier.language or "task"
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict, the YAML section's shape (inverse: :meth:`from_dict`)."""
+        out = self.classifier.to_dict()
+        if self.construct is not None:
+            out["construct"] = dataclasses.asdict(self.construct)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DownstreamSection:
+        """The section again from :meth:`to_dict`'s output."""
+        data = dict(data)
+        construct = data.pop("construct", None)
+        return cls(DownstreamConfig.from_dict(data),
+                   Construct(**construct) if construct is not None else None)
+
+    def resolved(self, run_dir: Path) -> DownstreamConfig:
+        """The classifier the trials run: a constructed task built (once) under ``run_dir``,
+        a local task folder made absolute."""
+        task = self.classifier.task
+        if self.construct is not None:
+            task = str(build_task(self.construct, run_dir / Path(TASK_DIR).parent))
+        elif self.classifier.source == "local":
+            task = str(Path(task).expanduser().resolve())
+        return dataclasses.replace(self.classifier, task=task)
+
+    def planned_pair_bytes(self) -> int:
+        """Upper bound of the bytes one downstream trial trains on: epochs x pairs x max_len
+        (0 when the task's size is unknown before it is read)."""
+        if self.construct is None:
+            return 0
+        return self.classifier.epochs * self.construct.n_train * self.classifier.max_len
+
+
+def check_section(section: Any, languages: Any = None) -> DownstreamSection | None:
+    """The validated ``downstream:`` section (None when absent)."""
     if section is None:
         return None
     if not isinstance(section, dict):
         raise XferError(f"downstream: expected a mapping, got {section!r}")
-    from xfer.downstream import DownstreamConfig
-
-    known = [*DownstreamConfig.__dataclass_fields__, "construct"]
-    check_keys(section, known, "downstream")
-    section = copy.deepcopy(section)
-    if "seed" in section:
+    check_keys(section, [*DownstreamConfig.__dataclass_fields__, "construct"], "downstream")
+    fields = dict(section)
+    if "seed" in fields:
         raise XferError("downstream.seed: trials take the study's seeds; remove it")
-    construct = section.pop("construct", None)
-    if construct is None and "task" not in section:
+    construct = fields.pop("construct", None)
+    if construct is None and "task" not in fields:
         raise XferError("downstream: give task (a task folder or hub dataset) or construct")
-    if construct is not None and "task" in section:
+    if construct is not None and "task" in fields:
         raise XferError("downstream: give task or construct, not both")
-    cfg = _downstream_config({**section, "task": section.get("task", TASK_PLACEHOLDER)})
+    c = None
     if construct is not None:
         c = check_construct(construct)
-        section["construct"] = c.__dict__.copy()
-        section.setdefault("language", f"{c.premise_lang}-{c.hypothesis_lang}")
-
-    if not NAME_PATTERN.fullmatch(task_language(section)):  # part of trial keys and folders
-        raise XferError(f"downstream.language: {task_language(section)!r} may only use "
+        fields["task"] = TASK_DIR
+        fields.setdefault("language", f"{c.premise_lang}-{c.hypothesis_lang}")
+    out = DownstreamSection(build(DownstreamConfig, fields, "downstream"), c)
+    if not NAME_PATTERN.fullmatch(out.language):  # part of trial keys and folders
+        raise XferError(f"downstream.language: {out.language!r} may only use "
                         "letters, digits, '.', '_' and '-'")
-    if construct is None and cfg.source == "local" and not Path(cfg.task).expanduser().is_dir():
-        raise XferError(f"downstream.task: task folder {cfg.task!r} does not exist")
-    return section
-
-
-def task_language(section: dict) -> str:
-    """The task's language as trial keys and the report name it."""
-    return str(section.get("language") or "task")
+    task = Path(out.classifier.task).expanduser()
+    if c is None and out.classifier.source == "local" and not task.is_dir():
+        raise XferError(f"downstream.task: task folder {out.classifier.task!r} does not exist")
+    return out
 
 
 def synthetic_aligned_lines(premise_lang: str, hypothesis_lang: str, n: int,
@@ -136,12 +172,11 @@ def synthetic_aligned_lines(premise_lang: str, hypothesis_lang: str, n: int,
     raise XferError(f"downstream.construct: found only {len(premises)} distinct sentences")
 
 
-def build_task(section: dict, work: Path) -> Path:
+def build_task(c: Construct, work: Path) -> Path:
     """Build the constructed task (once; idempotent) under ``work`` and return its folder."""
     from xfer.downstream.tasks import build_translation_task
     from xfer.io import atomic_write_bytes
 
-    c = Construct(**section["construct"])
     source = Path(c.corpus).expanduser().resolve()
     if c.corpus == "synthetic":
         source = work / "aligned"
@@ -154,24 +189,3 @@ def build_task(section: dict, work: Path) -> Path:
                 atomic_write_bytes(path, data)
     return build_translation_task(source, c.premise_lang, c.hypothesis_lang, c.n_train,
                                   c.n_validation, c.seed, work / "task")
-
-
-def resolved_config(section: dict, run_dir: Path) -> dict:
-    """The ``DownstreamConfig`` dict the trials run (``task`` built on the driver if asked)."""
-    fields = {k: v for k, v in section.items() if k != "construct"}
-    if "construct" in section:
-        fields["task"] = str(build_task(section, run_dir / "downstream"))
-    elif fields.get("source", "local") == "local":
-        fields["task"] = str(Path(fields["task"]).expanduser().resolve())
-    return _downstream_config(fields).to_dict()
-
-
-def planned_pair_bytes(section: dict) -> int:
-    """Upper bound of the bytes one downstream trial trains on: epochs x pairs x max_len
-    (0 when the task's size is unknown before it is read)."""
-    construct = section.get("construct")
-    if not construct:
-        return 0
-    fields = {k: v for k, v in section.items() if k != "construct"}
-    cfg = _downstream_config({**fields, "task": TASK_PLACEHOLDER})
-    return cfg.epochs * int(construct["n_train"]) * cfg.max_len

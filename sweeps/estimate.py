@@ -28,9 +28,7 @@ def length_of(trial: TrialSpec, cfg: TrainConfig) -> RunLength:
 def study_planned_bytes(study: StudyConfig, trial: TrialSpec) -> int:
     """Bytes ``trial`` of ``study`` trains on (downstream: pairs x epochs x max_len, a bound)."""
     if trial.kind == Kind.DOWNSTREAM:
-        from sweeps.downstream import planned_pair_bytes
-
-        return planned_pair_bytes(study.downstream)
+        return study.downstream.planned_pair_bytes()
     return planned_bytes(trial, study.train[trial.kind])
 
 
@@ -68,11 +66,9 @@ def trial_costs(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> l
     out = []
     for trial in trials:
         if trial.kind == Kind.DOWNSTREAM:  # classifier steps: forward + backward on pairs
-            from sweeps.downstream import planned_pair_bytes
-
-            n = planned_pair_bytes(study.downstream)
-            per_byte = train_flops_per_byte(n_params, study.model, study.downstream.get(
-                "max_len", 256))
+            n = study.downstream.planned_pair_bytes()
+            per_byte = train_flops_per_byte(n_params, study.model,
+                                            study.downstream.classifier.max_len)
             out.append(TrialCost(trial, n, per_byte * n))
             continue
         cfg = study.train[trial.kind]

@@ -219,9 +219,8 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
 
     downstream = None
     if study.downstream is not None and any(t.kind == Kind.DOWNSTREAM for t in todo):
-        from sweeps.downstream import resolved_config
-
-        downstream = resolved_config(study.downstream, run_dir)  # the task, built once here
+        # the task, built once here
+        downstream = study.downstream.resolved(run_dir).to_dict()
     start_ray(opts, token_file)
     data = DataPrep(study, language_budgets(study, build_trials(study)), run_dir / "data")
     max_conc = concurrency(study, opts)

@@ -98,9 +98,7 @@ def build_trials(study: StudyConfig) -> list[TrialSpec]:
 def downstream_trials(study: StudyConfig, pretrains: list[TrialSpec],
                       seed: int) -> list[TrialSpec]:
     """One downstream trial per pretrained source (after its pretrain), one from scratch."""
-    from sweeps.downstream import task_language
-
-    lang = task_language(study.downstream)
+    lang = study.downstream.language
     return [*(TrialSpec(Kind.DOWNSTREAM, lang, 0, seed, source=p.lang, parent=p.key)
               for p in pretrains), TrialSpec(Kind.DOWNSTREAM, lang, 0, seed)]
 

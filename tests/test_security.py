@@ -93,7 +93,7 @@ def test_pickled_checkpoints_are_refused_by_every_loader(checkpoints: dict[str, 
     section = check_section({"construct": {"corpus": "synthetic", "premise_lang": "base",
                                            "hypothesis_lang": "twin", "n_train": 8,
                                            "n_validation": 4}, "epochs": 1, "batch_size": 4})
-    task = build_task(section, tmp_path / "task")
+    task = build_task(section.construct, tmp_path / "task")
     dcfg = downstream.DownstreamConfig(task=str(task), epochs=1, batch_size=4, threads=1)
     _refused(lambda: downstream.run(None, dcfg, tmp_path / "ds1",
                                     init_checkpoint=c["evil_model"]))

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweeps.config import config_from_dict
-from sweeps.downstream import synthetic_aligned_lines
+from sweeps.config import StudyConfig, config_from_dict
+from sweeps.downstream import TASK_DIR, DownstreamSection, synthetic_aligned_lines
 from sweeps.trials import build_trials
 from tests.faults_util import (
     REPO,
@@ -42,6 +42,20 @@ def test_trials_and_hash() -> None:
     plain = config_from_dict(study(name="dstiny"))
     assert len({cfg.digest(), other.digest(), plain.digest()}) == 3
     assert not [t for t in build_trials(plain) if t.kind == "downstream"]
+
+
+def test_section_is_typed_and_crosses_ray_unchanged(tmp_path: Path) -> None:
+    """The section is a DownstreamSection on both sides of Ray's boundary; the constructed task
+    is built under the run folder, where the classifier's relative task points."""
+    cfg = config_from_dict(STUDY)
+    section = cfg.downstream
+    assert isinstance(section, DownstreamSection) and section.language == "base-twin"
+    assert section.classifier.epochs == 2 and section.construct.n_train == 32
+    assert section.planned_pair_bytes() == 2 * 32 * 128
+    assert StudyConfig.from_dict(cfg.to_dict()) == cfg
+    built = section.resolved(tmp_path)
+    assert built.task == str(tmp_path / TASK_DIR) and (tmp_path / TASK_DIR).is_dir()
+    assert built == section.resolved(tmp_path)  # idempotent
 
 
 def test_synthetic_pairs_are_aligned_transliterations() -> None:
