@@ -80,11 +80,14 @@ class Estimate:
 class RunSettings:
     """Where results go. ``output`` is the parent of run folders (shared storage on a cluster:
     data and trial folders live there); ``storage`` is Ray Tune's storage path (default
-    ``<run folder>/tune``; may be ``gs://...``). ``max_failures``: retries per trial."""
+    ``<run folder>/tune``; may be ``gs://...``). ``max_failures``: retries per trial.
+    ``keep_step_checkpoints``: keep a finished trial's step checkpoints (weights and optimiser
+    state), which nothing in the study reads again; by default only its best checkpoint stays."""
 
     output: str = "runs"
     storage: str | None = None
     max_failures: int = 2
+    keep_step_checkpoints: bool = False
 
 
 @dataclass(frozen=True)

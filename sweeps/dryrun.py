@@ -18,17 +18,21 @@ DOWNSTREAM_KEEP = 2  # step checkpoints xfer.downstream keeps
 def disk_needed(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> dict:
     """Bytes the run folder holds once every trial has finished (each checkpoint stored once):
     ``data`` (per language dev + test + its largest budget, a byte per byte), ``checkpoints``
-    (per trial a best checkpoint, 4 bytes a parameter, and its ``keep_checkpoints`` step
-    checkpoints, 12 bytes a parameter) and ``total``. Logs, tables and the report are small
-    beside these and not counted."""
+    (per trial a best checkpoint, 4 bytes a parameter, and with ``run.keep_step_checkpoints``
+    its ``keep_checkpoints`` step checkpoints, 12 bytes a parameter) and ``total``; and
+    ``per_running_trial``, the step checkpoints a trial holds while it runs (deleted when it
+    finishes unless kept). Logs, tables and the report are small beside these and not counted."""
     data = sum(study.data.dev_bytes + study.data.test_bytes + max(budgets)
                for budgets in language_budgets(study, trials).values())
-    ckpt = 0
+    ckpt, running = 0, 0
     for t in trials:
         keep = (DOWNSTREAM_KEEP if t.kind == Kind.DOWNSTREAM else
                 study.train[t.kind].keep_checkpoints)
-        ckpt += n_params * (WEIGHT_BYTES + keep * STEP_CHECKPOINT_BYTES)
-    return {"data": data, "checkpoints": ckpt, "total": data + ckpt}
+        steps = n_params * keep * STEP_CHECKPOINT_BYTES
+        running = max(running, steps)
+        ckpt += n_params * WEIGHT_BYTES + (steps if study.run.keep_step_checkpoints else 0)
+    return {"data": data, "checkpoints": ckpt, "total": data + ckpt,
+            "per_running_trial": 0 if study.run.keep_step_checkpoints else running}
 
 
 def plan(study: StudyConfig) -> dict:
@@ -107,9 +111,14 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
                  f"trial on {res['workers_per_trial']} worker(s) of {worker}, at perfect "
                  f"scaling)")
     disk = p["disk_bytes"]
-    lines.append(f"disk: {_gb(disk['total'])} in the run folder ({_gb(disk['checkpoints'])} "
-                 f"of checkpoints: each trial's best and its last step checkpoints with "
-                 f"optimiser state; {_gb(disk['data'])} of prepared data)")
+    kept = ("each trial's best and its last step checkpoints with optimiser state"
+            if not disk["per_running_trial"] else "each trial's best")
+    lines.append(f"disk: {_gb(disk['total'])} in the run folder once finished "
+                 f"({_gb(disk['checkpoints'])} of checkpoints: {kept}; {_gb(disk['data'])} of "
+                 f"prepared data)")
+    if disk["per_running_trial"]:
+        lines.append(f"      + up to {_gb(disk['per_running_trial'])} per trial running at once "
+                     f"(its step checkpoints with optimiser state, deleted when it finishes)")
     lines.append("")
     rows = p["trials"]
     lines.append(f"{'trial':<34} {'after':<24} {'train bytes':>18} {'PFLOP':>10}")

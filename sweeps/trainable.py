@@ -33,6 +33,7 @@ from ray import tune
 from sweeps.config import StudyConfig
 from sweeps.resources import DRIVER_CPUS, Resources
 from sweeps.trials import TrialSpec
+from xfer.training.checkpoint import STEPS_DIR
 from xfer.training.config import Kind
 from xfer.training.loop import Callback
 from xfer.training.tensorboard import TensorBoardLog
@@ -129,7 +130,7 @@ def _trial_io(stack: contextlib.ExitStack, config: dict, key: str,
     run_dir = Path(config["run_dir"])
     init = _open_checkpoint(stack, config.get("init_checkpoint"))
     resume = resume_point(_open_checkpoint(stack, tune.get_checkpoint()),
-                          run_dir / "trials" / key / "checkpoints")
+                          run_dir / "trials" / key / STEPS_DIR)
     board = stack.enter_context(contextlib.closing(TensorBoardLog(run_dir / TENSORBOARD_DIR / key)))
     reporter = TuneReporter(started_at, tune_checkpoints=config.get("tune_checkpoints", True))
     return init, resume, [reporter, board]
@@ -137,9 +138,14 @@ def _trial_io(stack: contextlib.ExitStack, config: dict, key: str,
 
 
 def _report_final(config: dict, result: dict, started_at: float) -> None:
-    """A finished trial's last report: its metrics, node and best checkpoint (``final`` 1)."""
+    """A finished trial's last report: its metrics, node and best checkpoint (``final`` 1).
+    Its step checkpoints are deleted first, unless ``run.keep_step_checkpoints``."""
     import ray
 
+    from xfer.training.checkpoint import remove_step_checkpoints
+
+    if not config["study"]["run"]["keep_step_checkpoints"]:
+        remove_step_checkpoints(Path(config["run_dir"]) / "trials" / config["trial"]["key"])
     best = result["best_checkpoint"]
     tune.report({**_scalars(result), "final": 1, "started_at": started_at, "ended_at": time.time(),
                  "node_id": ray.get_runtime_context().get_node_id(), "best_checkpoint": str(best)},

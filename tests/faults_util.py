@@ -57,8 +57,9 @@ def study(**changes: object) -> dict:
 
 # the tests' shared finished study (conftest.tiny_run): three languages, 15 trials
 TINYRUN_LANGS = ["base", "twin", "relative"]
+# keeps finished trials' step checkpoints: test_sweep_run rewinds one trial to its first epoch's
 TINYRUN = study(name="tinyrun", languages={"sources": TINYRUN_LANGS, "targets": TINYRUN_LANGS},
-                budgets={"pretrain": "40K"})
+                budgets={"pretrain": "40K"}, run={"keep_step_checkpoints": True})
 
 
 def write_yaml(path: Path, data: object) -> Path:

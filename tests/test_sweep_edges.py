@@ -42,7 +42,8 @@ def test_finetunes_start_from_best_weights_and_checkpoints_are_stored_once(
     """Pretrains at a learning rate too high to settle (0.1; an evaluation every 4 steps): base
     is best at an early evaluation and worse at its last; each finetune's ``init_checkpoint`` is
     its pretrain's ``best`` folder, which holds the best step's weights. Tune's folders hold no
-    checkpoint copies, and the dry-run's disk figure covers what the run folder holds."""
+    checkpoint copies, finished trials no step checkpoints, and the dry-run's disk figure
+    covers what the run folder holds."""
     cfg = study(name="best", train={"pretrain": {"lr": 0.1, "eval_every": 4}})
     config = write_yaml(tmp_path / "s.yaml", cfg)
     out = tmp_path / "runs"
@@ -64,12 +65,29 @@ def test_finetunes_start_from_best_weights_and_checkpoints_are_stored_once(
     assert past_best, "no pretrain ended past its best: nothing tells best from last here"
     copies = [p for p in (run_dir / "tune").rglob("checkpoint_*") if p.is_dir()]
     assert not copies, copies[:3]
+    assert not list((run_dir / "trials").glob("*/checkpoints")), "step checkpoints were kept"
     plan = subprocess.run([sys.executable, "-m", "sweeps.grid", "--config", str(config),
                            "--dry-run", "--json"], capture_output=True, text=True, cwd=REPO,
                           timeout=120, env=grid_env())
     need = json.loads(plan.stdout)["disk_bytes"]
     held = _du(run_dir / "trials") + _du(run_dir / "data")
     assert 0.8 * held <= need["total"] <= 1.5 * held, (need, held)
+
+
+def test_disk_figure_counts_step_checkpoints_only_when_kept() -> None:
+    """Step checkpoints (12 bytes a parameter each) stay in the finished run folder only with
+    ``run.keep_step_checkpoints``; otherwise they are counted per running trial."""
+    from sweeps.config import config_from_dict
+    from sweeps.dryrun import plan as dry_plan
+
+    dropped = dry_plan(config_from_dict(study()))
+    kept = dry_plan(config_from_dict(study(run={"keep_step_checkpoints": True})))
+    n, trials = dropped["model"]["parameters"], dropped["counts"]["total"]
+    keep = 2  # the tiny study's keep_checkpoints
+    assert dropped["disk_bytes"]["per_running_trial"] == n * keep * 12
+    assert kept["disk_bytes"]["per_running_trial"] == 0
+    assert kept["disk_bytes"]["checkpoints"] - dropped["disk_bytes"]["checkpoints"] == \
+        trials * n * keep * 12
 
 
 @pytest.mark.slow

@@ -276,7 +276,7 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
         net.zero_position_bias()
     net.to(device.torch_device)
     optimizer = make_optimizer(net, tcfg)
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = out_dir / ckpt.STEPS_DIR
     resume = Path(resume_from) if resume_from else (ckpt.list_checkpoints(ckpt_dir) or [None])[-1]
     if resume is not None:
         meta = ckpt.read_meta(resume)

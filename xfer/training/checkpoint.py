@@ -21,6 +21,7 @@ from xfer.training.config import check_same_settings
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
 RESULT_FILE = "result.json"  # a finished run's result, in its output folder
+STEPS_DIR = "checkpoints"  # a run's step checkpoints, in its output folder
 PREFIX = "step-"
 
 
@@ -97,6 +98,12 @@ def list_checkpoints(folder: Path) -> list[Path]:
         return []
     return sorted(p for p in Path(folder).iterdir()
                   if p.is_dir() and p.name.startswith(PREFIX) and (p / META_FILE).is_file())
+
+
+def remove_step_checkpoints(out_dir: Path) -> None:
+    """Delete a finished run's step checkpoints (``out_dir/checkpoints``); its ``best`` folder
+    and result are what finetunes, exports and a rerun read."""
+    shutil.rmtree(Path(out_dir) / STEPS_DIR, ignore_errors=True)
 
 
 def step_dir(folder: Path, step: int) -> Path:

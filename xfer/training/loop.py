@@ -206,7 +206,7 @@ def resume_point(out_dir: Path, resume_from: Path | None) -> Path | None:
     """``resume_from``, else the newest step checkpoint in ``out_dir/checkpoints`` (or None)."""
     if resume_from:
         return Path(resume_from)
-    return (ckpt.list_checkpoints(out_dir / "checkpoints") or [None])[-1]
+    return (ckpt.list_checkpoints(out_dir / ckpt.STEPS_DIR) or [None])[-1]
 
 
 def load_resume(path: Path, model: ModelConfig, cfg: TrainConfig, net: ByteLM,
@@ -262,7 +262,7 @@ def train_step(r: Run) -> dict:
     torch.nn.utils.clip_grad_norm_(r.net.parameters(), cfg.grad_clip)
     train_loss = loss_sum / cfg.batch_bytes
     if not math.isfinite(train_loss):
-        last = ckpt.list_checkpoints(r.out_dir / "checkpoints")
+        last = ckpt.list_checkpoints(r.out_dir / ckpt.STEPS_DIR)
         raise XferError(f"non-finite training loss at step {step + 1}; last good checkpoint: "
                         f"{last[-1] if last else 'none'}")
     lr = r.scheduler.get_last_lr()[0]
@@ -329,7 +329,7 @@ def save_step_checkpoint(r: Run) -> Path | None:
     directory (None on other workers)."""
     if not r.workers.is_main:
         return None
-    folder = r.out_dir / "checkpoints"
+    folder = r.out_dir / ckpt.STEPS_DIR
     trainer = {"optimizer": r.optimizer.state_dict(), "scheduler": r.scheduler.state_dict(),
                "rng": ckpt.rng_state()}
     written = ckpt.save_checkpoint(ckpt.step_dir(folder, r.state.step), r.net, r.meta(), trainer)
