@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ray.tune import Callback, Stopper
 
+from sweeps.eta import TrialClass, eta_seconds
 from sweeps.ledger import Ledger, make_row
 from sweeps.log import log
 from sweeps.trials import TrialSpec
@@ -56,13 +57,18 @@ class StudyProgress(Callback):
     Args:
         ledger: the run folder's ledger (finished trials, shared with the searcher).
         planned: key -> bytes the trial will train on (budget x epochs), for every trial.
+        classes: key -> the trial's (kind, budget), whose finished trials time the others
+            (:mod:`sweeps.eta`).
+        slots: trials that run at once.
         every_s: print a progress line at least this often while trials run.
     """
 
-    def __init__(self, ledger: Ledger, planned: dict[str, int], every_s: float = 30.0) -> None:
+    def __init__(self, ledger: Ledger, planned: dict[str, int],
+                 classes: dict[str, TrialClass], slots: int, every_s: float = 30.0) -> None:
         self.ledger, self.planned, self.every_s = ledger, planned, every_s
+        self.classes, self.slots = classes, slots
+        self.started: dict[str, float] = {}  # key -> when its current attempt started
         self.start = time.time()
-        self.start_bytes = self._bytes_done({})
         self.live_bytes: dict[str, float] = {}
         self.last_print = 0.0
         self.running = 0
@@ -79,9 +85,11 @@ class StudyProgress(Callback):
         done_trials = sum(1 for k in self.planned if k in self.ledger.rows)
         done_bytes = self._bytes_done(self.live_bytes)
         total_bytes = sum(self.planned.values())
-        elapsed = time.time() - self.start
-        rate = (done_bytes - self.start_bytes) / elapsed if elapsed > 0 else 0.0
-        eta = format_duration((total_bytes - done_bytes) / rate) if rate > 0 else "?"
+        now = time.time()
+        elapsed = now - self.start
+        left = eta_seconds(self.planned, self.classes, self.ledger.rows, self.started, now,
+                           self.slots)
+        eta = "?" if left is None else format_duration(left)
         return (f"trials {done_trials}/{total_trials} done, {self.running} running"
                 f" | bytes {format_bytes(done_bytes)}/{format_bytes(total_bytes)}"
                 f" | elapsed {format_duration(elapsed)} | ETA {eta}")
@@ -92,6 +100,7 @@ class StudyProgress(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: object, **info: object) -> None:
         self.live_bytes.setdefault(trial.config["trial"]["key"], 0.0)
+        self.started[trial.config["trial"]["key"]] = time.time()
 
     def on_trial_result(self, iteration: int, trials: list, trial: object, result: dict,
                         **info: object) -> None:
@@ -103,6 +112,7 @@ class StudyProgress(Callback):
                           **info: object) -> None:
         key = trial.config["trial"]["key"]
         self.live_bytes.pop(key, None)
+        self.started.pop(key, None)
         if key not in self.ledger and trial.last_result.get("final") == 1:
             spec = TrialSpec.from_dict(trial.config["trial"])
             best = checkpoint_uri(trial.checkpoint) or trial.last_result.get("best_checkpoint")
@@ -118,6 +128,7 @@ class StudyProgress(Callback):
         self.failures += 1
         key = trial.config["trial"]["key"]
         self.live_bytes.pop(key, None)
+        self.started.pop(key, None)
         self.errors[key] = last_error_line(trial)
         log.info("trial %s failed (retries exhausted): %s; details in %s", key, self.errors[key],
                  trial.error_file or trial.path)

@@ -183,8 +183,22 @@ def test_searcher_waits_for_data_and_parents_then_finishes() -> None:
 def test_searcher_respects_concurrency_and_prefers_pretrains() -> None:
     s = _searcher(TINY, {}, {"base", "twin", "markov"}, conc=2)
     first = [s.suggest("a")["key"], s.suggest("b")["key"]]
-    assert all(k.startswith("pretrain-") for k in first)
+    assert first == ["pretrain-base-50K-s0", "scratch-base-20K-s0"]  # a class each, pretrain first
     assert s.suggest("c") is None
+
+
+def test_searcher_starts_one_trial_of_each_class_first() -> None:
+    """Pretrains go first, except that the first ready trial of each (kind, budget) class goes
+    before them (the ETA times each class early); a finetune class starts once a pretrain is
+    done."""
+    s = _searcher(TINY, {}, {"base", "twin", "markov"}, conc=100)
+    first = [s.suggest(str(i))["key"] for i in range(6)]
+    assert first == ["pretrain-base-50K-s0", "scratch-base-20K-s0", "scratch-base-10K-s0",
+                     "scratch-base-5K-s0", "scratch-base-2K-s0", "pretrain-base-50K-s1"]
+    s.checkpoints["pretrain-base-50K-s0"] = "/ckpt"
+    rest = [s.suggest(str(i))["key"] for i in range(6, 10)]
+    assert rest[:2] == ["finetune-base-markov-10K-s0", "finetune-base-markov-5K-s0"]
+    assert rest[2:4] == ["pretrain-twin-50K-s0", "pretrain-twin-50K-s1"]  # then pretrains again
 
 
 def test_auto_precision_is_resolved_before_the_hash() -> None:
