@@ -122,7 +122,8 @@ class StudyConfig:
     analysis: Analysis = Analysis()
     downstream: DownstreamSection | None = None
     pretrain_seeds: tuple[int, ...] = ()  # empty: one pretrain per seed (see sweeps.trials)
-    lr_search: tuple[float, ...] = ()  # peak lrs tried per scratch run and finetune (best dev)
+    # peak lrs tried per scratch run and per finetune (the best dev wins): kind -> lrs
+    lr_search: dict[Kind, tuple[float, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (what trials receive through Ray Tune's ``param_space``)."""
@@ -147,7 +148,8 @@ class StudyConfig:
                    downstream=DownstreamSection.from_dict(data["downstream"])
                    if data.get("downstream") else None,
                    pretrain_seeds=tuple(data.get("pretrain_seeds", ())),
-                   lr_search=tuple(data.get("lr_search", ())), **typed)
+                   lr_search={Kind(k): tuple(v) for k, v in data.get("lr_search", {}).items()},
+                   **typed)
 
     def digest(self) -> str:
         """Hash of everything that changes results (not resources, estimates, run paths, the
@@ -291,13 +293,28 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
     )
 
 
-def _lr_search(value: Any) -> tuple[float, ...]:
-    """``lr_search``: distinct positive learning rates (empty: no search)."""
+def _lrs(value: Any, where: str) -> tuple[float, ...]:
+    """Distinct positive learning rates."""
     ok = isinstance(value, list) and all(
         isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
     if not ok or len(set(value)) != len(value):
-        raise XferError(f"lr_search: expected a list of distinct positive numbers, got {value!r}")
+        raise XferError(f"{where}: expected a list of distinct positive numbers, got {value!r}")
     return tuple(float(v) for v in value)
+
+
+def _lr_search(value: Any) -> dict[Kind, tuple[float, ...]]:
+    """``lr_search``: one list of lrs for scratch runs and finetunes alike, or a list per kind
+    (``{scratch: [...], finetune: [...]}``, each around its own optimum) of the same length:
+    both sides get the same search budget. Empty: no search."""
+    if isinstance(value, dict):
+        check_keys(value, [Kind.SCRATCH, Kind.FINETUNE], "lr_search")
+        grids = {Kind(k): _lrs(v, f"lr_search.{k}") for k, v in value.items()}
+        if set(grids) != {Kind.SCRATCH, Kind.FINETUNE} or len(set(map(len, grids.values()))) > 1:
+            raise XferError("lr_search: give scratch and finetune lists of the same length (the "
+                            f"same search budget for both sides), got {value!r}")
+        return grids
+    lrs = _lrs(value, "lr_search")
+    return {Kind.SCRATCH: lrs, Kind.FINETUNE: lrs} if lrs else {}
 
 
 def _pretrain_seeds(value: Any) -> tuple[int, ...]:

@@ -1,6 +1,6 @@
 """The progress line's ETA: the trial seconds still to run, spread over the trial slots.
 
-A trial's cost is learned per class, its kind and budget: the mean wall seconds of the class's
+A trial's cost is learned per class, its kind, budget and lr: the mean wall seconds of the class's
 finished trials (early stopping ends finetunes and small scratch runs well before their planned
 bytes, so bytes alone overestimate what is left). A class with no finished trial yet costs its
 planned bytes at the seconds per planned byte of every finished trial so far. A running trial is
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 
-TrialClass = tuple[str, int]  # (kind, budget in bytes)
+TrialClass = tuple[str, int, float | None]  # kind, budget (bytes), lr (TrialSpec.cost_class)
 
 
 def trial_seconds(row: Mapping) -> float:

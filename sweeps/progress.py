@@ -57,7 +57,7 @@ class StudyProgress(Callback):
     Args:
         ledger: the run folder's ledger (finished trials, shared with the searcher).
         planned: key -> bytes the trial will train on (budget x epochs), for every trial.
-        classes: key -> the trial's (kind, budget), whose finished trials time the others
+        classes: key -> the trial's cost class, whose finished trials time the others
             (:mod:`sweeps.eta`).
         slots: trials that run at once.
         every_s: print a progress line at least this often while trials run.

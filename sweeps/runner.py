@@ -231,7 +231,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         todo, ledger.checkpoint_of,
         make_config=lambda t, ckpt: {"trial": t.to_dict(), "init_checkpoint": ckpt},
         data_ready=data.ready, max_concurrent=max_conc, finished=ledger.rows)
-    classes = {t.key: (str(t.kind), t.budget) for t in build_trials(study)}
+    classes = {t.key: t.cost_class for t in build_trials(study)}
     progress = StudyProgress(ledger, planned, classes, max_conc)
     disk = DiskFullStop(progress, run_dir, LOW_DISK_BYTES)
     name_of = lambda trial: trial.config["trial"]["key"]  # noqa: E731

@@ -5,7 +5,7 @@ finetune) its pretrain has finished with a checkpoint; until then it returns ``N
 asks again later, and ``Searcher.FINISHED`` once every trial has finished, failed or been
 skipped (a finetune whose pretrain failed). Scratch runs therefore start beside the pretrains,
 and one source's finetunes start while other sources still pretrain. The first ready trial of
-each class (kind and budget) goes before the others, so the progress line's ETA
+each class (kind, budget and lr) goes before the others, so the progress line's ETA
 (:mod:`sweeps.eta`) has timed every class early on.
 """
 
@@ -62,7 +62,7 @@ class DependencySearcher(Searcher):
         self.live: dict[str, TrialSpec] = {}
         self.failed: dict[str, str] = {}  # key -> why
         self.suggested: list[str] = []
-        self.classes_started: set[tuple[str, int]] = set()
+        self.classes_started: set[tuple] = set()
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
                               **spec: object) -> bool:
@@ -93,11 +93,11 @@ class DependencySearcher(Searcher):
             return Searcher.FINISHED
         if len(self.live) >= self.max_concurrent:
             return None
-        unseen = [t for t in self.pending if (t.kind, t.budget) not in self.classes_started]
+        unseen = [t for t in self.pending if t.cost_class not in self.classes_started]
         for trial in [*unseen, *self.pending]:
             if trial in self.pending and self.ready(trial):  # ready() may fail a language
                 self.pending.remove(trial)
-                self.classes_started.add((trial.kind, trial.budget))
+                self.classes_started.add(trial.cost_class)
                 self.live[trial_id] = trial
                 self.suggested.append(trial.key)
                 parent_ckpt = self.checkpoints.get(trial.parent) if trial.parent else None

@@ -37,6 +37,11 @@ class TrialSpec:
         return f"{self.kind}-{self.lang}-{b}-s{self.seed}{lr}"
 
     @property
+    def cost_class(self) -> tuple[str, int, float | None]:
+        """Trials expected to cost alike: same kind, budget and lr (:mod:`sweeps.eta`)."""
+        return (str(self.kind), self.budget, self.lr)
+
+    @property
     def init(self) -> str:
         """The results table's ``init``: ``scratch`` or the source language."""
         return self.source if self.kind in (Kind.FINETUNE, Kind.DOWNSTREAM) and self.source \
@@ -84,14 +89,15 @@ def build_trials(study: StudyConfig) -> list[TrialSpec]:
         trials += mine
         if study.downstream is not None:
             trials += downstream_trials(study, mine, seed)
-    lrs = study.lr_search or (None,)
     for seed in study.seeds:
         parent = pretrain_seed_of(study, seed)
         trials += [TrialSpec(Kind.SCRATCH, t, b, seed, lr=lr)
-                   for t in targets for b in study.scratch_budgets for lr in lrs]
+                   for t in targets for b in study.scratch_budgets
+                   for lr in study.lr_search.get(Kind.SCRATCH, (None,))]
         trials += [TrialSpec(Kind.FINETUNE, t, b, seed, source=s, parent=pretrain[s, parent].key,
                              lr=lr)
-                   for s, t in pairs(study) for b in study.budgets.finetune for lr in lrs]
+                   for s, t in pairs(study) for b in study.budgets.finetune
+                   for lr in study.lr_search.get(Kind.FINETUNE, (None,))]
     return trials
 
 

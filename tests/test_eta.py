@@ -7,8 +7,8 @@ import pytest
 
 from sweeps.eta import eta_seconds
 
-CLASSES = {"p0": ("pretrain", 100), "p1": ("pretrain", 100), "f0": ("finetune", 10),
-           "f1": ("finetune", 10), "s0": ("scratch", 10)}
+CLASSES = {"p0": ("pretrain", 100, None), "p1": ("pretrain", 100, None),
+           "f0": ("finetune", 10, None), "f1": ("finetune", 10, None), "s0": ("scratch", 10, None)}
 PLANNED = {"p0": 1000, "p1": 1000, "f0": 400, "f1": 400, "s0": 400}
 
 

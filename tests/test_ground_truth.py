@@ -89,6 +89,17 @@ def test_verdicts_on_a_table_that_recovers_every_axis() -> None:
     assert (verdict["verdict"] == RECOVERED).all()
     assert verdict.loc["lexicon", "rho"] < -0.9 and verdict.loc["lexicon", "p"] < 0.01
     assert verdict.loc["lexicon", "levels"] == 3
+    assert verdict.loc["lexicon", "resolved_steps"] == 2  # the seeds' intervals do not overlap
+
+
+def test_a_fall_inside_overlapping_intervals_is_counted_unresolved() -> None:
+    """lex50 just below lex25 with the seeds overlapping: D_T still falls (recovered by the
+    means), but only one of the two steps is beyond the intervals, and the report says so."""
+    _, verdict = judge({**PASSING, "lex50": [0.28, 0.33, 0.30]})
+    assert verdict.loc["lexicon", "verdict"] == RECOVERED
+    assert verdict.loc["lexicon", "resolved_steps"] == 1
+    line = [v for v in ground_truth.verdict_lines(verdict.reset_index()) if "lexicon" in v][0]
+    assert "D_T falls: yes (1 of 2 steps beyond the seeds' intervals)" in line
 
 
 def test_verdicts_on_tables_that_fail() -> None:

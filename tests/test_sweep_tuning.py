@@ -27,6 +27,18 @@ def test_lr_search_multiplies_scratch_and_finetune_trials() -> None:
         config_from_dict({**TUNED, "lr_search": [0.01, -1]})
 
 
+def test_lr_search_per_kind_has_one_budget_for_both_sides() -> None:
+    """Scratch runs and finetunes may search around their own optima, with as many lrs each."""
+    grids = {"scratch": [1e-2, 3e-2], "finetune": [1e-3, 3e-3]}
+    trials = build_trials(config_from_dict({**TUNED, "lr_search": grids}))
+    assert {t.lr for t in trials if t.kind == "scratch"} == {1e-2, 3e-2}
+    assert {t.lr for t in trials if t.kind == "finetune"} == {1e-3, 3e-3}
+    for bad in ({"scratch": [1e-2], "finetune": [1e-3, 3e-3]}, {"scratch": [1e-2]},
+                {"scratch": [1e-2], "pretrain": [1e-3]}):
+        with pytest.raises(XferError, match="lr_search"):
+            config_from_dict({**TUNED, "lr_search": bad})
+
+
 def test_choose_by_dev_on_a_crafted_table() -> None:
     rows = pd.DataFrame([
         {"kind": "scratch", "init": "scratch", "target": "t", "budget": 2000, "seed": s,

@@ -9,6 +9,8 @@ and finetuning budget, with the reference as target:
 - ρ: Spearman's rank correlation between divergence and D_T over the levels' seeds, with its
   permutation p-value (:func:`xfer.analysis.stats.spearman`);
 - falls: the mean D_T falls strictly from each level to the next more divergent one;
+- resolved: of those steps, how many fall beyond the seeds' spread (the more divergent level's
+  interval lies wholly below the other's): a fall inside overlapping intervals is a mean's;
 - control lowest: every control's mean D_T is below every level's;
 - verdict: "recovered" when D_T falls and the control is lowest, else "not recovered".
 
@@ -29,8 +31,8 @@ from xfer.data.units import format_budget
 CONTENT = "content"  # the axis whose divergence makes a language a control
 TRUTH_COLUMNS = ["source", "target", "axis", "divergence", "budget", "d_t_mib", "ci_low",
                  "ci_high", "seeds"]
-VERDICT_COLUMNS = ["axis", "budget", "levels", "rho", "p", "falls", "control_lowest",
-                   "verdict"]
+VERDICT_COLUMNS = ["axis", "budget", "levels", "rho", "p", "falls", "resolved_steps",
+                   "control_lowest", "verdict"]
 RECOVERED, NOT_RECOVERED = "recovered", "not recovered"
 
 
@@ -96,11 +98,26 @@ def verdicts(table: pd.DataFrame, rows: pd.DataFrame, truth: Truth) -> pd.DataFr
             c = spearman(div.to_numpy(float), seeds["d_t_mib"].to_numpy(float))
             means = levels["d_t_mib"].to_numpy(float)
             falls = bool(len(means) > 0 and np.all(np.diff(means) < 0))
+            resolved = resolved_steps(levels["ci_low"].to_numpy(float),
+                                      levels["ci_high"].to_numpy(float))
             lowest = bool(len(controls) and controls.max() < means.min())
             out.append({"axis": axis, "budget": int(budget), "levels": len(levels),
-                        "rho": c.rho, "p": c.p, "falls": falls, "control_lowest": lowest,
+                        "rho": c.rho, "p": c.p, "falls": falls, "resolved_steps": resolved,
+                        "control_lowest": lowest,
                         "verdict": RECOVERED if falls and lowest else NOT_RECOVERED})
     return pd.DataFrame(out, columns=VERDICT_COLUMNS)
+
+
+def resolved_steps(ci_low: np.ndarray, ci_high: np.ndarray) -> int:
+    """Steps from a level to the next more divergent one whose interval lies wholly below."""
+    return int(np.sum(ci_high[1:] < ci_low[:-1]))
+
+
+def _falls(v: object) -> str:
+    """``yes (1 of 2 steps beyond the seeds' intervals)`` or ``no``."""
+    if not v.falls:
+        return "no"
+    return f"yes ({v.resolved_steps} of {v.levels - 1} steps beyond the seeds' intervals)"
 
 
 def _mib(value: float) -> str:
@@ -115,13 +132,14 @@ def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:
     lines = [
         f"Sources that depart from `{truth.reference}` on one declared axis (their divergence, "
         "0-1) and unrelated controls (other content), finetuned on it. Recovered: mean D_T "
-        "falls strictly as divergence grows and every control is below every level. ρ: "
-        "Spearman over the levels' seeds (permutation p).", "",
+        "falls strictly as divergence grows and every control is below every level; the steps "
+        "of the fall whose intervals do not overlap are counted beside it. ρ: Spearman over "
+        "the levels' seeds (permutation p).", "",
         "| axis | budget | levels | ρ | p | D_T falls | control lowest | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for v in verdict.itertuples():
         lines.append(f"| {v.axis} | {format_budget(v.budget)} | {v.levels} | {v.rho:.2f} | "
-                     f"{v.p:.3f} | {'yes' if v.falls else 'no'} | "
+                     f"{v.p:.3f} | {_falls(v)} | "
                      f"{'yes' if v.control_lowest else 'no'} | **{v.verdict}** |")
     lines += ["", "| budget | axis | source | divergence | D_T (MiB) | 95% interval | seeds |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -135,7 +153,7 @@ def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:
 def verdict_lines(verdict: pd.DataFrame) -> list[str]:
     """One console line per axis and budget, e.g. ``lexicon at 5K: recovered (ρ = -0.93)``."""
     return [f"{v.axis} at {format_budget(v.budget)}: {v.verdict} (ρ = {v.rho:.2f}, p = "
-            f"{v.p:.3f}; D_T falls: {'yes' if v.falls else 'no'}, control lowest: "
+            f"{v.p:.3f}; D_T falls: {_falls(v)}, control lowest: "
             f"{'yes' if v.control_lowest else 'no'})" for v in verdict.itertuples()]
 
 
