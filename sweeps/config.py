@@ -122,8 +122,7 @@ class StudyConfig:
     analysis: Analysis = Analysis()
     downstream: DownstreamSection | None = None
     pretrain_seeds: tuple[int, ...] = ()  # empty: one pretrain per seed (see sweeps.trials)
-    # peak lrs tried per scratch run and per finetune (the best dev wins): kind -> lrs
-    lr_search: dict[Kind, tuple[float, ...]] = field(default_factory=dict)
+    lr_search: dict[Kind, tuple[float, ...]] = field(default_factory=dict)  # see _lr_search
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict (what trials receive through Ray Tune's ``param_space``)."""
@@ -306,15 +305,15 @@ def _lr_search(value: Any) -> dict[Kind, tuple[float, ...]]:
     """``lr_search``: one list of lrs for scratch runs and finetunes alike, or a list per kind
     (``{scratch: [...], finetune: [...]}``, each around its own optimum) of the same length:
     both sides get the same search budget. Empty: no search."""
-    if isinstance(value, dict):
-        check_keys(value, [Kind.SCRATCH, Kind.FINETUNE], "lr_search")
-        grids = {Kind(k): _lrs(v, f"lr_search.{k}") for k, v in value.items()}
-        if set(grids) != {Kind.SCRATCH, Kind.FINETUNE} or len(set(map(len, grids.values()))) > 1:
-            raise XferError("lr_search: give scratch and finetune lists of the same length (the "
-                            f"same search budget for both sides), got {value!r}")
-        return grids
-    lrs = _lrs(value, "lr_search")
-    return {Kind.SCRATCH: lrs, Kind.FINETUNE: lrs} if lrs else {}
+    if not isinstance(value, dict):
+        lrs = _lrs(value, "lr_search")
+        return {Kind.SCRATCH: lrs, Kind.FINETUNE: lrs} if lrs else {}
+    check_keys(value, [Kind.SCRATCH, Kind.FINETUNE], "lr_search")
+    grids = {Kind(k): _lrs(v, f"lr_search.{k}") for k, v in value.items()}
+    if set(grids) != {Kind.SCRATCH, Kind.FINETUNE} or len(set(map(len, grids.values()))) > 1:
+        raise XferError("lr_search: give scratch and finetune lists of the same length (the "
+                        f"same search budget for both sides), got {value!r}")
+    return grids
 
 
 def _pretrain_seeds(value: Any) -> tuple[int, ...]:
