@@ -5,8 +5,8 @@ finished trials (early stopping ends finetunes and small scratch runs well befor
 bytes, so bytes alone overestimate what is left). A class with no finished trial yet costs its
 planned bytes at the seconds per planned byte of every finished trial so far. A running trial is
 credited with the seconds it has run. The searcher starts one trial of each class early
-(:func:`sweeps.searcher.schedule_order`), so every class is measured within the study's first
-minutes.
+(:meth:`sweeps.searcher.DependencySearcher.suggest`), so every class is measured within the
+study's first minutes.
 """
 
 from __future__ import annotations

@@ -75,15 +75,15 @@ class StudyProgress(Callback):
         self.errors: dict[str, str] = {}  # key -> last line of its error
         self.failures = 0  # trial attempts that failed, retried or not
 
-    def _bytes_done(self, live: dict[str, float]) -> float:
+    def _bytes_done(self) -> float:
         done = sum(self.planned.get(k, 0) for k in self.ledger.rows)
-        return done + sum(v for k, v in live.items() if k not in self.ledger.rows)
+        return done + sum(v for k, v in self.live_bytes.items() if k not in self.ledger.rows)
 
     def line(self) -> str:
         """One progress line."""
         total_trials = len(self.planned)
         done_trials = sum(1 for k in self.planned if k in self.ledger.rows)
-        done_bytes = self._bytes_done(self.live_bytes)
+        done_bytes = self._bytes_done()
         total_bytes = sum(self.planned.values())
         now = time.time()
         elapsed = now - self.start
@@ -99,7 +99,6 @@ class StudyProgress(Callback):
         log.info(self.line())
 
     def on_trial_start(self, iteration: int, trials: list, trial: object, **info: object) -> None:
-        self.live_bytes.setdefault(trial.config["trial"]["key"], 0.0)
         self.started[trial.config["trial"]["key"]] = time.time()
 
     def on_trial_result(self, iteration: int, trials: list, trial: object, result: dict,
@@ -135,7 +134,7 @@ class StudyProgress(Callback):
 
     def on_step_end(self, iteration: int, trials: list, **info: object) -> None:
         self.running = sum(1 for t in trials if t.status == "RUNNING")
-        if self.live_bytes and time.time() - self.last_print >= self.every_s:
+        if self.started and time.time() - self.last_print >= self.every_s:
             self._print()
 
 

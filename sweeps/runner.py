@@ -205,11 +205,11 @@ def concurrency(study: StudyConfig, opts: RunOptions) -> int:
     return max(1, math.floor(min(fits))) if fits else 1
 
 
-def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[TrialSpec],
-               planned: dict[str, int], opts: RunOptions,
+def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, trials: list[TrialSpec],
+               todo: list[TrialSpec], opts: RunOptions,
                token_file: Path | None = None) -> tuple[dict[str, str], int]:
-    """Run ``todo`` as one Tune experiment; returns the keys of trials that failed and the
-    number of trials that could run at once."""
+    """Run ``todo`` (of the study's ``trials``) as one Tune experiment; returns the keys of
+    trials that failed and the number of trials that could run at once."""
     from ray import tune
     from ray.tune.error import TuneError
 
@@ -222,7 +222,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         # the task, built once here
         downstream = study.downstream.resolved(run_dir).to_dict()
     start_ray(opts, token_file)
-    data = DataPrep(study, language_budgets(study, build_trials(study)), run_dir / "data")
+    data = DataPrep(study, language_budgets(study, trials), run_dir / "data")
     max_conc = concurrency(study, opts)
     # Tune allows one pending trial with a custom searcher; ours releases only ready trials,
     # up to max_conc at once, so let Tune start them all.
@@ -231,8 +231,8 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         todo, ledger.checkpoint_of,
         make_config=lambda t, ckpt: {"trial": t.to_dict(), "init_checkpoint": ckpt},
         data_ready=data.ready, max_concurrent=max_conc, finished=ledger.rows)
-    classes = {t.key: t.cost_class for t in build_trials(study)}
-    progress = StudyProgress(ledger, planned, classes, max_conc)
+    progress = StudyProgress(ledger, {t.key: study_planned_bytes(study, t) for t in trials},
+                             {t.key: t.cost_class for t in trials}, max_conc)
     disk = DiskFullStop(progress, run_dir, LOW_DISK_BYTES)
     name_of = lambda trial: trial.config["trial"]["key"]  # noqa: E731
     storage = opts.storage or study.run.storage or str(run_dir / "tune")
@@ -257,8 +257,7 @@ def run_trials(study: StudyConfig, run_dir: Path, ledger: Ledger, todo: list[Tri
         # Tune's own files failed (disk full; a torn error file it unpickles when it builds its
         # results): when trials failed too, or the disk is full, they are the report; anything
         # else (a bug) raises as it is
-        if not (searcher.failed or progress.errors) and \
-                shutil.disk_usage(run_dir).free >= LOW_DISK_BYTES:
+        if not (searcher.failed or progress.errors or disk.full()):
             raise
         failed["(ray tune)"] = f"{type(exc).__name__}: {exc}"
     failed.update(searcher.failed)
@@ -284,7 +283,6 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
         record_command(run_dir, opts.command)
         ledger = Ledger(run_dir)
         trials = build_trials(study)
-        planned = {t.key: study_planned_bytes(study, t) for t in trials}
         todo = [t for t in trials if t.key not in ledger]
         log.info(f"run folder {run_dir}")
         log.info(f"{len(trials) - len(todo)}/{len(trials)} trials already finished")
@@ -292,7 +290,7 @@ def run_study(study: StudyConfig, opts: RunOptions) -> int:
         slots = 1
         if todo:
             token_file = None if opts.address else local_token_auth(run_dir)
-            failed, slots = run_trials(study, run_dir, ledger, todo, planned, opts, token_file)
+            failed, slots = run_trials(study, run_dir, ledger, trials, todo, opts, token_file)
         from sweeps.results import finish
 
         try:

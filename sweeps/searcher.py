@@ -93,8 +93,8 @@ class DependencySearcher(Searcher):
             return Searcher.FINISHED
         if len(self.live) >= self.max_concurrent:
             return None
-        unseen = [t for t in self.pending if t.cost_class not in self.classes_started]
-        for trial in [*unseen, *self.pending]:
+        # a stable sort: trials of classes not yet started first, each group in schedule order
+        for trial in sorted(self.pending, key=lambda t: t.cost_class in self.classes_started):
             if trial in self.pending and self.ready(trial):  # ready() may fail a language
                 self.pending.remove(trial)
                 self.classes_started.add(trial.cost_class)
