@@ -25,7 +25,7 @@ from train_throughput import PRESETS, compare, make_step, print_comparison, time
 
 from xfer.model import ByteLM, ModelConfig
 from xfer.training.device import resolve_device
-from xfer.training.parallel import exit_worker
+from xfer.training.parallel import Workers, exit_worker
 
 PRETRAIN_BYTES = 6e9  # one pretrain of the paper
 PAPER_TPU_HOURS = 7.0  # the paper's pretrain on a TPU v2-8
@@ -65,8 +65,7 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: ModelConfig, seq_len: int
     dev = resolve_device(f"cuda:{rank}" if cuda else "cpu", precision)
     torch.manual_seed(rank)
     ids = torch.randint(3, cfg.vocab_size, (batch, seq_len + 1), device=dev.torch_device)
-    model = torch.nn.parallel.DistributedDataParallel(
-        ByteLM(cfg).to(dev.torch_device), device_ids=[rank] if cuda else None)
+    model = Workers.from_process_group().wrap(ByteLM(cfg).to(dev.torch_device))
     step = make_step(model, lambda m, x: m(x), ids, dev.autocast)
     for _ in range(warmup):
         step()

@@ -277,7 +277,7 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
     net.to(device.torch_device)
     optimizer = make_optimizer(net, tcfg)
     ckpt_dir = out_dir / ckpt.STEPS_DIR
-    resume = Path(resume_from) if resume_from else (ckpt.list_checkpoints(ckpt_dir) or [None])[-1]
+    resume = ckpt.resume_point(out_dir, resume_from)
     if resume is not None:
         meta = ckpt.read_meta(resume)
         _check_same(meta, model, cfg, init, resume)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from xfer.errors import XferError
 from xfer.io import read_json_object
+from xfer.training.config import KINDS
 
-LM_KINDS = ("pretrain", "finetune", "scratch")
 COMMANDS_FILE = "commands.txt"  # written by sweeps.runner: time, working folder, command
 
 
@@ -71,7 +71,7 @@ def finished_lm_trials(run_dir: Path) -> list[str]:
     keys = []
     for row_path in sorted((run_dir / "ledger").glob("*.json")):
         row = read_json_object(row_path, f"ledger row {row_path.name}", "kind")
-        if row["kind"] in LM_KINDS:
+        if row["kind"] in KINDS:
             keys.append(row_path.stem)
     return keys
 
@@ -79,7 +79,7 @@ def finished_lm_trials(run_dir: Path) -> list[str]:
 def trial_record(run_dir: Path, key: str) -> dict:
     """Everything the card says about trial ``key``: its ledger row, result.json and best
     checkpoint's meta.json; XferError for an unknown, unfinished or non-LM trial."""
-    from xfer.training.checkpoint import read_meta
+    from xfer.training.checkpoint import RESULT_FILE, read_meta
 
     row_path = run_dir / "ledger" / f"{key}.json"
     if "/" in key or not row_path.is_file():
@@ -88,10 +88,10 @@ def trial_record(run_dir: Path, key: str) -> dict:
             if known else "; none has finished"
         raise XferError(f"unknown trial key {key!r} in {run_dir}{hint}")
     row = read_json_object(row_path, f"ledger row {row_path.name}", "kind")
-    if row["kind"] not in LM_KINDS:
+    if row["kind"] not in KINDS:
         raise XferError(f"trial {key} is a {row['kind']} classifier, not a language model")
     folder = run_dir / "trials" / key
-    result = read_json_object(folder / "result.json", f"trial {key}: result.json",
+    result = read_json_object(folder / RESULT_FILE, f"trial {key}: {RESULT_FILE}",
                               "test_perplexity")
     return {"key": key, "row": row, "result": result, "meta": read_meta(folder / "best"),
             "checkpoint": folder / "best"}

@@ -8,6 +8,7 @@ pads it with PAD, which the loss ignores.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,9 +51,13 @@ def make_batch(raw: np.ndarray, pieces: np.ndarray, seq_len: int) -> tuple[torch
     return torch.from_numpy(inputs), torch.from_numpy(targets)
 
 
+@functools.lru_cache(maxsize=1)
 def epoch_order(n_pieces: int, seed: int, epoch: int) -> np.ndarray:
-    """The seeded shuffle of piece indices used in one epoch (same seed+epoch, same order)."""
-    return np.random.default_rng([seed, epoch]).permutation(n_pieces)
+    """The seeded shuffle of piece indices used in one epoch (same seed+epoch, same order).
+    Cached: every step of an epoch slices the same order (read-only), made once."""
+    order = np.random.default_rng([seed, epoch]).permutation(n_pieces)
+    order.flags.writeable = False
+    return order
 
 
 def eval_batches(raw: np.ndarray, seq_len: int, batch_size: int,

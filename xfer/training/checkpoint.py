@@ -100,6 +100,13 @@ def list_checkpoints(folder: Path) -> list[Path]:
                   if p.is_dir() and p.name.startswith(PREFIX) and (p / META_FILE).is_file())
 
 
+def resume_point(out_dir: Path, resume_from: Path | None) -> Path | None:
+    """``resume_from``, else the newest step checkpoint in ``out_dir/checkpoints`` (or None)."""
+    if resume_from:
+        return Path(resume_from)
+    return (list_checkpoints(Path(out_dir) / STEPS_DIR) or [None])[-1]
+
+
 def remove_step_checkpoints(out_dir: Path) -> None:
     """Delete a finished run's step checkpoints (``out_dir/checkpoints``); its ``best`` folder
     and result are what finetunes, exports and a rerun read."""

@@ -194,11 +194,6 @@ class RunLength:
     warmup_steps: int
     evaluations: int  # dev evaluations of the whole run (fewer if it stops early)
 
-    @property
-    def epochs(self) -> float:
-        """Passes over the budget (a fraction when max_steps cuts an epoch short)."""
-        return self.total_steps / self.steps_per_epoch
-
 
 def run_length(cfg: TrainConfig, budget: int, train_bytes: int | None = None) -> RunLength:
     """The one rule for a run's length: steps per epoch from the ``train_bytes`` trained on

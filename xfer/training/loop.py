@@ -190,7 +190,7 @@ def setup(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budge
     optimizer = make_optimizer(net, cfg)
     scheduler = make_scheduler(optimizer, cfg, length)
     state = TrainState()
-    resume = workers.from_main(resume_point(out_dir, resume_from))
+    resume = workers.from_main(ckpt.resume_point(out_dir, resume_from))
     if resume is not None:
         state = load_resume(resume, model, cfg, net, optimizer, scheduler)
     wrapped = workers.wrap(net)
@@ -200,13 +200,6 @@ def setup(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budge
     return Run(model, cfg, lang, budget, out_dir, device, workers, length, train_raw, dev_raw,
                net, wrapped, forward, eval_forward, optimizer, scheduler, micro_batch_size,
                callbacks, state, wall_before=state.wall_s)
-
-
-def resume_point(out_dir: Path, resume_from: Path | None) -> Path | None:
-    """``resume_from``, else the newest step checkpoint in ``out_dir/checkpoints`` (or None)."""
-    if resume_from:
-        return Path(resume_from)
-    return (ckpt.list_checkpoints(out_dir / ckpt.STEPS_DIR) or [None])[-1]
 
 
 def load_resume(path: Path, model: ModelConfig, cfg: TrainConfig, net: ByteLM,
@@ -344,7 +337,7 @@ def finish(r: Run, data_dir: Path, extra_eval: dict[str, Path] | None) -> RunRes
     ckpt.load_weights(r.net, best)
     r.net.to(device.torch_device)
     scores = {}
-    sets = {"dev": load_split(data_dir, r.lang, "dev"),
+    sets = {"dev": r.dev_raw,
             "test": load_split(data_dir, r.lang, "test")}
     sets.update({name: load_text_eval(path) for name, path in (extra_eval or {}).items()})
     for name, raw in sets.items():
