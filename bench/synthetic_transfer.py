@@ -27,11 +27,11 @@ from pathlib import Path
 import pandas as pd
 
 from sweeps.config import StudyConfig, load_config
-from sweeps.results import declared_truth
 from sweeps.trials import TrialSpec, build_trials, language_budgets
-from sweeps.tuning import choose_by_dev
 from xfer.analysis import ground_truth
+from xfer.analysis.runfolder import declared_truth
 from xfer.analysis.transfer import compute_transfer, summarise_cells
+from xfer.analysis.tuning import choose_by_dev
 from xfer.data import prepare
 from xfer.data.units import format_budget
 from xfer.training.loop import run
@@ -98,7 +98,7 @@ def report(results: pd.DataFrame, study: StudyConfig) -> int:
     print("Scratch curve (test perplexity per byte, mean ± sd over seeds):")
     for budget, ppl in scratch:
         print(f"  {format_budget(budget):>6}  {ppl.mean():.3f} ± {ppl.std(ddof=0):.3f}")
-    truth = declared_truth(study)
+    truth = declared_truth(study.to_dict())
     rows = compute_transfer(choose_by_dev(results)).rows
     if truth is None:
         print("the study declares no ground truth (not the generated languages into base)")

@@ -12,30 +12,8 @@ from sweeps.config import StudyConfig
 from sweeps.ledger import Ledger, write_results
 from sweeps.log import log
 from sweeps.progress import format_duration
-from sweeps.tuning import choose_by_dev, chosen_markdown
+from xfer.analysis.runfolder import declared_truth, language_notes
 from xfer.io import atomic_write_bytes
-
-
-def language_notes(study: StudyConfig) -> dict[str, str] | None:
-    """Ground truth of the generated languages (``synthetic.describe``), else None."""
-    if study.corpus != "synthetic":
-        return None
-    from xfer.data import synthetic
-
-    langs = {*study.languages.sources, *study.languages.targets,
-             *(x for p in study.languages.extra_pairs for x in p)}
-    return {lang: synthetic.describe(lang) for lang in sorted(langs)}
-
-
-def declared_truth(study: StudyConfig):
-    """The generated languages' declared divergences from ``base``
-    (``xfer.analysis.ground_truth.Truth``) when the study finetunes into base, else None."""
-    if study.corpus != "synthetic":
-        return None
-    from xfer.analysis.ground_truth import generated_truth
-
-    langs = study.languages
-    return generated_truth(langs.sources, langs.targets, langs.extra_pairs)
 
 
 def verdict_section(report: Path) -> list[str]:
@@ -115,15 +93,11 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
     frame = ledger.table()
     results = write_results(frame, run_dir / "results.parquet")
     extra = downstream_results(ledger, run_dir)
-    frame = choose_by_dev(frame)
-    chosen = chosen_markdown(frame)
-    if chosen:
-        extra = {**extra, "Tuned learning rates": chosen}
     report = analyse(frame, run_dir / "report", budget=study.analysis.budget,
                      data_dir=run_dir / "data" if study.analysis.contamination else None,
                      lid_model=Path(study.analysis.lid_model) if study.analysis.lid_model else None,
-                     language_notes=language_notes(study), extra_sections=extra or None,
-                     interp=study.analysis.interp, truth=declared_truth(study))
+                     language_notes=language_notes(study.to_dict()), extra_sections=extra or None,
+                     interp=study.analysis.interp, truth=declared_truth(study.to_dict()))
     t = timing(list(ledger.rows.values()), started, trials_done, slots)
     t["analysis_s"] = time.time() - trials_done
     t["load_average_1_5_15"] = list(os.getloadavg())  # other work on the machine slows trials

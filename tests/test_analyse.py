@@ -254,3 +254,25 @@ def test_commutativity_difference_is_a_bound_when_a_side_is(one, two, expected):
     from xfer.analysis.transfer import difference_bound
 
     assert difference_bound(one, two) == expected
+
+
+def test_english_bytes_table_shows_english_intervals(tmp_path):
+    """With several seeds the English-bytes table prints D_T / premium with the interval divided
+    by the premium too (it printed the target-byte interval beside the English mean)."""
+    import re
+
+    rows = [{"init": "scratch", "target": "ru", "budget": b, "seed": s, "perplexity": p}
+            for s in range(3) for b, p in ((1_000_000, 4.0), (3_000_000, 2.0))]
+    rows += [{"init": "en", "target": "ru", "budget": 1_000_000, "seed": s, "perplexity": p}
+             for s, p in enumerate((3.0, 2.5, 3.5))]
+    text = analyse(pd.DataFrame(rows), tmp_path).read_text(encoding="utf-8")
+
+    def interval(section: str) -> tuple[float, float]:
+        body = text.split(section)[1].split("\n## ")[0]
+        (low, high), = re.findall(r"\| en→ru \| [^|]*\[([\d.e-]+), ([\d.e-]+)\]", body)
+        return float(low), float(high)
+
+    target = interval("## D_T at every budget (MiB)")
+    english = interval("## D_T at every budget in English bytes (MiB)")
+    for t, e in zip(target, english, strict=True):
+        assert t / e == pytest.approx(premium_of("ru"), rel=0.05)

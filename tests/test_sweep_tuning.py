@@ -9,9 +9,9 @@ import pytest
 
 from sweeps.config import config_from_dict
 from sweeps.trials import build_trials, count_by_kind
-from sweeps.tuning import choose_by_dev, chosen_markdown
 from tests.faults_util import study
 from tests.test_sweep_run import run_grid, write_study
+from xfer.analysis.tuning import choose_by_dev, chosen_markdown
 from xfer.errors import XferError
 
 TUNED = study(name="tuned", languages={"sources": ["base"], "targets": ["twin"]},
@@ -25,6 +25,27 @@ def test_lr_search_multiplies_scratch_and_finetune_trials() -> None:
     assert len({t.key for t in trials}) == len(trials)
     with pytest.raises(XferError, match="lr_search: expected a list of distinct positive"):
         config_from_dict({**TUNED, "lr_search": [0.01, -1]})
+
+
+def test_analysis_of_any_results_table_reads_the_chosen_variants(tmp_path: Path) -> None:
+    """``xfer analyse`` on a run folder or a file applies the same choice as the sweep: the
+    worse lr variant of each cell (here 10x the perplexity) never reaches D_T."""
+    from xfer.analysis.analyse import analyse
+
+    rows = [{"kind": kind, "init": init, "target": "base", "budget": b, "seed": s, "lr": lr,
+             "perplexity": p * (1 if lr == 0.01 else 10),
+             "dev_perplexity": p * (1 if lr == 0.01 else 10)}
+            for s in range(2) for lr in (0.01, 0.03)
+            for kind, init, b, p in (("scratch", "scratch", 1000, 4.0),
+                                     ("scratch", "scratch", 3000, 2.0),
+                                     ("finetune", "lex25", 1000, 3.0))]
+    report = analyse(pd.DataFrame(rows), tmp_path)
+    transfer = pd.read_csv(tmp_path / "transfer.csv")
+    assert len(transfer[transfer["init"] == "lex25"]) == 2  # one per seed, not per lr
+    assert transfer["perplexity"].max() < 10
+    assert "Tuned learning rates" in report.read_text(encoding="utf-8")
+    with pytest.raises(XferError, match="lr variants need column"):
+        analyse(pd.DataFrame(rows).drop(columns="dev_perplexity"), tmp_path / "bad")
 
 
 def test_lr_search_per_kind_has_one_budget_for_both_sides() -> None:

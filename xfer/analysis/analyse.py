@@ -49,6 +49,7 @@ from xfer.analysis.transfer import (
     compute_transfer,
     summarise_cells,
 )
+from xfer.analysis.tuning import choose_by_dev, chosen_markdown
 from xfer.data.units import format_budget, parse_bytes
 from xfer.errors import XferError
 from xfer.io import atomic_write
@@ -171,6 +172,10 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
                  truth: ground_truth.Truth | None = None) -> Analysis:
     """Everything :func:`analyse` does; also returns the problems found."""
     out_dir = Path(out_dir)
+    results = choose_by_dev(results)  # one lr variant per cell and seed, when lrs were searched
+    chosen = chosen_markdown(results)
+    if chosen:
+        extra_sections = {**(extra_sections or {}), "Tuned learning rates": chosen}
     result = compute_transfer(results, interp)
     problems = list(result.problems)
     rows = in_reference_bytes(result.rows)
@@ -240,7 +245,9 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
         "FLORES-200 text; `xfer premium`): the English text the transfer was worth. Empty for "
         "targets without a premium.",
         all_budgets_table(cells.assign(d_t_mib=cells["d_t_en_mib"],
-                                       d_t_mib_std=cells["d_t_en_mib_std"]),
+                                       d_t_mib_std=cells["d_t_en_mib_std"],
+                                       d_t_mib_ci_low=cells["d_t_en_mib_ci_low"],
+                                       d_t_mib_ci_high=cells["d_t_en_mib_ci_high"]),
                           result.curves, notes),
         "## Correlations",
         f"Spearman ρ of D_T against each variable over the {len(corr)} cells ({n_pairs} "

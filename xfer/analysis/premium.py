@@ -162,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
 def in_reference_bytes(frame: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
     """``frame`` plus ``d_t_en`` (bytes of ``reference`` text) and ``d_t_en_mib`` (MiB): D_T
     divided by the shipped premium of the row's target; NaN for a target without one (e.g. a
-    generated language). ``d_t_en_mib_std`` too when ``frame`` has ``d_t_std``."""
+    generated language). ``d_t_en_mib_std`` and the interval ``d_t_en_mib_ci_low/high`` too
+    when ``frame`` has ``d_t_std`` and ``d_t_mib_ci_low/high``."""
     from xfer.data.units import MIB
 
     premiums = frame["target"].map(lambda t: premium_of(str(t), reference)).astype(float)
@@ -170,4 +171,7 @@ def in_reference_bytes(frame: pd.DataFrame, reference: str = REFERENCE) -> pd.Da
     out["d_t_en_mib"] = out["d_t_en"] / MIB
     if "d_t_std" in frame.columns:
         out["d_t_en_mib_std"] = frame["d_t_std"] / premiums / MIB
+    for end in ("low", "high"):
+        if f"d_t_mib_ci_{end}" in frame.columns:
+            out[f"d_t_en_mib_ci_{end}"] = frame[f"d_t_mib_ci_{end}"] / premiums
     return out

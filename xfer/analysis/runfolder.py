@@ -43,8 +43,9 @@ def _study(run_dir: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _language_notes(study: dict) -> dict[str, str] | None:
-    """Ground truth of generated languages (as the sweep's report has them), else None."""
+def language_notes(study: dict) -> dict[str, str] | None:
+    """Ground truth of generated languages (``synthetic.describe``) of a study config's dict
+    (``StudyConfig.to_dict``, config.json), else None; the sweep's report and re-analysis."""
     if study.get("corpus") != "synthetic":
         return None
     from xfer.data import synthetic
@@ -55,8 +56,8 @@ def _language_notes(study: dict) -> dict[str, str] | None:
     return {lang: synthetic.describe(lang) for lang in sorted(codes)} or None
 
 
-def _truth(study: dict) -> Truth | None:
-    """Declared divergences of generated languages (as the sweep's report has them), else None."""
+def declared_truth(study: dict) -> Truth | None:
+    """Declared divergences of a study's generated languages (a config dict), else None."""
     if study.get("corpus") != "synthetic":
         return None
     langs = study.get("languages") or {}
@@ -98,5 +99,5 @@ def analysis_inputs(path: Path, *, out: Path | None = None, budget: int | None =
     return AnalysisInputs(
         results, out or path / "report",
         budget if budget is not None else options.get("budget"), data_dir, lid_model,
-        interp or options.get("interp") or "linear", _language_notes(study), _downstream(path),
-        _truth(study))
+        interp or options.get("interp") or "linear", language_notes(study), _downstream(path),
+        declared_truth(study))

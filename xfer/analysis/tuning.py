@@ -1,13 +1,16 @@
 """The study's learning-rate search: each scratch run and finetune is trained once per lr of
 ``lr_search`` (separate Tune trials, same seed, same steps); the variant with the lowest dev
 perplexity stands for its cell and seed. Scratch runs and finetunes get the same search, so
-neither side of D_T is tuned better than the other."""
+neither side of D_T is tuned better than the other. The analysis applies it to every results
+table it reads (:func:`xfer.analysis.analyse.run_analysis`): the sweep's, a run folder's or a
+file's."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from xfer.data.units import format_budget
+from xfer.errors import XferError
 
 CELL = ["kind", "init", "target", "budget", "seed"]
 
@@ -17,6 +20,10 @@ def choose_by_dev(frame: pd.DataFrame) -> pd.DataFrame:
     perplexity. Rows without an lr (no search, pretrains) are kept as they are."""
     if "lr" not in frame.columns or frame["lr"].isna().all():
         return frame
+    missing = [c for c in [*CELL, "dev_perplexity"] if c not in frame.columns]
+    if missing:
+        raise XferError(f"results with lr variants need column(s) {', '.join(missing)} to "
+                        "choose one per cell")
     searched = frame[frame["lr"].notna()]
     best = searched.loc[searched.groupby(CELL, sort=False)["dev_perplexity"].idxmin()]
     return pd.concat([frame[frame["lr"].isna()], best]).sort_index()
