@@ -8,11 +8,11 @@ from sweeps.config import StudyConfig
 from sweeps.estimate import device_hours, parameter_count, trial_costs, trial_hours
 from sweeps.trials import TrialSpec, build_trials, count_by_kind, language_budgets, pairs
 from xfer.data.units import format_budget
+from xfer.downstream.finetune import KEEP_CHECKPOINTS
 from xfer.training.config import Kind
 
 WEIGHT_BYTES = 4  # fp32 weights, per parameter
 STEP_CHECKPOINT_BYTES = 3 * WEIGHT_BYTES  # weights + AdamW's two fp32 moments, per parameter
-DOWNSTREAM_KEEP = 2  # step checkpoints xfer.downstream keeps
 
 
 def disk_needed(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> dict:
@@ -26,7 +26,7 @@ def disk_needed(study: StudyConfig, trials: list[TrialSpec], n_params: int) -> d
                for budgets in language_budgets(study, trials).values())
     ckpt, running = 0, 0
     for t in trials:
-        keep = (DOWNSTREAM_KEEP if t.kind == Kind.DOWNSTREAM else
+        keep = (KEEP_CHECKPOINTS if t.kind == Kind.DOWNSTREAM else
                 study.train[t.kind].keep_checkpoints)
         steps = n_params * keep * STEP_CHECKPOINT_BYTES
         running = max(running, steps)

@@ -57,6 +57,7 @@ __all__ = ["DownstreamConfig", "PairClassifier", "build_translation_task", "load
 
 SOURCES = ("local", "hub")
 POSITION_BIAS = ("zero", "keep")
+KEEP_CHECKPOINTS = 2  # epoch checkpoints a downstream run keeps to resume from
 
 
 @dataclass(frozen=True)
@@ -334,7 +335,7 @@ def run(model: ModelConfig | None, cfg: DownstreamConfig, out_dir: Path, *,
         written = ckpt.save_checkpoint(
             ckpt.step_dir(ckpt_dir, state["step"]), net, meta_now(),
             {"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
-        ckpt.prune(ckpt_dir, 2)
+        ckpt.prune(ckpt_dir, KEEP_CHECKPOINTS)
         metrics = {"epoch": epoch + 1, "step": state["step"], "train_loss": train_loss,
                    "accuracy": acc, "best_accuracy": state["best_accuracy"],
                    "accuracy_before": state["accuracy_before"]}
