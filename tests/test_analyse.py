@@ -72,7 +72,8 @@ def test_paper_table2(tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
         assert f"]({name})" in text
     corr = pd.read_csv(tmp_path / "correlations.csv")
-    assert corr.columns.tolist() == ["value", "budget", "variable", "n", "n_pairs", "rho", "p"]
+    assert corr.columns.tolist() == ["value", "budget", "variable", "n", "n_pairs", "rho", "p",
+                                     "p_adjusted"]
     pooled = corr[(corr["value"] == "d_t") & (corr["budget"] == "all")]
     # the 27 Table 2 cells; en->ko at 19M is at the largest finetune budget and left out, though
     # the scratch budgets go up to 6B
@@ -222,13 +223,22 @@ def test_default_d_t_is_eq_1_and_2_by_hand_and_log_interpolation_differs(tmp_pat
                        for s in (0, 1)], ignore_index=True)
     run_analysis(table, tmp_path / "linear")
     out = pd.read_csv(tmp_path / "linear" / "transfer.csv")
+    def hand_d_t(rows: pd.DataFrame, scratch: pd.DataFrame) -> np.ndarray:
+        curve = np.exp(np.log(scratch["perplexity"]).groupby(scratch["budget"]).mean())
+        ppl = np.clip(rows["perplexity"], curve.min(), curve.max())
+        hand = np.interp(ppl, curve.to_numpy()[::-1], curve.index.to_numpy()[::-1])
+        return hand - rows["budget"].to_numpy()
+
     for target in ("de", "fi"):
         scratch = table[(table["init"] == "scratch") & (table["target"] == target)]
-        curve = np.exp(np.log(scratch["perplexity"]).groupby(scratch["budget"]).mean())
         mine = out[(out["target"] == target)]
-        ppl = np.clip(mine["perplexity"], curve.min(), curve.max())
-        hand = np.interp(ppl, curve.to_numpy()[::-1], curve.index.to_numpy()[::-1])
-        assert mine["d_t"].to_numpy() == pytest.approx(hand - mine["budget"].to_numpy())
+        # scratch rows: the seeds' mean curve; finetunes of seed s: seed s's own curve
+        own = mine[mine["init"] == "scratch"]
+        assert own["d_t"].to_numpy() == pytest.approx(hand_d_t(own, scratch))
+        for seed in (0, 1):
+            ft = mine[(mine["init"] != "scratch") & (mine["seed"] == seed)]
+            assert ft["d_t"].to_numpy() == pytest.approx(
+                hand_d_t(ft, scratch[scratch["seed"] == seed]))
     cells = pd.read_csv(tmp_path / "linear" / "cells.csv")
     cell = cells[(cells["init"] == "en") & (cells["target"] == "de") & (cells["budget"] == 2000)]
     rows = out[(out["init"] == "en") & (out["target"] == "de") & (out["budget"] == 2000)]

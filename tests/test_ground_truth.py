@@ -1,4 +1,5 @@
-"""Seed intervals of D_T and the ground-truth verdicts, on crafted tables."""
+"""Seed intervals of D_T and the ground-truth verdicts with their declared tests, on crafted
+tables."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from scipy import stats
 
 from xfer.analysis import ground_truth
 from xfer.analysis.analyse import analyse
-from xfer.analysis.ground_truth import NOT_RECOVERED, RECOVERED, Truth
-from xfer.analysis.transfer import compute_transfer, seed_interval, summarise_cells
+from xfer.analysis.ground_truth import CONTRADICTED, INCONCLUSIVE, RECOVERED, Truth
+from xfer.analysis.intervals import t_interval
+from xfer.analysis.transfer import compute_transfer, summarise_cells
 from xfer.data.units import MIB
 
 ZERO = {"content": 0.0, "lexicon": 0.0, "script": 0.0, "grammar": 0.0}
@@ -31,32 +33,46 @@ def crafted_results() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_bootstrap_columns_on_a_crafted_table() -> None:
+def test_t_interval_columns_on_a_crafted_table() -> None:
     rows = compute_transfer(crafted_results()).rows
     ft = rows[rows["init"] == "lex25"]
     assert ft["d_t"].tolist() == pytest.approx([1000, 1500, 500])
     values = (ft["d_t"] / MIB).to_numpy()
-    expected = stats.bootstrap((values,), np.mean, confidence_level=0.95, method="percentile",
-                               n_resamples=2000, rng=np.random.default_rng(0))
+    half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
     low, high = ft["d_t_mib_ci_low"].unique(), ft["d_t_mib_ci_high"].unique()
     assert len(low) == len(high) == 1  # the cell's interval on each of its rows
-    assert low[0] == pytest.approx(expected.confidence_interval.low)
-    assert high[0] == pytest.approx(expected.confidence_interval.high)
-    assert 500 / MIB <= low[0] < 1000 / MIB < high[0] <= 1500 / MIB
+    assert (low[0], high[0]) == pytest.approx((values.mean() - half, values.mean() + half))
+    assert low[0] < 500 / MIB and high[0] > 1500 / MIB  # wider than the seeds' min-max
     cells = summarise_cells(rows)
     cell = cells[cells["init"] == "lex25"].iloc[0]
     assert (cell["d_t_mib_ci_low"], cell["d_t_mib_ci_high"]) == pytest.approx((low[0], high[0]))
+    logs = np.log([3.0, 2.5, 3.5])
+    half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+    assert (cell["perplexity_ci_low"], cell["perplexity_ci_high"]) == pytest.approx(
+        (np.exp(logs.mean() - half), np.exp(logs.mean() + half)))
     scratch = cells[cells["init"] == "scratch"]  # equal values: the interval is the point
-    assert (scratch["d_t_mib_ci_low"] == scratch["d_t_mib"]).all()
+    assert np.allclose(scratch["d_t_mib_ci_low"], scratch["d_t_mib"])
 
 
-def test_seed_interval_needs_two_seeds() -> None:
-    assert all(np.isnan(seed_interval([0.3])))
-    assert all(np.isnan(seed_interval([])))
-    assert seed_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
-    low, high = seed_interval([1.0, 2.0, 3.0, 4.0])
-    assert 1.0 <= low < 2.5 < high <= 4.0
-    assert seed_interval([1.0, 2.0, 3.0, 4.0]) == (low, high)  # seeded
+def test_each_seed_is_mapped_through_its_own_scratch_curve() -> None:
+    """Seed 1's scratch curve is steeper: the same finetuned perplexity is worth less data
+    there, and the table says which curve each finetune met."""
+    frame = crafted_results()
+    frame.loc[(frame["seed"] == 1) & (frame["budget"] == 3000), "perplexity"] = 1.0
+    rows = compute_transfer(frame).rows
+    ft = rows[rows["init"] == "lex25"].set_index("seed")
+    assert ft.loc[0, "d_e"] == pytest.approx(2000)  # 3.0 on 4.0 -> 2.0
+    assert ft.loc[1, "d_e"] == pytest.approx(1000 + 2000 * (4.0 - 2.5) / 3.0)  # 4.0 -> 1.0
+    lone = pd.concat([frame, pd.DataFrame([{"init": "lex25", "target": "base", "budget": 1000,
+                                            "seed": 7, "perplexity": 3.0}])])
+    result = compute_transfer(lone)
+    assert any("seed(s) 7 have no scratch curve" in p.line() for p in result.problems)
+
+
+def test_intervals_need_two_seeds() -> None:
+    assert all(np.isnan(t_interval([0.3])))
+    assert all(np.isnan(t_interval([])))
+    assert t_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
 
 
 def seed_rows(dts: dict[str, list[float]], budget: int = 5000) -> pd.DataFrame:
@@ -74,47 +90,60 @@ def judge(dts: dict[str, list[float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, ground_truth.verdicts(table, rows, TRUTH).set_index("axis")
 
 
-PASSING = {"lex25": [0.30, 0.32, 0.31], "lex50": [0.20, 0.22, 0.19],
-           "lex100": [0.10, 0.12, 0.11], "half": [0.15, 0.16, 0.14], "twin": [0.08, 0.09, 0.1],
-           "mixed": [0.5, 0.5, 0.5], "alien": [0.01, 0.02, 0.0]}
+SEEDS5 = {"lex25": [0.30, 0.32, 0.31, 0.33, 0.29], "lex50": [0.20, 0.22, 0.19, 0.21, 0.2],
+          "lex100": [0.10, 0.12, 0.11, 0.13, 0.1], "half": [0.15, 0.16, 0.14, 0.17, 0.15],
+          "twin": [0.08, 0.09, 0.1, 0.07, 0.09], "mixed": [0.5] * 5,
+          "alien": [0.01, 0.02, 0.0, 0.01, 0.02]}
 
 
-def test_verdicts_on_a_table_that_recovers_every_axis() -> None:
-    table, verdict = judge(PASSING)
+def test_every_axis_recovered_with_five_ordered_seeds() -> None:
+    table, verdict = judge(SEEDS5)
     assert list(table.columns) == ground_truth.TRUTH_COLUMNS
-    assert set(table["source"]) == set(PASSING) - {"mixed"}  # two axes: on no axis
-    assert set(table["axis"]) == {"lexicon", "script", "control"}
-    assert (table["seeds"] == 3).all() and (table["ci_low"] <= table["d_t_mib"]).all()
+    assert set(table["source"]) == set(SEEDS5) - {"mixed"}  # two axes: on no axis
     assert list(verdict.index) == ["lexicon", "script"]
     assert (verdict["verdict"] == RECOVERED).all()
-    assert verdict.loc["lexicon", "rho"] < -0.9 and verdict.loc["lexicon", "p"] < 0.01
-    assert verdict.loc["lexicon", "levels"] == 3
-    assert verdict.loc["lexicon", "resolved_steps"] == 2  # the seeds' intervals do not overlap
+    assert verdict.loc["lexicon", "levels"] == "lex25 > lex50 > lex100"
+    assert verdict.loc["lexicon", "p_trend"] == pytest.approx(6.0 ** -5)  # Page's floor
+    assert verdict.loc["lexicon", "p_control"] == pytest.approx(1 / 252)  # Mann-Whitney floor
+    assert verdict.loc["script", "p_trend"] == pytest.approx(2.0 ** -5)  # two levels: Wilcoxon
+    # Holm over the two axes: the smaller p doubled, the larger kept
+    assert verdict.loc["lexicon", "p_holm"] == pytest.approx(2 / 252)
+    assert verdict.loc["script", "p_holm"] == pytest.approx(2.0 ** -5)
+    assert verdict["top_above_control"].all()
 
 
-def test_a_fall_inside_overlapping_intervals_is_counted_unresolved() -> None:
-    """lex50 just below lex25 with the seeds overlapping: D_T still falls (recovered by the
-    means), but only one of the two steps is beyond the intervals, and the report says so."""
-    _, verdict = judge({**PASSING, "lex50": [0.28, 0.33, 0.30]})
-    assert verdict.loc["lexicon", "verdict"] == RECOVERED
-    assert verdict.loc["lexicon", "resolved_steps"] == 1
-    line = [v for v in ground_truth.verdict_lines(verdict.reset_index()) if "lexicon" in v][0]
-    assert "D_T falls: yes (1 of 2 steps beyond the seeds' intervals)" in line
+def test_three_seeds_of_two_levels_can_never_be_significant() -> None:
+    _, verdict = judge({k: v[:3] for k, v in SEEDS5.items()})
+    assert verdict.loc["script", "p_floor"] == pytest.approx(0.125)
+    assert verdict.loc["script", "verdict"] == INCONCLUSIVE
+    line = [v for v in ground_truth.verdict_lines(verdict.reset_index()) if "script" in v][0]
+    assert "floor 0.125 (cannot reach 0.05)" in line
 
 
-def test_verdicts_on_tables_that_fail() -> None:
-    # the control is not the lowest source: no axis is recovered
-    _, verdict = judge({**PASSING, "alien": [0.2, 0.2, 0.2]})
-    assert (verdict["verdict"] == NOT_RECOVERED).all()
-    assert not verdict["control_lowest"].any() and verdict["falls"].all()
-    # lex50 above lex25: the lexicon does not fall; the script axis still does
-    _, verdict = judge({**PASSING, "lex50": [0.35, 0.36, 0.34]})
-    assert verdict.loc["lexicon", "verdict"] == NOT_RECOVERED
-    assert not verdict.loc["lexicon", "falls"] and verdict.loc["lexicon", "control_lowest"]
-    assert verdict.loc["script", "verdict"] == RECOVERED
-    # no control in the study: nothing can be lowest
-    _, verdict = judge({k: v for k, v in PASSING.items() if k != "alien"})
-    assert (verdict["verdict"] == NOT_RECOVERED).all()
+def test_a_reversed_axis_is_contradicted_and_a_high_control_is_not_recovered() -> None:
+    reverse = {**SEEDS5, "lex25": SEEDS5["lex100"], "lex100": SEEDS5["lex25"]}
+    _, verdict = judge(reverse)
+    assert verdict.loc["lexicon", "verdict"] == CONTRADICTED
+    # Holm: script's 2^-5 now comes first of two, so doubled, and misses 0.05
+    assert verdict.loc["script", "p_holm"] == pytest.approx(2 * 2.0 ** -5)
+    assert verdict.loc["script", "verdict"] == INCONCLUSIVE
+    _, verdict = judge({**SEEDS5, "alien": [0.5] * 5})  # the control above every level
+    assert (verdict["verdict"] == CONTRADICTED).all()
+    assert (verdict["p_trend"] < 0.05).all()  # the falls alone do not make a verdict
+
+
+def test_a_most_divergent_level_that_transfers_no_more_than_the_control() -> None:
+    _, verdict = judge({**SEEDS5, "twin": [0.01, 0.02, 0.0, 0.02, 0.01]})
+    assert not verdict.loc["script", "top_above_control"]
+    text = ground_truth.markdown(*judge({**SEEDS5, "twin": [0.01, 0.02, 0.0, 0.02, 0.01]})[:1],
+                                 verdict.reset_index(), TRUTH)
+    assert "twin transfers no more than the control" in text
+
+
+def test_no_control_leaves_the_trend_alone() -> None:
+    _, verdict = judge({k: v for k, v in SEEDS5.items() if k != "alien"})
+    assert (verdict["verdict"] == RECOVERED).all()
+    assert np.isnan(verdict["p_control"]).all()
 
 
 def test_analyse_writes_the_ground_truth_section(tmp_path) -> None:
@@ -125,7 +154,9 @@ def test_analyse_writes_the_ground_truth_section(tmp_path) -> None:
     results = pd.concat([results, pd.DataFrame(extra)], ignore_index=True)
     report = analyse(results, tmp_path, truth=TRUTH)
     text = report.read_text(encoding="utf-8")
-    assert "## Ground truth" in text and "**recovered**" in text
+    assert "## Ground truth" in text and "**inconclusive**" in text  # 3 seeds, 1 level each
+    assert text.index("## Ground truth") < text.index("## D_T at")  # the finding first
+    assert (tmp_path / "ground_truth.png").is_file() and "(ground_truth.png)" in text
     table = pd.read_csv(tmp_path / "ground_truth.csv")
     assert list(table.columns) == ground_truth.TRUTH_COLUMNS
     assert table.set_index("source").loc["lex25", "d_t_mib"] > \

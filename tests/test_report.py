@@ -34,10 +34,10 @@ def test_table2_footnotes_and_seeds():
     # seeds 5 and 6: the mean in log space (as the scratch curve's), sqrt(30) = 5.48
     assert "| en ppl | 5.48 ± 0.71 | 12.00 | – |" in text
     # de seeds: D_E 5K and 2K on the envelope 10 (1K), 6 (2K), 4 (8K): D_T 4K and 1K; the
-    # bootstrap interval of the mean of two seeds runs from one to the other
-    assert lines[4] == "| en D_T (MiB) | 0.00238 [0.000954, 0.00381][^1] | ≤ 0.00[^2] | – |"
+    # t interval of the mean of two seeds (t with one degree of freedom: 12.7 standard errors)
+    assert lines[4] == "| en D_T (MiB) | 0.00238 [-0.0158, 0.0206][^1] | ≤ 0.00[^2] | – |"
     every = all_budgets_table(cells, curves, notes)
-    assert "| en→de | 0.00238 [0.000954, 0.00381][^1] | ≥ 0.00572[^3][^1] |" in every
+    assert "| en→de | 0.00238 [-0.0158, 0.0206][^1] | ≥ 0.00572[^3][^1] |" in every
     rendered = notes.render()
     assert rendered.count("[^") == len(notes.notes) == 3  # curve, fi upper bound, de lower bound
     assert "not monotone" in rendered and "upper bound" in rendered and "lower bound" in rendered

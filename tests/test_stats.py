@@ -70,7 +70,7 @@ def _three_pairs() -> pd.DataFrame:
 def test_block_permutation_moves_whole_pairs():
     frame = _three_pairs()
     blocks = (frame["init"] + frame["target"]).to_numpy()
-    pairs = spearman(frame["distance"], frame["d_t"], blocks=blocks, slots=frame["budget"])
+    pairs = spearman(frame["distance"], frame["d_t"], labels=[blocks], slots=frame["budget"])
     cells = spearman(frame["distance"], frame["d_t"])
     assert pairs.n == cells.n == 9 and pairs.n_pairs == 3 and cells.n_pairs == 9
     assert pairs.rho == pytest.approx(cells.rho) == pytest.approx(
@@ -78,10 +78,22 @@ def test_block_permutation_moves_whole_pairs():
     # only 3! = 6 orderings of the pairs exist: the two-sided p cannot go below 2/6
     assert pairs.p >= 1 / 6 and pairs.p == pytest.approx(1 / 3)
     assert cells.p < 0.01  # shuffling single cells pretends there are 9! orderings
+    table = correlation_table(frame, {"distance": "distance"}, labels=None)
+    assert table.loc[0, "n_pairs"] == 9 and table.loc[0, "p"] == pytest.approx(cells.p)
+
+
+def test_language_labels_are_permuted_independently():
+    """2 sources x 2 targets: only 2! x 2! = 4 relabellings exist, so p >= 1/4 however
+    strong ρ looks over the 12 cells; the table permutes (init, target) by default."""
+    frame = _three_pairs()
+    extra = frame[frame["init"] == "ru"].assign(target="fi", distance=0.4,
+                                                d_t=lambda f: f["d_t"] - 50)
+    frame = pd.concat([frame, extra], ignore_index=True)
+    c = spearman(frame["distance"], frame["d_t"], labels=[frame["init"], frame["target"]],
+                 slots=frame["budget"])
+    assert c.n == 12 and c.n_pairs == 4 and c.p >= 0.25
     table = correlation_table(frame, {"distance": "distance"})
-    assert table.loc[0, "n_pairs"] == 3 and table.loc[0, "p"] == pytest.approx(pairs.p)
-    flat = correlation_table(frame, {"distance": "distance"}, pairs=None)
-    assert flat.loc[0, "n_pairs"] == 9 and flat.loc[0, "p"] == pytest.approx(cells.p)
+    assert table.loc[0, "n_pairs"] == 4 and table.loc[0, "p"] == pytest.approx(c.p)
 
 
 def test_block_permutation_with_a_missing_cell_and_many_pairs_is_seeded():
@@ -92,7 +104,7 @@ def test_block_permutation_with_a_missing_cell_and_many_pairs_is_seeded():
                           "x": np.repeat(rng.normal(size=n_pairs), 3)})
     frame["y"] = frame["x"] + rng.normal(scale=0.5, size=len(frame))
     frame = frame.drop(index=4)  # pair 1 lacks budget 2
-    a, b = (spearman(frame["x"], frame["y"], blocks=frame["pair"], slots=frame["budget"],
+    a, b = (spearman(frame["x"], frame["y"], labels=[frame["pair"]], slots=frame["budget"],
                      n_resamples=2000, seed=5) for _ in range(2))
     assert a == b and a.n == 26 and a.n_pairs == 9 and 0 < a.p <= 1
     assert a.rho == pytest.approx(stats.spearmanr(frame["x"], frame["y"]).statistic)

@@ -1,23 +1,28 @@
 """The report's correlations: D_T against each variable (distances, contamination), over the cells
-with source ≠ target below the largest *finetune* budget, pooled (p-values by permutation of
-whole (source, target) pairs) and at each budget, for D_T in target bytes and in reference
-(English) bytes (D_T / byte premium of the target).
+with source ≠ target below the largest *finetune* budget, pooled and at each budget, for D_T in
+target bytes and in reference (English) bytes (D_T / byte premium of the target). p-values by
+permutation of source and target labels (:mod:`xfer.analysis.stats`), then adjusted for the
+whole table's many tests (variables x budgets x units) by Benjamini-Hochberg
+(``scipy.stats.false_discovery_control``): ``p_adjusted`` beside the raw ``p``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from xfer.analysis.report import _number, markdown_table
 from xfer.analysis.stats import DEFAULT_RESAMPLES, correlation_table
 from xfer.analysis.transfer import SCRATCH
+from xfer.analysis.trend import format_p
 from xfer.data.units import format_budget
 
 VALUES = {"d_t": "D_T", "d_t_en": "D_T in en bytes"}
 POOLED = "all"
-COLUMNS = ["value", "budget", "variable", "n", "n_pairs", "rho", "p"]
+COLUMNS = ["value", "budget", "variable", "n", "n_pairs", "rho", "p", "p_adjusted"]
 SIGNIFICANT = 0.05
 
 
@@ -53,13 +58,27 @@ def correlations(corr: pd.DataFrame, against: Mapping[str, str],
             parts.append(table.assign(value=value, budget=budget))
     if not parts:
         return pd.DataFrame(columns=COLUMNS)
-    return pd.concat(parts, ignore_index=True)[COLUMNS]
+    table = pd.concat(parts, ignore_index=True)
+    table["p_adjusted"] = benjamini_hochberg(table["p"].to_numpy(float))
+    return table[COLUMNS]
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values over the finite ones (NaN stays NaN)."""
+    out = np.full(len(p), np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok])
+    return out
 
 
 def rho_p(row: pd.Series | None) -> str:
-    if row is None:
+    """``ρ (p)``, or ``ρ (p; adjusted p)`` where the row has one; p as :func:`format_p`."""
+    if row is None or not np.isfinite(row["rho"]):
         return "–"
-    return f"{_number(row['rho'], digits=3)} ({_number(row['p'], digits=4)})"
+    adjusted = row.get("p_adjusted", np.nan)
+    tail = f"; {format_p(adjusted)}" if np.isfinite(adjusted) else ""
+    return f"{_number(row['rho'], digits=3)} ({format_p(row['p'])}{tail})"
 
 
 def correlations_markdown(table: pd.DataFrame) -> str:
@@ -67,15 +86,21 @@ def correlations_markdown(table: pd.DataFrame) -> str:
     ρ (p) of D_T at each budget."""
     if table.empty:
         return "No correlation: no cell with source ≠ target and a D_T value."
+    if not table["rho"].notna().any():
+        return ("No correlation to show: every variable is missing or constant over the cells "
+                "(e.g. no typological distance or contamination for generated languages).")
     index = {(r["value"], r["budget"], r["variable"]): r for _, r in table.iterrows()}
     budgets = [b for b in dict.fromkeys(table["budget"]) if b != POOLED]
     values = [v for v in VALUES if v in set(table["value"])]
-    header = ["variable", "n (pairs)", *[f"{VALUES[v]} ρ (p)" for v in values],
-              *[f"D_T at {format_budget(int(b))} ρ (p)" for b in budgets]]
+    header = ["variable", "n (pairs)", *[f"{VALUES[v]} ρ (p; BH p)" for v in values],
+              *[f"D_T at {format_budget(int(b))} ρ (p; BH p)" for b in budgets]]
     rows = []
-    for variable in dict.fromkeys(table["variable"]):
+    has = table.groupby("variable", sort=False)["rho"].apply(lambda r: r.notna().any())
+    for variable in has[has].index:
         pooled = index.get(("d_t", POOLED, variable))
         count = f"{pooled['n']} ({pooled['n_pairs']})" if pooled is not None else "–"
         rows.append([variable, count, *[rho_p(index.get((v, POOLED, variable))) for v in values],
                      *[rho_p(index.get(("d_t", b, variable))) for b in budgets]])
-    return markdown_table(header, rows)
+    missing = ", ".join(has[~has].index)
+    return markdown_table(header, rows) + (f"\n\nNo value (missing or constant): {missing}."
+                                           if missing else "")

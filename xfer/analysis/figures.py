@@ -1,7 +1,7 @@
 """PNG figures for the report (matplotlib, Agg backend: no display needed).
 
 - ``perplexity_vs_budget.png``: test perplexity against budget (bytes, log axis), one panel per
-  target, one line per initialisation (mean over seeds, bars: standard deviation).
+  target, one line per initialisation (geometric mean over seeds, bars: 95% t interval).
 - ``dt_by_target.png``: D_T (MiB) per target by source at the report budget; dashed lines: the
   average over targets of the best source's D_T and of the worst source's D_T. Hatched bars are
   bounds (clamped D_E).
@@ -50,7 +50,7 @@ def perplexity_figure(cells: pd.DataFrame, path: Path) -> Path:
         for init, group in mine.groupby("init", sort=True):
             group = group.sort_values("budget")
             style = {"color": "black", "linewidth": 2} if init == SCRATCH else {}
-            ax.errorbar(group["budget"], group["perplexity"], yerr=group["perplexity_std"],
+            ax.errorbar(group["budget"], group["perplexity"], yerr=_errors(group, "perplexity"),
                         marker="o", markersize=3, capsize=2, label=init, **style)
         ax.set_xscale("log")
         ax.set_title(f"target {target}")
@@ -63,13 +63,18 @@ def perplexity_figure(cells: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def interval_errors(cells: pd.DataFrame) -> np.ndarray:
-    """[2, n] error-bar lengths below and above each cell's mean D_T: its 95% bootstrap
-    interval (``d_t_mib_ci_low``/``_high``), 0 where there is none (one seed)."""
-    mean = cells["d_t_mib"].to_numpy(float)
-    low = cells.get("d_t_mib_ci_low", pd.Series(np.nan, cells.index)).to_numpy(float)
-    high = cells.get("d_t_mib_ci_high", pd.Series(np.nan, cells.index)).to_numpy(float)
+def _errors(cells: pd.DataFrame, value: str) -> np.ndarray:
+    """[2, n] error-bar lengths below and above each cell's mean ``value``: its 95% t interval
+    (``<value>_ci_low``/``_high``), 0 where there is none (one seed)."""
+    mean = cells[value].to_numpy(float)
+    low = cells.get(f"{value}_ci_low", pd.Series(np.nan, cells.index)).to_numpy(float)
+    high = cells.get(f"{value}_ci_high", pd.Series(np.nan, cells.index)).to_numpy(float)
     return np.nan_to_num(np.clip(np.stack([mean - low, high - mean]), 0, None))
+
+
+def interval_errors(cells: pd.DataFrame) -> np.ndarray:
+    """[2, n] error-bar lengths of each cell's mean D_T (MiB): its 95% t interval."""
+    return _errors(cells, "d_t_mib")
 
 
 def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
@@ -97,7 +102,7 @@ def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
     ax.set_xticks(range(len(targets)), targets)
     ax.set_xlabel("target")
     ax.set_ylabel(f"D_T at {format_budget(budget)} (MiB)")
-    ax.set_title("data transfer by target and source (hatched: bound; bars: 95% CI)")
+    ax.set_title("data transfer by target and source (hatched: bound; bars: 95% t interval)")
     _legend(ax)  # no finetune finished: nothing to label
     fig.tight_layout()
     return _save(fig, path)

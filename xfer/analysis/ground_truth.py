@@ -4,17 +4,22 @@ Generated languages declare how far each one is from a reference language on eac
 (``xfer.data.synthetic.divergence``: content, lexicon, script, grammar; 0 = the same, 1 = nothing
 shared). A language that departs from the reference on exactly one axis is a *level* of that axis;
 a language with other content (another world, or none) is an unrelated *control*. For every axis
-and finetuning budget, with the reference as target:
+and finetuning budget, with the reference as target, over the per-seed D_T (seed s of every
+source mapped through seed s's scratch curve), the tests declared in :mod:`xfer.analysis.trend`:
 
-- ρ: Spearman's rank correlation between divergence and D_T over the levels' seeds, with its
-  permutation p-value (:func:`xfer.analysis.stats.spearman`);
-- falls: the mean D_T falls strictly from each level to the next more divergent one;
-- resolved: of those steps, how many fall beyond the seeds' spread (the more divergent level's
-  interval lies wholly below the other's): a fall inside overlapping intervals is a mean's;
-- control lowest: every control's mean D_T is below every level's;
-- verdict: "recovered" when D_T falls and the control is lowest, else "not recovered".
+- trend: D_T falls as divergence grows (Page's L over the levels, seeds as blocks; a paired
+  Wilcoxon test for two levels), one-sided;
+- control: every control lies below the axis's least divergent level (Mann-Whitney), one-sided;
+- p: the larger of the two (both must hold: an intersection-union test), Holm-adjusted across
+  every axis and budget;
+- verdict: *recovered* when the adjusted p < 0.05; *contradicted* when the opposite (D_T rises
+  with divergence, or a control lies above the least divergent level) is significant the same
+  way; else *inconclusive*. The smallest p the design can reach is printed beside it;
+- the most divergent level is tested against the controls as well: where it is not above them,
+  the report says that level transfers no more than the control.
 
-D_T in MiB (2^20 bytes); intervals are the cells' 95% bootstrap intervals over seeds.
+ρ (Spearman over the levels' seeds) is printed as a description only. D_T in MiB (2^20 bytes);
+intervals are the cells' 95% t intervals over seeds (:mod:`xfer.analysis.intervals`).
 """
 
 from __future__ import annotations
@@ -24,16 +29,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from xfer.analysis.stats import spearman
+from xfer.analysis import trend
 from xfer.data.units import format_budget
 
 CONTENT = "content"  # the axis whose divergence makes a language a control
 TRUTH_COLUMNS = ["source", "target", "axis", "divergence", "budget", "d_t_mib", "ci_low",
                  "ci_high", "seeds"]
-VERDICT_COLUMNS = ["axis", "budget", "levels", "rho", "p", "falls", "resolved_steps",
-                   "control_lowest", "verdict"]
-RECOVERED, NOT_RECOVERED = "recovered", "not recovered"
+VERDICT_COLUMNS = ["axis", "budget", "levels", "seeds", "rho", "p_trend", "p_control", "p",
+                   "p_floor", "p_holm", "p_reverse_holm", "top_above_control", "verdict"]
+RECOVERED, INCONCLUSIVE, CONTRADICTED = "recovered", "inconclusive", "contradicted"
 
 
 @dataclass(frozen=True)
@@ -80,48 +86,91 @@ def truth_table(cells: pd.DataFrame, truth: Truth) -> pd.DataFrame:
     return table.sort_values(["budget", "axis", "divergence", "source"], ignore_index=True)
 
 
+def seed_table(rows: pd.DataFrame, truth: Truth, budget: int,
+               sources: list[str]) -> pd.DataFrame:
+    """Per-seed D_T (MiB) into the reference at ``budget``: one row per seed, one column per
+    source of ``sources`` (NaN where a seed lacks it)."""
+    mine = rows[(rows["target"] == truth.reference) & (rows["budget"] == budget)
+                & rows["init"].isin(sources) & (rows["bound"] != "")]
+    seeds = mine["seed"] if "seed" in mine.columns else pd.Series(0, index=mine.index)
+    table = mine.assign(seed=seeds).pivot_table(index="seed", columns="init", values="d_t_mib")
+    return table.reindex(columns=sources)
+
+
+def _axis_tests(per_seed: pd.DataFrame, levels: list[str], controls: list[str]) -> dict:
+    """The declared tests of one axis (``levels`` least divergent first)."""
+    falling = per_seed[levels[::-1]].to_numpy(float)  # most divergent first: predicted to rise
+    complete = int(np.isfinite(falling).all(axis=1).sum())
+    first, last = per_seed[levels[0]].to_numpy(float), per_seed[levels[-1]].to_numpy(float)
+    p_control = max((trend.below_p(per_seed[c], first) for c in controls), default=np.nan)
+    p_control_rev = max((trend.below_p(first, per_seed[c]) for c in controls), default=np.nan)
+    p_top = max((trend.below_p(per_seed[c], last) for c in controls), default=np.nan)
+    floors = [trend.trend_floor(complete, len(levels))]
+    floors += [trend.below_floor(int(per_seed[c].notna().sum()), int(np.isfinite(first).sum()))
+               for c in controls]
+    p_trend = trend.trend_p(falling)
+    return {"p_trend": p_trend, "p_control": p_control,
+            "p": max(p_trend, p_control) if controls else p_trend,
+            "p_reverse": min(trend.trend_p(falling[:, ::-1]), p_control_rev)
+            if controls else trend.trend_p(falling[:, ::-1]),
+            "p_floor": max(floors), "seeds": complete,
+            "top_above_control": bool(controls) and p_top < trend.ALPHA}
+
+
 def verdicts(table: pd.DataFrame, rows: pd.DataFrame, truth: Truth) -> pd.DataFrame:
-    """Per axis and budget: levels, ρ and p over the levels' per-seed D_T (``rows``: the
-    transfer rows, one per seed), whether mean D_T falls, whether the control is lowest, and
-    the verdict."""
+    """Per axis and budget: the declared tests over the per-seed D_T (``rows``: the transfer
+    rows, one per seed), Holm-adjusted across every axis and budget, and the verdict."""
     out = []
     for budget in sorted(table["budget"].unique()):
         at = table[table["budget"] == budget]
-        controls = at[at["axis"] == "control"]["d_t_mib"]
+        controls = sorted(at.loc[at["axis"] == "control", "source"])
         for axis in truth.axes:
-            levels = at[at["axis"] == axis].sort_values("divergence")
-            if levels.empty:
+            levels = at[at["axis"] == axis].sort_values("divergence")["source"].tolist()
+            if not levels:
                 continue
-            seeds = rows[(rows["target"] == truth.reference) & (rows["budget"] == budget)
-                         & rows["init"].isin(levels["source"])]
-            div = seeds["init"].map(lambda s: truth.divergence[s][axis])  # noqa: B023
-            c = spearman(div.to_numpy(float), seeds["d_t_mib"].to_numpy(float))
-            means = levels["d_t_mib"].to_numpy(float)
-            falls = bool(len(means) > 0 and np.all(np.diff(means) < 0))
-            resolved = resolved_steps(levels["ci_low"].to_numpy(float),
-                                      levels["ci_high"].to_numpy(float))
-            lowest = bool(len(controls) and controls.max() < means.min())
-            out.append({"axis": axis, "budget": int(budget), "levels": len(levels),
-                        "rho": c.rho, "p": c.p, "falls": falls, "resolved_steps": resolved,
-                        "control_lowest": lowest,
-                        "verdict": RECOVERED if falls and lowest else NOT_RECOVERED})
-    return pd.DataFrame(out, columns=VERDICT_COLUMNS)
-
-
-def resolved_steps(ci_low: np.ndarray, ci_high: np.ndarray) -> int:
-    """Steps from a level to the next more divergent one whose interval lies wholly below."""
-    return int(np.sum(ci_high[1:] < ci_low[:-1]))
-
-
-def _falls(v: object) -> str:
-    """``yes (1 of 2 steps beyond the seeds' intervals)`` or ``no``."""
-    if not v.falls:
-        return "no"
-    return f"yes ({v.resolved_steps} of {v.levels - 1} steps beyond the seeds' intervals)"
+            per_seed = seed_table(rows, truth, int(budget), levels + controls)
+            long = per_seed[levels].melt(value_name="d_t").dropna()
+            div = long["init"].map(lambda s: truth.divergence[s][axis])  # noqa: B023
+            rho = (float(stats.spearmanr(div, long["d_t"]).statistic)
+                   if len(long) > 2 and div.nunique() > 1 else np.nan)
+            out.append({"axis": axis, "budget": int(budget), "levels": " > ".join(levels),
+                        "rho": rho, **_axis_tests(per_seed, levels, controls)})
+    frame = pd.DataFrame(out)
+    if frame.empty:
+        return pd.DataFrame(columns=VERDICT_COLUMNS)
+    frame["p_holm"] = trend.holm(frame["p"].to_numpy(float))
+    frame["p_reverse_holm"] = trend.holm(frame.pop("p_reverse").to_numpy(float))
+    frame["verdict"] = np.where(frame["p_holm"] < trend.ALPHA, RECOVERED, np.where(
+        frame["p_reverse_holm"] < trend.ALPHA, CONTRADICTED, INCONCLUSIVE))
+    return frame[VERDICT_COLUMNS]
 
 
 def _mib(value: float) -> str:
     return f"{value:.3g}" if np.isfinite(value) else "–"
+
+
+def _floor_text(v: object) -> str:
+    text = trend.format_p(v.p_floor)
+    return text + (" (cannot reach 0.05)" if v.p_floor >= trend.ALPHA else "")
+
+
+def _top_text(v: object) -> str:
+    if v.top_above_control:
+        return "yes"
+    return f"no: {v.levels.split(' > ')[-1]} transfers no more than the control"
+
+
+TESTS_TEXT = (
+    "Tests declared in the code before any data (`xfer.analysis.trend`), over the per-seed D_T "
+    "(seed s of every source mapped through seed s's scratch curve): *trend*, one-sided Page's "
+    "L test that D_T falls as divergence grows, seeds as blocks (a paired Wilcoxon test for two "
+    "levels); *control*, one-sided Mann-Whitney test that the control lies below the least "
+    "divergent level. *p* is the larger of the two (both must hold), Holm-adjusted across the "
+    "rows. **recovered**: adjusted p < 0.05; **contradicted**: the opposite direction "
+    "significant the same way; else **inconclusive**. *floor*: the smallest p this design (its "
+    "seeds and levels) can reach. *top above control*: the most divergent level's D_T lies above "
+    "the control's (one-sided Mann-Whitney, p < 0.05). ρ: Spearman over the levels' seeds, "
+    "descriptive.")
 
 
 def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:
@@ -129,19 +178,16 @@ def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:
     if table.empty:
         return (f"No finetuned cell into {truth.reference} from a language with a declared "
                 "divergence: nothing to check.")
-    lines = [
-        f"Sources that depart from `{truth.reference}` on one declared axis (their divergence, "
-        "0-1) and unrelated controls (other content), finetuned on it. Recovered: mean D_T "
-        "falls strictly as divergence grows and every control is below every level; the steps "
-        "of the fall whose intervals do not overlap are counted beside it. ρ: Spearman over "
-        "the levels' seeds (permutation p).", "",
-        "| axis | budget | levels | ρ | p | D_T falls | control lowest | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [TESTS_TEXT, "",
+             "| axis | budget | levels (least divergent first) | seeds | ρ | p trend | p control "
+             "| p (Holm) | floor | top above control | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for v in verdict.itertuples():
-        lines.append(f"| {v.axis} | {format_budget(v.budget)} | {v.levels} | {v.rho:.2f} | "
-                     f"{v.p:.3f} | {_falls(v)} | "
-                     f"{'yes' if v.control_lowest else 'no'} | **{v.verdict}** |")
-    lines += ["", "| budget | axis | source | divergence | D_T (MiB) | 95% interval | seeds |",
+        lines.append(f"| {v.axis} | {format_budget(v.budget)} | {v.levels} | {v.seeds} | "
+                     f"{v.rho:.2f} | {trend.format_p(v.p_trend)} | "
+                     f"{trend.format_p(v.p_control)} | {trend.format_p(v.p_holm)} | "
+                     f"{_floor_text(v)} | {_top_text(v)} | **{v.verdict}** |")
+    lines += ["", "| budget | axis | source | divergence | D_T (MiB) | 95% t interval | seeds |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in table.itertuples():
         lines.append(f"| {format_budget(r.budget)} | {r.axis} | {r.source} | "
@@ -151,10 +197,12 @@ def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:
 
 
 def verdict_lines(verdict: pd.DataFrame) -> list[str]:
-    """One console line per axis and budget, e.g. ``lexicon at 5K: recovered (ρ = -0.93)``."""
-    return [f"{v.axis} at {format_budget(v.budget)}: {v.verdict} (ρ = {v.rho:.2f}, p = "
-            f"{v.p:.3f}; D_T falls: {_falls(v)}, control lowest: "
-            f"{'yes' if v.control_lowest else 'no'})" for v in verdict.itertuples()]
+    """One console line per axis and budget, e.g. ``lexicon at 5K: recovered (p = 0.002 Holm;
+    trend p < 0.001, control p 0.004; floor < 0.001)``."""
+    return [f"{v.axis} at {format_budget(v.budget)}: {v.verdict} (p = {trend.format_p(v.p_holm)}"
+            f" Holm; trend p {trend.format_p(v.p_trend)}, control p "
+            f"{trend.format_p(v.p_control)}; floor {_floor_text(v)}; {v.seeds} seeds; "
+            f"most divergent above control: {_top_text(v)})" for v in verdict.itertuples()]
 
 
 def generated_truth(sources: Iterable[str], targets: Iterable[str],

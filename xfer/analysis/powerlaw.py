@@ -1,11 +1,20 @@
 """The transfer power law of Hernandez et al. (2021): D_T = k·(D_F)^α.
 
 Fitted by least squares in log space, log D_T = log k + α·log D_F, with D_F (the finetuning
-budget) and D_T in bytes, so k is in bytes^(1−α). Only exact cells (not bounds) with D_T > 0
-enter, one point per (source, target, budget) cell (mean over seeds). Fits per (source, target)
-pair and per source pooled over its targets (``target`` = "all"); 95% intervals for α and k by
-bootstrap over the cells (resampled with replacement, seeded; resamples with a single budget are
-dropped; no interval under four cells). Hernandez et al. found α ≈ 0.18 for text → Python code.
+budget) and D_T in bytes, so k is in bytes^(1−α). Each seed is one replicate: α is fitted on each
+seed's own points (exact D_T > 0; bounds and D_T ≤ 0 are left out and counted), and the reported
+α is the mean of the seeds' α with its 95% t interval over seeds (:mod:`xfer.analysis.intervals`;
+coverage measured in ``bench/interval_coverage.py``). Rows:
+
+- per (source, target) pair: a line per pair; k = exp(mean log D_T − α·mean log D_F) over the
+  pair's points;
+- per source pooled over its targets (``target`` = "all") with target fixed effects: each target
+  its own intercept, one α (the within-target slope), so targets with other budgets or other
+  levels do not bend it; k is per target (pair rows) and left empty here;
+- all pairs pooled (``source`` = ``target`` = "all") with pair fixed effects.
+
+A seed needs two distinct budgets among its usable points to give an α. Hernandez et al. found
+α ≈ 0.18 for text → Python code.
 """
 
 from __future__ import annotations
@@ -15,100 +24,117 @@ import math
 import numpy as np
 import pandas as pd
 
+from xfer.analysis.intervals import t_interval
 from xfer.analysis.transfer import EXACT, SCRATCH
 
 HERNANDEZ_ALPHA = 0.18  # Hernandez et al. (2021), text -> code, their Eq. 3 fit
 POOLED = "all"
-FIT_COLUMNS = ["source", "target", "k", "alpha", "alpha_ci_low", "alpha_ci_high", "n",
-               "k_ci_low", "k_ci_high"]
-RESAMPLES = 2000
-LEVEL = 0.95
-MIN_CELLS_FOR_INTERVAL = 4  # three cells have only ten distinct resamples
+K_UNIT = "bytes^(1-alpha)"
+FIT_COLUMNS = ["source", "target", "fixed_effects", "alpha", "alpha_ci_low", "alpha_ci_high",
+               "seeds", "k", "k_unit", "points", "left_out_bound", "left_out_nonpositive"]
 
 
 def fit_cells(cells: pd.DataFrame) -> pd.DataFrame:
-    """The cells a fit may use: finetuned (source ≠ target), exact, D_T > 0 bytes."""
+    """The cells (or per-seed rows) a fit may use: finetuned (source ≠ target), exact,
+    D_T > 0 bytes."""
     keep = ((cells["init"] != SCRATCH) & (cells["init"] != cells["target"])
             & (cells["bound"] == EXACT) & (cells["d_t"] > 0))
     return cells[keep].reset_index(drop=True)
 
 
-def log_fit(d_f: np.ndarray, d_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares (k, α) of log D_T on log D_F along the last axis (bytes; vectorised over
-    leading axes). A row whose D_F has no spread gives NaN."""
-    x, y = np.log(d_f), np.log(d_t)
-    dx = x - x.mean(axis=-1, keepdims=True)
-    var = (dx * dx).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alpha = np.where(var > 0, (dx * (y - y.mean(axis=-1, keepdims=True))).sum(axis=-1) / var,
-                         np.nan)
-    return np.exp(y.mean(axis=-1) - alpha * x.mean(axis=-1)), alpha
+def log_fit(d_f: np.ndarray, d_t: np.ndarray) -> tuple[float, float]:
+    """Least-squares (k, α) of log D_T on log D_F (bytes); NaN when D_F has no spread."""
+    alpha = within_slope(d_f, d_t, np.zeros(len(d_f)))
+    x, y = np.log(np.asarray(d_f, float)), np.log(np.asarray(d_t, float))
+    return float(np.exp(y.mean() - alpha * x.mean())), alpha
 
 
-def bootstrap_intervals(d_f: np.ndarray, d_t: np.ndarray, *, n_resamples: int = RESAMPLES,
-                        seed: int = 0, level: float = LEVEL) -> tuple[float, float, float, float]:
-    """Percentile bootstrap intervals ``(alpha_low, alpha_high, k_low, k_high)`` over cells;
-    NaN with fewer than :data:`MIN_CELLS_FOR_INTERVAL` cells."""
-    n = len(d_f)
-    if n < MIN_CELLS_FOR_INTERVAL:
-        return (math.nan,) * 4
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    k, alpha = log_fit(d_f[idx], d_t[idx])
-    ok = np.isfinite(alpha)
-    if not ok.any():
-        return (math.nan,) * 4
-    tails = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
-    a_lo, a_hi = np.percentile(alpha[ok], tails)
-    k_lo, k_hi = np.percentile(k[ok], tails)
-    return float(a_lo), float(a_hi), float(k_lo), float(k_hi)
+def within_slope(d_f: np.ndarray, d_t: np.ndarray, groups: np.ndarray) -> float:
+    """α of log D_T = a_g + α·log D_F with one intercept per group (fixed effects): the slope of
+    the within-group deviations. NaN when no group has two distinct budgets."""
+    frame = pd.DataFrame({"x": np.log(np.asarray(d_f, float)),
+                          "y": np.log(np.asarray(d_t, float)), "g": np.asarray(groups)})
+    centred = frame[["x", "y"]] - frame.groupby("g")[["x", "y"]].transform("mean")
+    var = float((centred["x"] ** 2).sum())
+    if var <= 1e-12:
+        return math.nan
+    return float((centred["x"] * centred["y"]).sum() / var)
 
 
-def _fit_row(source: str, target: str, group: pd.DataFrame, n_resamples: int,
-             seed: int) -> dict | None:
-    d_f, d_t = group["budget"].to_numpy(float), group["d_t"].to_numpy(float)
-    if len(np.unique(d_f)) < 2:
+def _fit_row(source: str, target: str, effects: str, rows: pd.DataFrame) -> dict | None:
+    """One fit over ``rows`` (per-seed transfer rows of the fit's pairs)."""
+    usable = fit_cells(rows)
+    if usable["budget"].nunique() < 2:
         return None
-    k, alpha = log_fit(d_f, d_t)
-    a_lo, a_hi, k_lo, k_hi = bootstrap_intervals(d_f, d_t, n_resamples=n_resamples, seed=seed)
-    return {"source": source, "target": target, "k": float(k), "alpha": float(alpha),
-            "alpha_ci_low": a_lo, "alpha_ci_high": a_hi, "n": len(d_f),
-            "k_ci_low": k_lo, "k_ci_high": k_hi}
+    seeds = usable["seed"] if "seed" in usable.columns else pd.Series(0, index=usable.index)
+    groups = usable["init"] + "→" + usable["target"]
+    alphas = [within_slope(g["budget"], g["d_t"], groups[g.index])
+              for _, g in usable.groupby(seeds)]
+    alphas = np.array([a for a in alphas if math.isfinite(a)])
+    if len(alphas) == 0:
+        return None
+    alpha = float(alphas.mean())
+    low, high = t_interval(alphas)
+    x, y = np.log(usable["budget"].to_numpy(float)), np.log(usable["d_t"].to_numpy(float))
+    k = float(np.exp(y.mean() - alpha * x.mean())) if effects == "none" else math.nan
+    finetuned = rows[(rows["init"] != SCRATCH) & (rows["init"] != rows["target"])
+                     & (rows["bound"] != "")]
+    return {"source": source, "target": target, "fixed_effects": effects, "alpha": alpha,
+            "alpha_ci_low": low, "alpha_ci_high": high, "seeds": len(alphas), "k": k,
+            "k_unit": K_UNIT, "points": len(usable),
+            "left_out_bound": int((finetuned["bound"] != EXACT).sum()),
+            "left_out_nonpositive": int(((finetuned["bound"] == EXACT)
+                                         & ~(finetuned["d_t"] > 0)).sum())}
 
 
-def fit_power_law(cells: pd.DataFrame, *, n_resamples: int = RESAMPLES,
-                  seed: int = 0) -> pd.DataFrame:
-    """One row per (source, target) pair and per source pooled (``target`` = "all") with at
-    least two budgets among its usable cells: ``k`` (bytes^(1−α)), ``alpha``, the 95% bootstrap
-    interval of α and of k, and ``n`` cells."""
-    usable = fit_cells(cells)
-    rows = []
-    for source, mine in usable.groupby("init", sort=True):
-        for target, group in mine.groupby("target", sort=True):
-            rows.append(_fit_row(source, target, group, n_resamples, seed))
-        rows.append(_fit_row(source, POOLED, mine, n_resamples, seed))
-    return pd.DataFrame([r for r in rows if r], columns=FIT_COLUMNS)
+def fit_power_law(rows: pd.DataFrame) -> pd.DataFrame:
+    """The fits of :data:`FIT_COLUMNS` from the per-seed transfer rows (one row per trial with
+    ``init``, ``target``, ``budget``, ``seed``, ``d_t`` bytes, ``bound``): per pair, per source
+    pooled with target fixed effects, and all pairs pooled with pair fixed effects. A fit needs
+    two distinct budgets among its usable points."""
+    finetuned = rows[(rows["init"] != SCRATCH) & (rows["init"] != rows["target"])
+                     & (rows["bound"] != "")]
+    out = []
+    for source, mine in finetuned.groupby("init", sort=True):
+        for target, pair in mine.groupby("target", sort=True):
+            out.append(_fit_row(source, target, "none", pair))
+        if mine["target"].nunique() > 1:
+            out.append(_fit_row(source, POOLED, "target", mine))
+    if finetuned[["init", "target"]].drop_duplicates().shape[0] > 1:
+        out.append(_fit_row(POOLED, POOLED, "pair", finetuned))
+    return pd.DataFrame([r for r in out if r], columns=FIT_COLUMNS)
 
 
-def powerlaw_markdown(fit: pd.DataFrame) -> str:
-    """The report's paragraph: α per source (pooled) against Hernandez et al.'s 0.18."""
-    intro = ("Fit of D_T = k·(D_F)^α (Hernandez et al., 2021) by least squares in log space, on "
-             "exact cells with D_T > 0 (bounds left out), D_F and D_T in bytes; 95% intervals by "
-             f"bootstrap over cells ({RESAMPLES} resamples). Per pair and per source in "
-             "`fit.csv`.")
-    pooled = fit[fit["target"] == POOLED] if len(fit) else fit
-    if pooled.empty:
-        return intro + " No source has usable cells at two or more budgets: nothing to fit."
-    parts = []
-    for r in pooled.itertuples():
-        ci = (f" [{r.alpha_ci_low:.2f}, {r.alpha_ci_high:.2f}]" if math.isfinite(r.alpha_ci_low)
-              else f" (no interval: under {MIN_CELLS_FOR_INTERVAL} cells)")
-        parts.append(f"{r.source}: α = {r.alpha:.2f}{ci}, k = {r.k:.3g}, {r.n} cells")
-    below = [r.source for r in pooled.itertuples() if r.alpha_ci_high < HERNANDEZ_ALPHA]
-    above = [r.source for r in pooled.itertuples() if r.alpha_ci_low > HERNANDEZ_ALPHA]
-    compare = (f" Hernandez et al. fit α ≈ {HERNANDEZ_ALPHA} for text → Python code (with a "
-               "model-size term k·N^β we do not vary: here k absorbs it). α < 1 means each extra "
-               "finetuning byte is worth less transferred data; α ≤ 0 means D_T does not grow "
-               "with D_F at all (transfer fades as the finetune grows). ")
-    compare += (f"Interval above {HERNANDEZ_ALPHA}: {', '.join(above) or 'none'}; below: "
-                f"{', '.join(below) or 'none'}; the rest include it or have no interval.")
-    return intro + "\n\nPooled per source: " + "; ".join(parts) + "." + compare
+def _alpha_text(r: object) -> str:
+    ci = (f" [{r.alpha_ci_low:.2f}, {r.alpha_ci_high:.2f}]" if math.isfinite(r.alpha_ci_low)
+          else " (no interval: one seed)")
+    return f"α = {r.alpha:.2f}{ci}"
+
+
+def powerlaw_markdown(fit: pd.DataFrame, rows: pd.DataFrame) -> str:
+    """The report's section: one line when nothing can be fitted, else a table of every fit
+    with its interval, seeds, points and the points left out, against Hernandez et al."""
+    finetuned = rows[(rows["init"] != SCRATCH) & (rows["init"] != rows["target"])]
+    if fit.empty:
+        budgets = finetuned["budget"].nunique()
+        return (f"Not fitted: the study finetunes at {budgets} budget(s); a power law needs "
+                "usable D_T > 0 at two or more budgets of a pair.")
+    lines = [
+        "D_T = k·(D_F)^α (Hernandez et al., 2021), least squares in log space per seed (D_F, "
+        f"D_T in bytes; k in {K_UNIT}); α is the mean of the seeds' fits with its 95% t "
+        "interval over seeds. Pooled fits give each target (or pair) its own intercept. "
+        "Points left out: bounds, and D_T ≤ 0 (no logarithm); counted per fit. "
+        f"Hernandez et al. fit α ≈ {HERNANDEZ_ALPHA} for text → Python code (their k also "
+        "has a model-size term we do not vary).", "",
+        "| source | target | fixed effects | α [95% t interval] | seeds | k | points | "
+        "left out: bound, D_T ≤ 0 | vs 0.18 |", "| --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- |"]
+    for r in fit.itertuples():
+        side = ("above" if r.alpha_ci_low > HERNANDEZ_ALPHA else "below"
+                if r.alpha_ci_high < HERNANDEZ_ALPHA else "includes it"
+                if math.isfinite(r.alpha_ci_low) else "–")
+        k = f"{r.k:.3g}" if math.isfinite(r.k) else "per target"
+        lines.append(f"| {r.source} | {r.target} | {r.fixed_effects} | {_alpha_text(r)} | "
+                     f"{r.seeds} | {k} | {r.points} | {r.left_out_bound}, "
+                     f"{r.left_out_nonpositive} | {side} |")
+    return "\n".join(lines)
