@@ -18,7 +18,7 @@ import yaml
 
 from sweeps.resources import Resources, check_resources, check_workers
 from xfer.errors import XferError
-from xfer.schema import NAME_PATTERN, build, check_keys, nearest
+from xfer.schema import build, check_keys, check_name, nearest
 from xfer.training.config import KINDS, Kind
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
     corpus = data["corpus"]
     if not isinstance(name, str) or not isinstance(corpus, str):
         raise XferError("config: name and corpus must be strings")
-    check_name(name)
+    check_name(name, "name")  # one path component: the run folder is <output>/<name>-<hash>
     check_corpus(corpus)
 
     languages = _languages(build(Languages, data.get("languages"), "languages"), corpus)
@@ -326,14 +326,6 @@ def _pretrain_seeds(value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-def check_name(name: str) -> None:
-    """A study name is one path component of ``[A-Za-z0-9._-]`` (the run folder is
-    ``<output>/<name>-<hash>``: no ``/``, no ``..``, nothing a shell would read)."""
-    if not NAME_PATTERN.fullmatch(name) or name.strip(".") == "":
-        raise XferError(f"name: {name!r} may only use letters, digits, '.', '_' and '-' "
-                        f"(and not only dots)")
-
-
 def check_corpus(corpus: str) -> None:
     """``corpus`` is a known corpus name or an existing folder."""
     if corpus not in NAMED_CORPORA and not Path(corpus).expanduser().is_dir():
@@ -371,6 +363,8 @@ def _languages(langs: Languages, corpus: str) -> Languages:
                                 f"{nearest(lang, list(synthetic.LANGUAGES))}")
     if not sources or not targets:
         raise XferError("languages: give sources and targets (lists of language codes)")
+    for lang in sorted({*sources, *targets, *(x for p in langs.extra_pairs for x in p)}):
+        check_name(lang, "languages")  # codes name trial keys and data folders
     for where, codes in (("sources", sources), ("targets", targets)):
         if len(set(codes)) != len(codes):
             raise XferError(f"languages.{where}: repeated language in {list(codes)}")

@@ -2,7 +2,9 @@
 
 A trial counts as finished exactly when ``<run>/ledger/<key>.json`` exists; each is written
 atomically (temp name, then rename) by the driver when Tune reports the trial complete, so a
-killed driver never loses a finished trial and never sees a half-written one.
+killed driver never loses a finished trial and never sees a half-written one. An entry whose
+name is not a valid trial key (``xfer.schema.NAME_PATTERN``), or whose ``key`` is not its name,
+is not a finished trial.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import pandas as pd
 from sweeps.trials import TrialSpec
 from xfer.errors import XferError
 from xfer.io import atomic_write, atomic_write_bytes
-from xfer.training.config import Kind
+from xfer.kinds import Kind
+from xfer.schema import NAME_PATTERN, check_name
 
 # Columns of the results table, in order (one row per trial).
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
@@ -64,6 +67,8 @@ class Ledger:
         self.checkpoint_of: dict[str, str] = {}  # key -> checkpoint URI (the searcher reads it)
         if self.dir.is_dir():
             for path in sorted(self.dir.glob("*.json")):
+                if not NAME_PATTERN.fullmatch(path.stem) or path.is_symlink():
+                    continue
                 try:
                     row = json.loads(path.read_text())
                 except (OSError, ValueError):
@@ -76,7 +81,7 @@ class Ledger:
 
     def record(self, row: dict) -> None:
         """Add one finished trial (atomically on disk, then in memory)."""
-        atomic_write_bytes(self.dir / f"{row['key']}.json",
+        atomic_write_bytes(self.dir / f"{check_name(row['key'], 'trial key')}.json",
                            json.dumps(row, indent=1, default=str).encode())
         self._add(row)
 

@@ -88,3 +88,33 @@ def test_no_module_over_the_line_limit():
     long = {m: n for m, p in modules().items()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+# The library's layers: a package imports only the packages below it (and the top-level modules
+# errors, io, schema, memory, kinds, which import no package but data's units). The model does
+# not know the training loop's files; the analysis knows neither training nor downstream.
+LAYERS = {
+    "xfer.data": set(),
+    "xfer.model": {"xfer.data"},
+    "xfer.training": {"xfer.data", "xfer.model"},
+    "xfer.analysis": {"xfer.data"},
+    "xfer.downstream": {"xfer.data", "xfer.model", "xfer.training", "xfer.analysis"},
+}
+# Imports awaiting a one-line change in a file another engineer is rewriting (analyse.py: import
+# Kind from xfer.kinds). Remove the entry with that change; the test then holds it.
+PENDING = {"xfer.analysis.analyse imports xfer.training.config"}
+
+
+def test_packages_import_only_the_layers_below() -> None:
+    known = modules()
+    bad = []
+    for module, path in known.items():
+        package = ".".join(module.split(".")[:2])
+        if package not in LAYERS:
+            continue
+        for dep, _ in imports(path, known):
+            dep_package = ".".join(dep.split(".")[:2])
+            if dep_package in LAYERS and dep_package != package and \
+                    dep_package not in LAYERS[package]:
+                bad.append(f"{module} imports {dep}")
+    assert not set(bad) - PENDING, "; ".join(sorted(set(bad) - PENDING))

@@ -1,5 +1,5 @@
-"""Files written whole or not at all (temp name beside the target, then a rename), JSON objects
-read with one-line errors, and the first line of an exception's message."""
+"""Files and folders written whole or not at all (temp name beside the target, then a rename),
+JSON objects read with one-line errors, and the first line of an exception's message."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from xfer.errors import XferError
@@ -61,6 +62,40 @@ def replace_dir(tmp: Path, path: Path) -> None:
         shutil.rmtree(old)
     else:
         os.replace(tmp, path)
+
+
+@contextmanager
+def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Iterator[Path]:
+    """A temp folder beside ``out`` to build an output in, moved to ``out`` when the block ends
+    normally and removed when it raises, so ``out`` is never partial and no stale file of an
+    earlier output survives. ``out`` (the command's ``option``, e.g. "--out") may not be a
+    symbolic link or a file; an existing folder must be empty or, when ``marker`` is given,
+    hold ``marker`` (the file an earlier output of the same command wrote), and is replaced
+    whole. Files get the usual permissions (umask), not mkdtemp's private ones."""
+    out = Path(out).expanduser().absolute()
+    if out.is_symlink():
+        raise XferError(f"{option} {out} is a symbolic link; give the folder's own path")
+    if out.exists() and not out.is_dir():
+        raise XferError(f"{option} {out} already exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (marker and (out / marker).is_file()):
+        raise XferError(f"{option} {out} already exists and is not an empty folder"
+                        + (f" (nor an earlier output with {marker})" if marker else ""))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise XferError(f"cannot create {option} {out}: {first_line(exc)}") from None
+    try:
+        yield tmp
+        umask = os.umask(0o022)
+        os.umask(umask)
+        for path in [tmp, *tmp.rglob("*")]:
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+        replace_dir(tmp, out)
+    except OSError as exc:
+        raise XferError(f"cannot write {option} {out}: {first_line(exc)}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def read_json_object(path: Path, what: str, required_key: str) -> dict:

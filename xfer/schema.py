@@ -14,12 +14,73 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from xfer.data.units import parse_bytes
 from xfer.errors import XferError
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]+")  # study and language names: one path component
+# Every name that becomes a path component (study names, language codes, trial keys, ledger
+# entries, export folders): letters, digits, '.', '_', '-'; not starting with '.' (no '.', '..',
+# hidden or temp names); at most MAX_NAME characters.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+MAX_NAME = 200
+MAX_BYTE_COUNT = 2**63 - 1  # byte counts (budgets, split sizes) are int64 in every table
+
+
+def byte_count(value: object, what: str) -> int:
+    """A positive whole number of bytes from ``6M``, ``6e6``, ``6000000`` or a number
+    (:func:`xfer.data.units.parse_bytes`) that fits int64; else XferError naming ``what``."""
+    try:
+        count = parse_bytes(value)  # type: ignore[arg-type]
+    except XferError as exc:
+        raise XferError(f"{what}: {exc}") from None
+    except (OverflowError, ValueError, ArithmeticError):  # inf, nan
+        raise XferError(f"{what}: not a finite byte count: {value!r}") from None
+    if count > MAX_BYTE_COUNT:
+        raise XferError(f"{what}: {value!r} bytes is more than 2**63-1 (the largest byte count "
+                        "a table holds)")
+    return count
+
+
+def check_name(name: object, what: str) -> str:
+    """``name`` if it is one path component matching :data:`NAME_PATTERN`; else XferError
+    naming ``what`` (e.g. "languages", "ledger entry")."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME:
+        raise XferError(f"{what}: {name!r} is not a valid name (letters, digits, '.', '_' and "
+                        f"'-', not starting with '.', at most {MAX_NAME} characters)")
+    return name
+
+
+def within(root: Path, path: Path, what: str) -> Path:
+    """``path`` if, with every symbolic link resolved, it lies inside ``root`` (resolved);
+    else XferError naming ``what``."""
+    real_root = Path(root).resolve()
+    if not Path(path).resolve().is_relative_to(real_root):
+        raise XferError(f"{what}: {path} leads outside {real_root} (a symbolic link)")
+    return Path(path)
+
+
+def inside(parent: Path, name: object, what: str) -> Path:
+    """``parent / name`` for a valid ``name`` (:func:`check_name`) inside ``parent``
+    (:func:`within`)."""
+    return within(parent, Path(parent) / check_name(name, what), what)
+
+
+def require(data: Mapping[str, Any], spec: Mapping[str, type | tuple[type, ...]],
+            where: str) -> None:
+    """Each dotted key of ``spec`` (``"train.seq_len"``) is in ``data`` with a value of the
+    given type(s) (a bool is no number); else XferError naming ``where`` and the key."""
+    for dotted, types_ in spec.items():
+        value: Any = data
+        for part in dotted.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                raise XferError(f"{where}: no {dotted!r} entry")
+            value = value[part]
+        allowed = types_ if isinstance(types_, tuple) else (types_,)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise XferError(f"{where}: {dotted} must be {names}, got {value!r}")
 
 
 def nearest(name: str, known: list[str]) -> str:
@@ -83,10 +144,7 @@ def coerce(value: Any, tp: Any, where: str, *, is_bytes: bool = False) -> Any:
         return value
     if tp is int:
         if is_bytes and not isinstance(value, bool):
-            try:
-                return parse_bytes(value)
-            except XferError as exc:
-                raise XferError(f"{where}: {exc}") from None
+            return byte_count(value, where)
         if isinstance(value, bool) or not isinstance(value, int):
             raise XferError(f"{where}: expected an integer, got {value!r}")
         return value

@@ -4,7 +4,9 @@ A run folder (``python -m sweeps.grid`` writes ``<output>/<name>-<hash>``) holds
 ``results.parquet``, ``config.json`` (the study, with its ``analysis:`` options), the prepared
 ``data/`` and, with a downstream check, ``downstream.parquet``. Analysing it again writes
 ``<run folder>/report`` (or ``--out``) with the study's options unless the command line gives
-others; nothing is retrained.
+others; nothing is retrained. A run folder is untrusted: its files are checked before use and
+any loader error is one line naming the file; ``analysis.lid_model`` in its config is ignored
+(a model file to load comes only from the command line, ``--lid-model``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xfer.analysis.ground_truth import Truth, generated_truth
+from xfer.analysis.transfer import INTERPOLATIONS
 from xfer.errors import XferError
+from xfer.io import first_line
+from xfer.schema import byte_count, check_name, within
+
+REPORT_MARKER = "report.md"  # an earlier report folder holds it: a rerun replaces the folder
 
 
 @dataclass(frozen=True)
@@ -33,14 +40,40 @@ class AnalysisInputs:
 
 
 def _study(run_dir: Path) -> dict:
+    """The run folder's config.json (a study's ``to_dict``), its language codes checked."""
     path = run_dir / "config.json"
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(within(run_dir, path, "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise XferError(f"cannot read {path}: {exc}") from None
-    return data if isinstance(data, dict) else {}
+        raise XferError(f"cannot read {path}: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        return {}
+    langs = data.get("languages") or {}
+    if not isinstance(langs, dict) or not isinstance(data.get("analysis") or {}, dict):
+        raise XferError(f"{path}: 'languages' and 'analysis' must be mappings")
+    for key in ("sources", "targets"):
+        for code in langs.get(key) or ():
+            check_name(code, f"{path}: languages.{key}")
+    for pair in langs.get("extra_pairs") or ():
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise XferError(f"{path}: languages.extra_pairs holds {pair!r}, not a pair")
+        for code in pair:
+            check_name(code, f"{path}: languages.extra_pairs")
+    return data
+
+
+def _options(options: dict, path: Path) -> tuple[int | None, str | None]:
+    """(budget, interp) of a study's ``analysis:`` options, checked."""
+    budget = options.get("budget")
+    if budget is not None:
+        budget = byte_count(budget, f"{path}: analysis.budget")
+    interp = options.get("interp")
+    if interp is not None and interp not in INTERPOLATIONS:
+        raise XferError(f"{path}: analysis.interp must be one of {', '.join(INTERPOLATIONS)}, "
+                        f"got {interp!r}")
+    return budget, interp
 
 
 def language_notes(study: dict) -> dict[str, str] | None:
@@ -71,9 +104,15 @@ def _downstream(run_dir: Path) -> dict[str, str] | None:
         return None
     import pandas as pd
 
-    from xfer.downstream.table import report_section
+    from xfer.analysis.accuracy import report_section
 
-    return report_section(pd.read_parquet(path).to_dict("records")) or None
+    try:
+        rows = pd.read_parquet(within(run_dir, path, path.name)).to_dict("records")
+        return report_section(rows) or None
+    except XferError as exc:
+        raise XferError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001  any loader error of an untrusted file: one line
+        raise XferError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def analysis_inputs(path: Path, *, out: Path | None = None, budget: int | None = None,
@@ -90,14 +129,13 @@ def analysis_inputs(path: Path, *, out: Path | None = None, budget: int | None =
     if not results.is_file():
         raise XferError(f"run folder {path} has no results.parquet (no trial has finished, or "
                         "this is not a run folder)")
+    within(path, results, "results.parquet")
     study = _study(path)
     options = study.get("analysis") or {}
+    study_budget, study_interp = _options(options, path / "config.json")
     if data_dir is None and options.get("contamination", False) and (path / "data").is_dir():
-        data_dir = path / "data"
-    if lid_model is None and options.get("lid_model"):
-        lid_model = Path(options["lid_model"])
+        data_dir = within(path, path / "data", "data")
     return AnalysisInputs(
-        results, out or path / "report",
-        budget if budget is not None else options.get("budget"), data_dir, lid_model,
-        interp or options.get("interp") or "linear", language_notes(study), _downstream(path),
-        declared_truth(study))
+        results, out or path / "report", budget if budget is not None else study_budget,
+        data_dir, lid_model, interp or study_interp or "linear", language_notes(study),
+        _downstream(path), declared_truth(study))

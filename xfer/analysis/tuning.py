@@ -17,7 +17,8 @@ CELL = ["kind", "init", "target", "budget", "seed"]
 
 def choose_by_dev(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per (kind, init, target, budget, seed): the lr variant with the lowest dev
-    perplexity. Rows without an lr (no search, pretrains) are kept as they are."""
+    perplexity (NaN: not chosen; a cell where every variant has NaN is an XferError). Rows
+    without an lr (no search, pretrains) are kept as they are."""
     if "lr" not in frame.columns or frame["lr"].isna().all():
         return frame
     missing = [c for c in [*CELL, "dev_perplexity"] if c not in frame.columns]
@@ -25,7 +26,15 @@ def choose_by_dev(frame: pd.DataFrame) -> pd.DataFrame:
         raise XferError(f"results with lr variants need column(s) {', '.join(missing)} to "
                         "choose one per cell")
     searched = frame[frame["lr"].notna()]
-    best = searched.loc[searched.groupby(CELL, sort=False)["dev_perplexity"].idxmin()]
+    dev = pd.to_numeric(searched["dev_perplexity"], errors="coerce").astype(float)
+    groups = dev.groupby([searched[c] for c in CELL], sort=False)
+    counts = groups.count()
+    if (counts == 0).any():
+        cell = ", ".join(f"{k} {v}" for k, v in zip(CELL, counts[counts == 0].index[0],
+                                                       strict=True))
+        raise XferError(f"results: no lr variant of the cell ({cell}) has a dev_perplexity, so "
+                        "none can be chosen")
+    best = searched.loc[groups.idxmin()]
     return pd.concat([frame[frame["lr"].isna()], best]).sort_index()
 
 

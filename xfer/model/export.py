@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shlex
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from xfer.errors import XferError
-from xfer.io import read_json_object
-from xfer.training.config import KINDS
+from xfer.io import read_json_object, staged_folder
+from xfer.kinds import KINDS
+from xfer.model.stored import META_FILE, MODEL_FILE, RESULT_FILE, load_model, read_meta
+from xfer.schema import check_name, inside, require, within
 
 COMMANDS_FILE = "commands.txt"  # written by sweeps.runner: time, working folder, command
+NUMBER = (int, float)
+ROW_SPEC = {"kind": str, "source": (str, type(None)), "target": str, "budget": int, "seed": int}
+RESULT_SPEC = {"test_perplexity": NUMBER, "test_bits_per_byte": NUMBER, "dev_perplexity": NUMBER,
+               "dev_bits_per_byte": NUMBER, "bytes_seen": int, "steps": int}
+META_SPEC = {"lang": str, "train.batch_size": int, "train.seq_len": int, "state.best_step": int,
+             "model.name": str, "model.n_layers": int, "model.d_model": int}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     which = ["--all"] if args.all else ["--trial", args.trial]
     command = shlex.join(["xfer", "export", str(args.run), *which, "--out", str(args.out)])
     run_dir = check_run_folder(args.run)
-    keys = finished_lm_trials(run_dir) if args.all else [args.trial]
+    keys = finished_lm_trials(run_dir) if args.all else [check_name(args.trial, "--trial")]
     if args.all and not keys:
         raise XferError(f"{run_dir}: no finished language-model trial to export")
-    with staged(args.out) as stage:
+    with staged_folder(args.out, "--out") as stage:
         for key in keys:
             write_export(run_dir, key, stage / key if args.all else stage, command)
     for key in keys:
@@ -70,37 +73,52 @@ def finished_lm_trials(run_dir: Path) -> list[str]:
     """Keys of the finished pretrain, finetune and scratch trials (the ledger), sorted."""
     keys = []
     for row_path in sorted((run_dir / "ledger").glob("*.json")):
-        row = read_json_object(row_path, f"ledger row {row_path.name}", "kind")
-        if row["kind"] in KINDS:
+        if ledger_row(run_dir, check_name(row_path.stem, f"ledger entry {row_path.name!r}"))[
+                "kind"] in KINDS:
             keys.append(row_path.stem)
     return keys
+
+
+def ledger_row(run_dir: Path, key: str) -> dict:
+    """The ledger row of trial ``key`` (checked: a file inside the run folder, the fields the
+    card reads, its ``key`` equal to its file name)."""
+    row_path = within(run_dir, run_dir / "ledger" / f"{key}.json", f"ledger entry {key}")
+    row = read_json_object(row_path, f"ledger row {row_path.name}", "kind")
+    require(row, ROW_SPEC, f"ledger row {row_path.name}")
+    if row.get("key", key) != key:
+        raise XferError(f"ledger row {row_path.name}: its key {row.get('key')!r} is not {key!r}")
+    return row
 
 
 def trial_record(run_dir: Path, key: str) -> dict:
     """Everything the card says about trial ``key``: its ledger row, result.json and best
     checkpoint's meta.json; XferError for an unknown, unfinished or non-LM trial."""
-    from xfer.training.checkpoint import RESULT_FILE, read_meta
-
-    row_path = run_dir / "ledger" / f"{key}.json"
-    if "/" in key or not row_path.is_file():
+    row_path = run_dir / "ledger" / f"{check_name(key, 'trial key')}.json"
+    if not row_path.is_file():
         known = finished_lm_trials(run_dir)
         hint = f"; finished trials: {', '.join(known[:6])}{', ...' if len(known) > 6 else ''}" \
             if known else "; none has finished"
         raise XferError(f"unknown trial key {key!r} in {run_dir}{hint}")
-    row = read_json_object(row_path, f"ledger row {row_path.name}", "kind")
+    row = ledger_row(run_dir, key)
     if row["kind"] not in KINDS:
         raise XferError(f"trial {key} is a {row['kind']} classifier, not a language model")
-    folder = run_dir / "trials" / key
+    for lang in {row["source"], row["target"]} - {None}:
+        check_name(lang, f"ledger row {row_path.name}: language")
+    folder = inside(run_dir / "trials", key, f"trial {key}")
+    for path in (folder / RESULT_FILE, folder / "best" / META_FILE, folder / "best" / MODEL_FILE):
+        within(run_dir, path, f"trial {key}")
     result = read_json_object(folder / RESULT_FILE, f"trial {key}: {RESULT_FILE}",
                               "test_perplexity")
-    return {"key": key, "row": row, "result": result, "meta": read_meta(folder / "best"),
-            "checkpoint": folder / "best"}
+    require(result, RESULT_SPEC, f"{folder / RESULT_FILE}")
+    meta = read_meta(folder / "best")
+    require(meta, META_SPEC, f"{folder / 'best' / META_FILE}")
+    return {"key": key, "row": row, "result": result, "meta": meta, "checkpoint": folder / "best"}
 
 
 def manifest_sha256(run_dir: Path, lang: str) -> str:
     """sha256 of ``<run>/data/<lang>/manifest.json``'s bytes (the manifest holds each split's
     own sha256, so this one hash pins the data)."""
-    path = run_dir / "data" / lang / "manifest.json"
+    path = within(run_dir, run_dir / "data" / lang / "manifest.json", f"data of {lang}")
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
@@ -109,8 +127,10 @@ def manifest_sha256(run_dir: Path, lang: str) -> str:
 
 def study_identity(run_dir: Path) -> tuple[str, str]:
     """(study name, config hash): the run folder is named ``<name>-<hash>``."""
-    name = read_json_object(run_dir / "config.json", "the run folder's config.json",
-                            "name")["name"]
+    config = read_json_object(within(run_dir, run_dir / "config.json", "config.json"),
+                              "the run folder's config.json", "name")
+    require(config, {"name": str}, f"{run_dir / 'config.json'}")
+    name = config["name"]
     prefix = f"{name}-"
     digest = run_dir.name[len(prefix):] if run_dir.name.startswith(prefix) else "unknown"
     return name, digest
@@ -119,7 +139,8 @@ def study_identity(run_dir: Path) -> tuple[str, str]:
 def study_command(run_dir: Path) -> str:
     """The command that started the study (first line of commands.txt), or a note."""
     path = run_dir / COMMANDS_FILE
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() \
+        if path.is_file() and within(run_dir, path, COMMANDS_FILE) else []
     if not lines or lines[0].count("\t") < 2:
         return "(not recorded in this run folder)"
     _, cwd, command = lines[0].split("\t", 2)
@@ -192,8 +213,6 @@ xfer generate path/to/this/folder --prompt "..." --bytes 200 --seed 0
 
 def write_export(run_dir: Path, key: str, folder: Path, command: str | None) -> Path:
     """Write trial ``key``'s best model, config.json and card into ``folder`` (created)."""
-    from xfer.training.checkpoint import load_model
-
     record = trial_record(run_dir, key)
     model = load_model(record["checkpoint"])
     row, train = record["row"], record["meta"]["train"]
@@ -206,31 +225,3 @@ def write_export(run_dir: Path, key: str, folder: Path, command: str | None) -> 
                  "target": row["target"], "budget": row["budget"], "seq_len": train["seq_len"],
                  "test_perplexity": record["result"]["test_perplexity"]}})
     return folder
-
-
-@contextmanager
-def staged(out: Path) -> Iterator[Path]:
-    """A temp folder beside ``out``, renamed to ``out`` when the block ends normally and removed
-    when it raises. ``out`` must not exist or be an empty folder."""
-    out = Path(out).expanduser().absolute()
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise XferError(f"--out {out} already exists and is not an empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    umask = os.umask(0o022)
-    os.umask(umask)
-    for path in [tmp, *tmp.rglob("*")]:  # mkdtemp (and safetensors) make them private
-        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
-    os.replace(tmp, out)
-
-
-def read_export_info(folder: Path) -> dict:
-    """The ``xfer`` section of an export's config.json ({} when absent)."""
-    data = read_json_object(Path(folder) / "config.json", f"{folder}: config.json", "cfg")
-    info = data.get("xfer")
-    return info if isinstance(info, dict) else {}

@@ -1,4 +1,5 @@
-"""Checkpoint directories, written atomically (temp dir + rename), read with weights_only=True.
+"""Checkpoint directories, written atomically (temp dir + rename), read with weights_only=True
+(reading, checked: :mod:`xfer.model.stored`).
 
 A checkpoint directory holds ``model.pt`` (state dict), ``meta.json`` (configs, step, metrics)
 and, for resumable ones, ``trainer.pt`` (optimiser, scheduler and RNG states).
@@ -7,7 +8,6 @@ and, for resumable ones, ``trainer.pt`` (optimiser, scheduler and RNG states).
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,12 +15,23 @@ from pathlib import Path
 import torch
 
 from xfer.errors import XferError
-from xfer.io import first_line, read_json_object, replace_dir
+from xfer.io import replace_dir
 from xfer.model import ByteLM, ModelConfig
+from xfer.model.stored import (
+    META_FILE,
+    MODEL_FILE,
+    RESULT_FILE,
+    TRAINER_FILE,
+    load_model,
+    load_state,
+    load_weights,
+    read_meta,
+)
 from xfer.training.config import check_same_settings
 
-MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
-RESULT_FILE = "result.json"  # a finished run's result, in its output folder
+# Reading lives below the model (xfer.model.stored); the names stay importable from here.
+__all__ = ["META_FILE", "MODEL_FILE", "RESULT_FILE", "TRAINER_FILE", "load_model", "load_state",
+           "load_weights", "read_meta"]
 STEPS_DIR = "checkpoints"  # a run's step checkpoints, in its output folder
 PREFIX = "step-"
 
@@ -49,47 +60,6 @@ def save_checkpoint(path: Path, model: ByteLM, meta: dict, trainer: dict | None 
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
     replace_dir(tmp, path)
     return path
-
-
-def read_meta(path: Path) -> dict:
-    """A checkpoint's meta.json; XferError if the directory is not a checkpoint."""
-    meta_path = Path(path) / META_FILE
-    if not meta_path.is_file() or not (Path(path) / MODEL_FILE).is_file():
-        raise XferError(f"not a checkpoint directory: {path}")
-    return read_json_object(meta_path, f"checkpoint {path}: {META_FILE}", "model")
-
-
-def load_state(path: Path, name: str) -> dict:
-    """One torch file of a checkpoint, loaded on CPU with weights_only=True."""
-    try:
-        return torch.load(Path(path) / name, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise XferError(f"checkpoint {path} has no {name}") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        # weights_only refuses pickled objects (UnpicklingError); torn/garbage files fail to parse
-        raise XferError(f"checkpoint {path}: {name} is corrupt or not a weights-only "
-                        f"checkpoint ({first_line(exc)})") from None
-
-
-def load_weights(model: ByteLM, path: Path) -> None:
-    """Load a checkpoint's weights into ``model``; XferError if it was made for another config."""
-    saved = ModelConfig.from_dict(read_meta(path)["model"])
-    if saved != model.cfg:
-        raise XferError(f"checkpoint {path} is for model config {saved.name!r} "
-                        f"({saved}), not {model.cfg.name!r}")
-    state = load_state(path, MODEL_FILE)
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise XferError(f"checkpoint {path}: {MODEL_FILE} does not hold this model's weights "
-                        f"({first_line(exc)})") from None
-
-
-def load_model(checkpoint_dir: Path) -> ByteLM:
-    """The model stored in a checkpoint directory (on CPU)."""
-    model = ByteLM(ModelConfig.from_dict(read_meta(checkpoint_dir)["model"]))
-    load_weights(model, checkpoint_dir)
-    return model
 
 
 def list_checkpoints(folder: Path) -> list[Path]:

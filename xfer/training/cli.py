@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from xfer.data.units import parse_bytes
 from xfer.errors import XferError
-from xfer.schema import build
+from xfer.io import first_line, read_json_object
+from xfer.schema import build, byte_count, check_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +53,24 @@ def _scalar(text: str) -> object:
         return text
 
 
+def check_out(out: Path) -> None:
+    """Refuse, before any training step, an ``--out`` that is not a folder or whose finished
+    result (``result.json``, returned as is by a rerun) cannot be read."""
+    from xfer.training.checkpoint import RESULT_FILE
+    from xfer.training.loop import RunResult
+
+    if out.exists() and not out.is_dir():
+        raise XferError(f"--out {out} already exists and is not a folder")
+    result = out / RESULT_FILE
+    if result.exists() or result.is_symlink():
+        data = read_json_object(result, f"{result}", "test_perplexity")
+        try:
+            RunResult.from_dict(data)
+        except Exception as exc:  # noqa: BLE001  an untrusted file: any error is one line
+            raise XferError(f"{result} is not a run's result ({first_line(exc)}); remove it "
+                            "to train again") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, print the RunResult as JSON on stdout."""
     from xfer.model import get_model_config
@@ -63,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     cfg = build(TrainConfig, given, "train")
+    check_name(args.lang, "--lang")
+    budget = byte_count(args.budget, "--budget")
+    check_out(args.out)
     extra = {}
     for item in args.extra_eval:
         name, sep, path = item.partition("=")
@@ -72,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     board = [TensorBoardLog(args.tensorboard)] if args.tensorboard else []
     try:
         result = train_run(get_model_config(args.model), cfg, args.data, args.lang,
-                           parse_bytes(args.budget), args.out, init_checkpoint=args.init,
+                           budget, args.out, init_checkpoint=args.init,
                            resume_from=args.resume_from, extra_eval=extra,
                            callbacks=[ConsoleProgress(args.progress), *board])
     finally:

@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, asdict, dataclass, fields
-from enum import StrEnum
 from pathlib import Path
 
 from xfer.errors import XferError
+from xfer.kinds import KINDS, Kind
 
-
-class Kind(StrEnum):
-    """What a trial does: train from scratch on a source (pretrain) or on a target budget
-    (scratch), continue a pretrain on a target budget (finetune), or classify pairs (downstream).
-    A ``str``: tables, JSON and trial keys hold its value."""
-
-    PRETRAIN = "pretrain"
-    SCRATCH = "scratch"
-    FINETUNE = "finetune"
-    DOWNSTREAM = "downstream"
-
-
-KINDS = (Kind.PRETRAIN, Kind.SCRATCH, Kind.FINETUNE)  # the kinds one training run can be
 PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_BATCH_BYTES = 512 * 1024
 PAPER_PRETRAIN_BYTES = 6_000_000_000
