@@ -15,9 +15,13 @@ import argparse
 import errno
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from xfer.cli import ArgumentParser
 from xfer.errors import XferError, exit_on_error
+
+if TYPE_CHECKING:
+    from sweeps.config import StudyConfig
 
 PROG = "python -m sweeps.grid"
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
@@ -26,7 +30,10 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of the sweep."""
     parser.add_argument("--config", default="default",
-                        help="bundled config name (default, paper) or a YAML file")
+                        help="bundled config name (default, small, paper) or a YAML file")
+    parser.add_argument("--corpus", default=None,
+                        help="a folder of <lang>.txt(.gz) files (or mc4, synthetic) instead of "
+                             "the config's corpus")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the trials and their cost; start nothing")
     parser.add_argument("--json", action="store_true", help="with --dry-run: JSON output")
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json and not args.dry_run:
         raise XferError("--json only goes with --dry-run")
     study = load_config(args.config)
+    if getattr(args, "corpus", None):
+        study = with_corpus(study, args.corpus)
     if args.dry_run:
         from sweeps.dryrun import dry_run
 
@@ -62,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from sweeps.runner import RunOptions, run_study
 
+    check_corpus_folder(study)
     options = RunOptions(address=args.address, output=args.output, storage=args.storage,
                          max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
                          dashboard=args.dashboard, verbose=args.verbose,
@@ -74,6 +84,36 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise XferError(f"{full.strerror}: {full.filename or 'the run folder'}; free space (or "
                         f"fix the storage) and run the same command again to continue") from None
+
+
+def with_corpus(study: StudyConfig, corpus: str) -> StudyConfig:
+    """``study`` reading its text from ``corpus`` (``--corpus``); a folder is made absolute, so
+    the run folder's hash names the folder, not the working directory."""
+    import dataclasses
+    from pathlib import Path
+
+    from sweeps.config import check_corpus
+
+    check_corpus(corpus)
+    path = Path(corpus).expanduser()
+    return dataclasses.replace(study, corpus=str(path.resolve()) if path.is_dir() else corpus)
+
+
+def check_corpus_folder(study: StudyConfig) -> None:
+    """A study reading a folder: every language's file is there, UTF-8, and holds dev + test +
+    the language's largest budget; else one line naming the language, before any trial."""
+    from pathlib import Path
+
+    from sweeps.config import NAMED_CORPORA
+    from sweeps.trials import build_trials, language_budgets
+    from xfer.data.corpora import check_folder
+
+    if study.corpus in NAMED_CORPORA:
+        return
+    extra = study.data.dev_bytes + study.data.test_bytes
+    budgets = language_budgets(study, build_trials(study))
+    check_folder(Path(study.corpus).expanduser(),
+                 {lang: extra + max(b) for lang, b in sorted(budgets.items())})
 
 
 def storage_error(exc: BaseException) -> OSError | None:

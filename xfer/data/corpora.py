@@ -263,6 +263,43 @@ class SyntheticCorpus:
 Corpus = LocalCorpus | Mc4Corpus | SyntheticCorpus
 
 
+def _lacks(corpus: LocalCorpus, needed: int) -> str | None:
+    """What ``corpus``'s file lacks for ``needed`` bytes of documents (with separators), or
+    None: the first line that is not UTF-8, or the shortfall in bytes. Reads the whole file."""
+    if corpus.format not in (".txt", ".txt.gz"):
+        return None  # record formats are checked record by record when drawn
+    opener = gzip.open if corpus.format.endswith(".gz") else open
+    have = 0
+    with opener(corpus.path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            body = line.rstrip(b"\r\n")
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return (f"{corpus.path.name} is not UTF-8 text (line {number}, byte "
+                        f"{exc.start + 1} of the line)")
+            have += len(body) + 1 if body else 0
+    if have < needed:
+        return (f"text: {corpus.path.name} holds {have:,} bytes of documents, the study asks "
+                f"for {needed:,} (dev + test + its largest budget)")
+    return None
+
+
+def check_folder(folder: str | os.PathLike, needed: dict[str, int]) -> None:
+    """Before a study starts: every language of ``needed`` (language -> bytes of documents,
+    separators included, its dev + test + largest budget) has one UTF-8 file in ``folder`` with
+    that much text. Raises :class:`XferError` with one line naming the language and what it
+    lacks (the first language in ``needed``'s order that fails)."""
+    for lang, wanted in needed.items():
+        try:
+            corpus = LocalCorpus(Path(folder), lang)
+        except XferError as exc:
+            raise XferError(f"corpus {folder}: language {lang!r} lacks a file ({exc})") from None
+        problem = _lacks(corpus, wanted)
+        if problem:
+            raise XferError(f"corpus {folder}: language {lang!r} lacks {problem}")
+
+
 def open_corpus(corpus: str | os.PathLike, lang: str, *, mc4_files: str | None = None,
                 shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER) -> Corpus:
     """The corpus named ``corpus`` ("mc4", "synthetic" or a folder) for one language.
