@@ -124,3 +124,45 @@ def test_synthetic_corpus_is_prepared_like_any_other(tmp_path: Path):
     docs = {s: set(iter_documents(load_split(tmp_path / "a", lang, s)))
             for s in ("dev", "test", "train")}
     assert len(docs["train"]) > 10 and not docs["dev"] & docs["train"]
+
+
+def _folder_study(tmp_path: Path, folder: Path) -> Path:
+    """A small study on ``folder`` (en, ru sources; es target; budgets of kB)."""
+    config = tmp_path / "study.yaml"
+    config.write_text(f"""name: corpuscheck
+corpus: {folder}
+languages: {{sources: [en, ru], targets: [es]}}
+budgets: {{pretrain: 20K, finetune: [2K], scratch: [1K, 4K]}}
+data: {{dev_bytes: 2K, test_bytes: 2K}}
+run: {{output: {tmp_path / "runs"}}}
+""")
+    return config
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "language 'ru' lacks a file"),
+    ("not_utf8", "language 'es' lacks UTF-8 text: es.txt line 3, byte 4 is not UTF-8"),
+    ("too_small", "language 'en' lacks text: en.txt holds 1,001 bytes of documents, the study "
+                  "asks for 24,000"),
+])
+def test_bad_corpus_folder_stops_before_any_trial(case: str, message: str, tmp_path: Path,
+                                                   capsys) -> None:
+    from sweeps.grid import main
+
+    folder = tmp_path / "text"
+    folder.mkdir()
+    line = "uma frase de exemplo com algumas palavras\n"
+    for lang in ("en", "ru", "es"):
+        (folder / f"{lang}.txt").write_text(line * 1000)
+    if case == "missing":
+        (folder / "ru.txt").unlink()
+    elif case == "not_utf8":
+        (folder / "es.txt").write_bytes(line.encode() * 2 + b"caf\xe9\n" + line.encode() * 900)
+    else:
+        (folder / "en.txt").write_text("x" * 1000 + "\n")
+    config = _folder_study(tmp_path, tmp_path / "elsewhere")  # --corpus overrides it
+    (tmp_path / "elsewhere").mkdir()
+    assert main(["--config", str(config), "--corpus", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "runs").exists()  # no run folder, no trial

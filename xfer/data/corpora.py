@@ -276,8 +276,8 @@ def _lacks(corpus: LocalCorpus, needed: int) -> str | None:
             try:
                 body.decode("utf-8")
             except UnicodeDecodeError as exc:
-                return (f"{corpus.path.name} is not UTF-8 text (line {number}, byte "
-                        f"{exc.start + 1} of the line)")
+                return (f"UTF-8 text: {corpus.path.name} line {number}, byte {exc.start + 1} is "
+                        "not UTF-8")
             have += len(body) + 1 if body else 0
     if have < needed:
         return (f"text: {corpus.path.name} holds {have:,} bytes of documents, the study asks "
