@@ -71,7 +71,8 @@ def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Itera
     earlier output survives. ``out`` (the command's ``option``, e.g. "--out") may not be a
     symbolic link or a file; an existing folder must be empty or, when ``marker`` is given,
     hold ``marker`` (the file an earlier output of the same command wrote), and is replaced
-    whole. Files get the usual permissions (umask), not mkdtemp's private ones."""
+    whole. Files get the usual permissions (umask), not mkdtemp's private ones; folders made
+    for ``out``'s parent are removed again when the block raises."""
     out = Path(out).expanduser().absolute()
     if out.is_symlink():
         raise XferError(f"{option} {out} is a symbolic link; give the folder's own path")
@@ -80,6 +81,8 @@ def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Itera
     if out.is_dir() and any(out.iterdir()) and not (marker and (out / marker).is_file()):
         raise XferError(f"{option} {out} already exists and is not an empty folder"
                         + (f" (nor an earlier output with {marker})" if marker else ""))
+    made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]  # deepest first
+    done = False
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -92,10 +95,16 @@ def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Itera
         for path in [tmp, *tmp.rglob("*")]:
             os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
         replace_dir(tmp, out)
+        done = True
     except OSError as exc:
         raise XferError(f"cannot write {option} {out}: {first_line(exc)}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made if not done else []:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def read_json_object(path: Path, what: str, required_key: str) -> dict:

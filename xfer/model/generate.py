@@ -24,7 +24,7 @@ from xfer.errors import XferError
 
 DEFAULT_CONTEXT = 1024  # bytes of context when the model's training window is not recorded
 MAX_BYTES = 1_000_000  # --bytes: the most bytes one command samples (printed as they come)
-MAX_TEMPERATURE = 1000.0  # --temperature: 0 (greedy) up to this
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1000.0  # --temperature: 0 (greedy), or in between
 MAX_SEED = 2**63 - 1  # --seed: 0 up to this (torch generators take 64-bit seeds)
 
 
@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bytes", type=int, default=200,
                         help=f"bytes to sample, 1 to {MAX_BYTES:,} (default 200)")
     parser.add_argument("--temperature", type=float, default=1.0,
-                        help=f"softmax temperature, 0 (always the most likely byte) to "
-                             f"{MAX_TEMPERATURE:g} (default 1)")
+                        help=f"softmax temperature: 0 (always the most likely byte), or "
+                             f"{MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g} (default 1)")
     parser.add_argument("--seed", type=int, default=0,
                         help="sampling seed, 0 to 2**63-1 (default 0)")
 
@@ -48,9 +48,9 @@ def check_options(args: argparse.Namespace) -> bytes:
     """Refuse out-of-range options (one line); the prompt's bytes."""
     if not 1 <= args.bytes <= MAX_BYTES:
         raise XferError(f"--bytes must be from 1 to {MAX_BYTES:,}, got {args.bytes}")
-    if not (math.isfinite(args.temperature) and 0 <= args.temperature <= MAX_TEMPERATURE):
-        raise XferError(f"--temperature must be a number from 0 to {MAX_TEMPERATURE:g}, "
-                        f"got {args.temperature}")
+    if not (args.temperature == 0 or MIN_TEMPERATURE <= args.temperature <= MAX_TEMPERATURE):
+        raise XferError(f"--temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to "
+                        f"{MAX_TEMPERATURE:g}, got {args.temperature}")
     if not 0 <= args.seed <= MAX_SEED:
         raise XferError(f"--seed must be from 0 to 2**63-1, got {args.seed}")
     try:  # argv bytes that are not UTF-8 arrive as surrogate escapes: give them back as bytes
