@@ -1,5 +1,9 @@
 """Driver-side Tune callback: records finished trials in the ledger and prints study progress
-(trials done/total, bytes trained/total, ETA)."""
+(trials done/total, bytes trained/total, ETA). The same progress goes to a named Ray actor,
+``xfer-progress-<run folder name>`` (:class:`ProgressBoard`), so that the Ray dashboard shows it:
+each update is a task of that actor named after the progress line and the keys of the running
+trials (the dashboard's task list; state API ``/api/v0/tasks``), also printed to its log, and its
+state (``get``) holds the counts and the ETA."""
 
 from __future__ import annotations
 
@@ -51,6 +55,52 @@ def format_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
+BOARD_PREFIX = "xfer-progress-"
+
+
+class ProgressBoard:
+    """The study's progress where the dashboard sees it: a Ray actor (no CPU) named
+    ``xfer-progress-<run folder name>`` whose repr names the study, whose log (the dashboard's
+    actor logs) gets one line per update, and whose :meth:`get` returns the latest state."""
+
+    def __init__(self, study: str) -> None:
+        self.study = study
+        self.state: dict = {"study": study}
+
+    def update(self, state: dict) -> None:
+        """Keep ``state`` (trials done, running, total, ETA seconds, running keys, line) and log
+        its line."""
+        self.state = {"study": self.study, **state}
+        running = ", ".join(state.get("running_keys", [])) or "none"
+        print(f"[xfer] {state.get('line', '')} | running: {running}", flush=True)
+
+    def get(self) -> dict:
+        """The latest state."""
+        return self.state
+
+    def __repr__(self) -> str:
+        return f"xfer study {self.study}"
+
+
+def start_board(study: str) -> object | None:
+    """The study's :class:`ProgressBoard` actor (replacing one of the same name left by an
+    earlier driver), or None when Ray is not running or refuses it (progress then stays on the
+    terminal only)."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        name = BOARD_PREFIX + study
+        try:
+            ray.kill(ray.get_actor(name))
+        except ValueError:
+            pass
+        return ray.remote(num_cpus=0)(ProgressBoard).options(name=name).remote(study)
+    except Exception:  # noqa: BLE001 - the board is optional
+        return None
+
+
 class StudyProgress(Callback):
     """Writes each completed trial to the ledger and prints a progress line.
 
@@ -74,6 +124,8 @@ class StudyProgress(Callback):
         self.running = 0
         self.errors: dict[str, str] = {}  # key -> last line of its error
         self.failures = 0  # trial attempts that failed, retried or not
+        self.board: object | None = None
+        self.board_started = False
 
     def _bytes_done(self) -> float:
         done = sum(self.planned.get(k, 0) for k in self.ledger.rows)
@@ -96,10 +148,33 @@ class StudyProgress(Callback):
 
     def _print(self) -> None:
         self.last_print = time.time()
-        log.info(self.line())
+        line = self.line()
+        log.info(line)
+        self._post(line)
+
+    def _post(self, line: str) -> None:
+        """Send the progress to the dashboard's :class:`ProgressBoard` (started on first use)."""
+        if not self.board_started:
+            self.board_started = True
+            self.board = start_board(self.ledger.dir.parent.name)
+        if self.board is None:
+            return
+        left = eta_seconds(self.planned, self.classes, self.ledger.rows, self.started,
+                           time.time(), self.slots)
+        state = {"done": sum(1 for k in self.planned if k in self.ledger.rows),
+                 "running": self.running, "total": len(self.planned), "eta_s": left,
+                 "elapsed_s": time.time() - self.start, "running_keys": sorted(self.started),
+                 "failures": self.failures, "line": line}
+        running = ", ".join(state["running_keys"]) or "none"
+        try:  # the task's name is the line: the dashboard's task list shows it
+            self.board.update.options(name=f"{line} | running: {running}").remote(state)
+        except Exception:  # noqa: BLE001 - the board is optional
+            self.board = None
 
     def on_trial_start(self, iteration: int, trials: list, trial: object, **info: object) -> None:
         self.started[trial.config["trial"]["key"]] = time.time()
+        self.running = sum(1 for t in trials if t.status == "RUNNING")
+        self._post(self.line())
 
     def on_trial_result(self, iteration: int, trials: list, trial: object, result: dict,
                         **info: object) -> None:

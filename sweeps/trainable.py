@@ -24,11 +24,13 @@ import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.tune.trainable.function_trainable import wrap_function
 
 from sweeps.config import StudyConfig
 from sweeps.resources import DRIVER_CPUS, Resources
@@ -152,7 +154,18 @@ def _report_final(config: dict, result: dict, started_at: float) -> None:
                 checkpoint=_tune_checkpoint(best, config.get("tune_checkpoints", True)))
 
 
-def train_trial(config: dict) -> None:
+def announce(key: str) -> None:
+    """Name the current trial in this worker's log: Ray's log monitor and the dashboard prefix
+    every later line of the worker with the name after the ``:actor_name:`` token (an actor
+    reused by Tune runs one trial after another), and one line says the trial started."""
+    from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+
+    for stream in (sys.stdout, sys.stderr):
+        print(f"{LOG_PREFIX_ACTOR_NAME}{key}", file=stream, flush=True)
+    print(f"[xfer] trial {key} started", flush=True)
+
+
+def run_trial(config: dict) -> None:
     """Run one trial of the study described by ``config`` (see ``sweeps.runner.trial_config``)."""
     started_at = time.time()
     from xfer.training.loop import run
@@ -178,6 +191,37 @@ def train_trial(config: dict) -> None:
                          init_checkpoint=init, resume_from=resume, callbacks=callbacks)
         final = result.to_dict()
     _report_final(config, final, started_at)
+    print(f"[xfer] trial {trial.key} finished", flush=True)
+
+
+class StudyTrial(wrap_function(run_trial)):
+    """The study's Tune trainable: :func:`run_trial` in an actor named after its trial. Its repr
+    is the trial key (e.g. ``finetune-en-de-3K-s0``): Ray shows it as the actor's ``repr_name``
+    in the dashboard and the state API (set when the actor starts, so an actor Tune reuses keeps
+    its first trial's key there) and prefixes the worker's log lines with it (renamed at each
+    trial, :func:`announce`)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # tune.with_resources subclasses it inside a function; Ray names the actor's class by
+        # its qualified name, so the dashboard would show "with_resources.<locals>...".
+        super().__init_subclass__(**kwargs)
+        cls.__qualname__ = "StudyTrial"
+
+    def setup(self, config: dict) -> None:
+        self._key = config["trial"]["key"]
+        announce(self._key)
+        super().setup(config)
+
+    def reset_config(self, new_config: dict) -> bool:
+        self._key = new_config["trial"]["key"]
+        announce(self._key)
+        return super().reset_config(new_config)
+
+    def __repr__(self) -> str:
+        return getattr(self, "_key", type(self).__name__)
+
+
+train_trial = StudyTrial  # what sweeps.runner hands to tune.with_resources
 
 
 def train_on_workers(config: dict, study: StudyConfig, trial: TrialSpec, train_cfg: Any,
