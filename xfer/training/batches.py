@@ -60,11 +60,14 @@ def epoch_order(n_pieces: int, seed: int, epoch: int) -> np.ndarray:
     return order
 
 
-def eval_batches(raw: np.ndarray, seq_len: int, batch_size: int,
-                 max_bytes: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """All pieces of an evaluation split in order, the last one padded."""
+def eval_batches(raw: np.ndarray, seq_len: int, batch_size: int, max_bytes: int | None = None,
+                 first: int = 0, stride: int = 1
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The pieces of an evaluation split in order (the last one padded), ``batch_size`` a batch:
+    batches ``first``, ``first + stride``, ... only (a worker's share: its rank and the worker
+    count), the others not built. ``max_bytes``: score only the split's first bytes."""
     if max_bytes is not None:
         raw = raw[:max_bytes]
     n_pieces = -(-len(raw) // seq_len)
-    for start in range(0, n_pieces, batch_size):
+    for start in range(first * batch_size, n_pieces, stride * batch_size):
         yield make_batch(raw, np.arange(start, min(start + batch_size, n_pieces)), seq_len)

@@ -240,29 +240,34 @@ def train(r: Run) -> None:
 
 def train_step(r: Run) -> dict:
     """One optimiser step on the next global batch (this worker's rows of it): gradients
-    accumulated over micro-batches (all-reduced over workers), clipped; returns step metrics."""
+    accumulated over micro-batches (all-reduced over workers), clipped; returns step metrics.
+
+    The step's NLL stays on the device until the step is done, then is read once (``train_loss``,
+    nats/byte): one device-to-host transfer per step, none per micro-batch, so on XLA the whole
+    step is one graph and on CUDA one sync."""
     cfg, step = r.cfg, r.state.step
     epoch, offset = divmod(step, r.length.steps_per_epoch)
     batch = epoch_order(r.n_pieces, cfg.seed, epoch)[offset * cfg.batch_size:
                                                      (offset + 1) * cfg.batch_size]
     rows = r.workers.rows(batch)
     n_micro = len(rows) // r.micro_batch_size
-    loss_sum = 0.0
+    loss_sum = None  # nats, float64 on the device
     for micro in range(n_micro):
         pieces = rows[micro * r.micro_batch_size:(micro + 1) * r.micro_batch_size]
-        loss_sum += forward_backward_step(r, pieces, last=micro == n_micro - 1)
-    (loss_sum,) = r.workers.sum(loss_sum, device=r.device.torch_device)
+        nats = forward_backward_step(r, pieces, last=micro == n_micro - 1)
+        loss_sum = nats if loss_sum is None else loss_sum + nats
+    loss_sum = r.workers.sum(loss_sum)
     torch.nn.utils.clip_grad_norm_(r.net.parameters(), cfg.grad_clip)
-    train_loss = loss_sum / cfg.batch_bytes
-    if not math.isfinite(train_loss):
-        last = ckpt.list_checkpoints(r.out_dir / ckpt.STEPS_DIR)
-        raise XferError(f"non-finite training loss at step {step + 1}; last good checkpoint: "
-                        f"{last[-1] if last else 'none'}")
     lr = r.scheduler.get_last_lr()[0]
     r.optimizer.step()
     r.optimizer.zero_grad(set_to_none=True)
     r.scheduler.step()
-    r.device.sync()
+    r.device.sync()  # XLA: runs the step's graph; the loss below is then a plain read
+    train_loss = loss_sum.item() / cfg.batch_bytes
+    if not math.isfinite(train_loss):  # checked after the update: the run stops unsaved
+        last = ckpt.list_checkpoints(r.out_dir / ckpt.STEPS_DIR)
+        raise XferError(f"non-finite training loss at step {step + 1}; last good checkpoint: "
+                        f"{last[-1] if last else 'none'}")
     r.state.step = step = step + 1
     r.session_bytes += cfg.batch_bytes
     r.state.wall_s = r.wall_before + time.perf_counter() - r.session_start
@@ -270,10 +275,11 @@ def train_step(r: Run) -> dict:
             "lr": lr, "bytes_seen": step * cfg.batch_bytes}
 
 
-def forward_backward_step(r: Run, pieces: np.ndarray, *, last: bool = True) -> float:
+def forward_backward_step(r: Run, pieces: np.ndarray, *, last: bool = True) -> torch.Tensor:
     """Forward and backward of one micro-batch of training sequences; returns its summed NLL
-    (nats). The loss is NLL plus z-loss over the global batch's bytes, so accumulated
-    micro-batches (and averaged workers) add up to the mean over the step's batch.
+    (nats: a float64 scalar on the device, the float32 sum widened; nothing read to the host).
+    The loss is NLL plus z-loss over the global batch's bytes, so accumulated micro-batches
+    (and averaged workers) add up to the mean over the step's batch.
     ``last``: the step's last micro-batch, whose backward all-reduces the gradients."""
     cfg, device = r.cfg, r.device
     inputs, targets = map(device.put, make_batch(r.train_raw, pieces, cfg.seq_len))
@@ -284,7 +290,7 @@ def forward_backward_step(r: Run, pieces: np.ndarray, *, last: bool = True) -> f
         loss = (nll + z_loss_term(lse, cfg.z_loss)).sum() / r.workers.loss_divisor(
             cfg.batch_bytes)
         loss.backward()
-    return float(nll.detach().sum())
+    return nll.detach().sum().double()
 
 
 def evaluate_and_keep_best(r: Run, metrics: dict) -> dict:

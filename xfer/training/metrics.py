@@ -38,20 +38,23 @@ def evaluate(model: torch.nn.Module, raw: np.ndarray, cfg: TrainConfig, device: 
              max_bytes: int | None = None, workers: Workers = SINGLE) -> tuple[float, int]:
     """Summed NLL (nats) over every byte of a split, and the number of bytes scored.
 
-    With several workers each scores every N-th batch and the sums are all-reduced."""
+    With several workers each builds and scores only its own batches (every N-th, from its
+    rank) and the sums are all-reduced. The sum stays on the device (float64; one graph per
+    batch on XLA) and is read once at the end; the bytes scored are counted on the host."""
     model.eval()
-    total, count = 0.0, 0
-    batches = eval_batches(raw, cfg.seq_len, cfg.micro_batch_size, max_bytes)
-    for index, (inputs, targets) in enumerate(batches):
-        if not workers.mine(index):
-            continue
+    total = torch.zeros((), dtype=torch.float64, device=device.torch_device)
+    count = 0
+    for inputs, targets in eval_batches(raw, cfg.seq_len, cfg.micro_batch_size, max_bytes,
+                                        workers.rank, workers.world):
+        scored = int((targets != PAD_ID).sum())  # padding is the flat tail of the last piece
         inputs, targets = device.put(inputs), device.put(targets)
         with device.autocast():
             logits = model(inputs)
         nll, _ = nll_and_lse(logits, targets)
-        mask = targets != PAD_ID
-        total += float(nll[mask].sum())
-        count += int(mask.sum())
+        total += nll.reshape(-1)[:scored].sum().double()  # a fixed shape, unlike nll[mask]
+        count += scored
+        device.sync()  # XLA: this batch's graph now, not one graph over the whole split
     model.train()
-    total, count = workers.sum(total, count, device=device.torch_device)
-    return total, int(count)
+    count_t = torch.tensor(count, dtype=torch.float64, device=device.torch_device)
+    nats, count = workers.sum(torch.stack([total, count_t])).tolist()
+    return nats, int(count)

@@ -64,10 +64,6 @@ class Workers:
         share = len(batch) // self.world
         return batch[self.rank * share:(self.rank + 1) * share]
 
-    def mine(self, index: int) -> bool:
-        """Whether evaluation batch ``index`` is this worker's (round robin)."""
-        return index % self.world == self.rank
-
     def loss_divisor(self, batch_bytes: int) -> float | int:
         """What a worker divides its summed loss by: batch bytes / N (DDP averages over N)."""
         return batch_bytes if self.world == 1 else batch_bytes / self.world
@@ -88,15 +84,16 @@ class Workers:
             return contextlib.nullcontext()
         return model.no_sync()
 
-    def sum(self, *values: float, device: torch.device | None = None) -> tuple[float, ...]:
-        """``values`` summed over the workers (in float64)."""
+    def sum(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` (a tensor on this worker's device, e.g. float64 nats) summed elementwise
+        over the workers, on the device: one all-reduce, nothing read to the host."""
         if self.world == 1:
             return values
         import torch.distributed as dist
 
-        total = torch.tensor(values, dtype=torch.float64, device=device)
-        dist.all_reduce(total)
-        return tuple(total.tolist())
+        values = values.clone()
+        dist.all_reduce(values)
+        return values
 
     def from_main(self, value: Any) -> Any:
         """Rank 0's ``value`` on every worker (a picklable object)."""
