@@ -19,12 +19,12 @@ from xfer.data.vocab import VOCAB_SIZE
 from xfer.errors import XferError
 from xfer.io import first_line, read_json_object
 from xfer.model.decoder import WEIGHTS_FILE, ByteLM, ModelConfig
+from xfer.schema import MAX_CONTEXT
 
 MODEL_FILE, TRAINER_FILE, META_FILE = "model.pt", "trainer.pt", "meta.json"
 RESULT_FILE = "result.json"  # a finished run's result, in its output folder
 EXPORT_CONFIG = "config.json"  # an export's model config (huggingface_hub's name)
 MAX_PARAMETERS = 20_000_000_000  # 80 GB in fp32: refused before allocation beyond this
-MAX_CONTEXT = 1 << 20  # bytes: the longest training window a stored model may claim
 MIN_BYTES_PER_PARAMETER = 2  # bf16: a weights file smaller than this per parameter is truncated
 MAX_SAFETENSORS_HEADER = 100 << 20  # bytes of JSON header in a safetensors file
 

@@ -101,6 +101,8 @@ def check_run_settings(meta: dict, model_cfg: ModelConfig, section: str, setting
     the first differing one. ``section`` is the meta key of the run's settings ("train" or
     "downstream"); ``defaults`` fill keys an older checkpoint lacks (fields are added so, with
     the old behaviour as default); ``init``, when given, must be what the run started from."""
+    if not isinstance(meta.get(section), dict):
+        raise XferError(f"{where}: its meta.json has no {section!r} settings")
     if ModelConfig.from_dict(meta["model"]) != model_cfg:
         raise XferError(f"{where} was made with model config {meta['model'].get('name')!r}, "
                         f"not {model_cfg.name!r}")

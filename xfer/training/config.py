@@ -8,8 +8,10 @@ from pathlib import Path
 
 from xfer.errors import XferError
 from xfer.kinds import KINDS, Kind
+from xfer.schema import MAX_CONTEXT
 
 PRECISIONS = ("auto", "fp32", "bf16")
+INT_LIMITS = {"seq_len": MAX_CONTEXT, "threads": 4096}  # bytes, CPU threads (others: int64)
 PAPER_BATCH_BYTES = 512 * 1024
 PAPER_PRETRAIN_BYTES = 6_000_000_000
 PAPER_PRETRAIN_STEPS = PAPER_PRETRAIN_BYTES // PAPER_BATCH_BYTES  # 11,444 optimiser steps
@@ -101,7 +103,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise XferError(f"{name} must be at least 1 (or unset), got {value}")
-        for name in ("eval_every", "checkpoint_every", "warmup_steps", "min_steps", "patience"):
+        for f in fields(self):  # counts fit int64; a window or a thread count within reason
+            value, limit = getattr(self, f.name), INT_LIMITS.get(f.name, 2**63 - 1)
+            if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                raise XferError(f"{f.name} must be at most {limit}, got {value}")
+        for name in ("eval_every", "checkpoint_every", "warmup_steps", "min_steps", "patience",
+                     "seed"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise XferError(f"{name} must not be negative, got {value}")
