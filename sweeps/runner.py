@@ -15,6 +15,7 @@ import math
 import os
 import pickle
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -127,11 +128,57 @@ class DataPrep:
         return True
 
 
+LOOPBACK = "127.0.0.1"
+
+
+def system_temp() -> Path:
+    """The folder Ray's temp folder goes in, found as Ray finds it (Linux): ``RAY_TMPDIR``,
+    else ``TMPDIR``, else /tmp."""
+    return Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp")
+
+
+def private_temp_dir() -> Path:
+    """Ray's temp folder for a local instance: ``<RAY_TMPDIR or the system temp
+    folder>/xfer-ray-<uid>/ray``. Ray makes every folder it creates mode 0777; the parent
+    ``xfer-ray-<uid>`` is the user's alone (0700), so no other user reaches the sessions, logs or
+    sockets inside (Ray sets 0777 again on folders it reuses: a mode set on them would not
+    last). A parent owned by someone else (or a symlink) is refused."""
+    import stat
+
+    parent = system_temp() / f"xfer-ray-{os.getuid()}"
+    try:
+        parent.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    info = os.lstat(parent)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise XferError(f"{parent} is not a folder of yours: remove it (or set RAY_TMPDIR)")
+    if info.st_mode & 0o077:
+        os.chmod(parent, 0o700)
+    return parent / "ray"
+
+
+def _single_node() -> None:
+    """Make Ray take 127.0.0.1 as this node's address, so that every server of a local
+    instance (GCS, raylet, workers, agents, metrics exporters) binds to loopback only: Ray
+    binds to the node's address, and its single-node mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``,
+    the default on Windows and macOS) is what makes that 127.0.0.1. The variable is read when
+    Ray is imported (and by Ray's own processes, which inherit it); a process that imported
+    Ray before (a test) gets the constant set too."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 def start_ray(opts: RunOptions, token_file: Path | None = None) -> None:
-    """Connect to ``opts.address`` or start a local Ray (dashboard on 127.0.0.1, stats off);
-    for a local one, print the dashboard's URL and where its token is."""
+    """Connect to ``opts.address`` or start a local Ray on 127.0.0.1 only (every port on
+    loopback, its temp folder private to the user, dashboard on 127.0.0.1, stats off); for a
+    local one, print the dashboard's URL and where its token is."""
     import logging
 
+    if not opts.address:
+        _single_node()  # before Ray is imported
     import ray
 
     if opts.verbose == 0:  # failed trials are reported in one line each by StudyProgress
@@ -146,10 +193,18 @@ def start_ray(opts: RunOptions, token_file: Path | None = None) -> None:
     common = {"configure_logging": True, "logging_level": level,
               "ignore_reinit_error": True, "log_to_driver": opts.verbose >= 2}
     if opts.address:
-        ray.init(address=opts.address, **common)
+        ray.init(address=cluster_address(opts.address), **common)
         return
+    started = not ray.is_initialized()
     context = ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard,
-                       dashboard_host="127.0.0.1", **common)
+                       dashboard_host=LOOPBACK, _node_ip_address=LOOPBACK,
+                       _temp_dir=str(private_temp_dir()), **common)
+    if started:
+        info = context.address_info
+        if info.get("node_ip_address") != LOOPBACK:
+            ray.shutdown()
+            raise XferError(f"the local Ray took {info.get('node_ip_address')} as its address, "
+                            f"not {LOOPBACK}; refusing to listen beyond loopback")
     if opts.dashboard and context.dashboard_url and token_file is not None:
         log.info(f"dashboard http://{context.dashboard_url} (sign in with the token in "
               f"{token_file}); for the ray CLI: export RAY_AUTH_MODE=token "
@@ -178,19 +233,46 @@ def local_token_auth(run_dir: Path) -> Path | None:
     return path
 
 
+def cluster_address(address: str) -> str:
+    """``auto`` as the cluster to join: ``RAY_ADDRESS`` (set for a ``ray job submit`` driver),
+    else the address ``ray start``/``ray up`` recorded on this machine
+    (``<RAY_TMPDIR or /tmp/ray>/ray_current_cluster``); other addresses are returned as given.
+    Unlike Ray's own ``auto`` it never joins a Ray found only by its processes (another user's
+    local study)."""
+    if address != "auto":
+        return address
+    found = os.environ.get("RAY_ADDRESS") or _recorded_address()
+    if not found or found == "auto":
+        raise XferError("--address auto: no Ray cluster is running on this machine (start one "
+                        "with `ray start --head` or `ray up`, or give --address HOST:PORT)")
+    return found
+
+
+def _recorded_address() -> str | None:
+    """The GCS address ``ray start`` wrote into Ray's temp folder, or None."""
+    try:
+        return (system_temp() / "ray" / "ray_current_cluster").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def check_address(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in one line when nothing listens at ``host:port`` (Ray itself retries for minutes).
-    Other forms (``auto``, ``ray://...``) are left to Ray."""
+    """Fail in one line when no cluster is found (``auto``) or nothing listens at its
+    ``host:port`` (Ray itself retries for minutes, printing each try); ``ray://...`` is left
+    to Ray.
+    ``timeout_s``: seconds to wait for the TCP connection."""
     import socket
 
-    host, sep, port = address.rpartition(":")
+    resolved = cluster_address(address)
+    host, sep, port = resolved.rpartition(":")
     if not sep or not port.isdigit() or "/" in host or not host:
         return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
-        raise XferError(f"no Ray cluster at {address}: {why}") from None
+        shown = address if resolved == address else f"{address} ({resolved})"
+        raise XferError(f"no Ray cluster at {shown}: {why}") from None
 
 
 def concurrency(study: StudyConfig, opts: RunOptions) -> int:

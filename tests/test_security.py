@@ -1,14 +1,17 @@
-"""Security (issue 7): no pickled object is ever loaded, a local run's ports are on loopback or
-behind a token, cluster.yaml holds no credentials, and config values never reach a shell."""
+"""Security (issues 7, 22): no pickled object is ever loaded, a local study listens on 127.0.0.1
+only and keeps Ray's temp folder private, cluster.yaml holds no credentials, and config values
+never reach a shell."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,7 +104,7 @@ def test_pickled_checkpoints_are_refused_by_every_loader(checkpoints: dict[str, 
                                     resume_from=c["evil_model"]))
 
 
-# ---- listening sockets of a started local Ray, as ``python -m sweeps.grid`` starts it
+# ---- a real local study (``python -m sweeps.grid``): its sockets and Ray's temp folder
 
 def _socket_inodes(pid: int) -> set[str]:
     found = set()
@@ -119,11 +122,15 @@ def _socket_inodes(pid: int) -> set[str]:
 
 
 def _address(table: str, hexaddr: str) -> tuple[str, int]:
+    """(address, port) of a /proc/net/tcp{,6} entry; an IPv4-mapped IPv6 address
+    (``::ffff:127.0.0.1``, where Ray's gRPC servers bind) is written as IPv4."""
     ip, port = hexaddr.split(":")
     raw = bytes.fromhex(ip)
     if table == "tcp":
         return socket.inet_ntop(socket.AF_INET, raw[::-1]), int(port, 16)
     raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    if raw[:12] == b"\0" * 10 + b"\xff\xff":
+        return socket.inet_ntop(socket.AF_INET, raw[12:]), int(port, 16)
     return socket.inet_ntop(socket.AF_INET6, raw), int(port, 16)
 
 
@@ -139,80 +146,112 @@ def listening(pids: list[int]) -> list[tuple[str, int, int]]:
     return out
 
 
-def _environ(pid: int) -> dict[str, str]:
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it (Ray's GCS, raylet, agents and workers descend
+    from the driver that started them)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := proc_stat(int(entry.name))) is not None:
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def _name(pid: int) -> str:
+    """The program and first argument of ``pid`` (``python .../dashboard/dashboard.py``)."""
     try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
     except OSError:
-        return {}
-    return dict(e.split("=", 1) for e in raw.decode(errors="replace").split("\0") if "=" in e)
+        return "?"
+    return " ".join(a.decode(errors="replace") for a in argv).strip()
 
 
-def _auth_mode(pid: int) -> str | None:
-    """``RAY_AUTH_MODE`` in the environment ``pid`` was started with.
-
-    Ray's agents and workers retitle themselves (``ray::DashboardAgent``; setproctitle moves
-    the environment to the heap and writes the title over argv *and* the old environment), so
-    ``/proc/PID/environ`` then starts with NULs and has lost its first variables; which ones
-    depends on where the raylet put ``RAY_AUTH_MODE`` in the block. That was this test's flake.
-    For such a process the mode is read from its parent (the raylet), whose environment it
-    was started with (Ray adds only its own ids)."""
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return None
-    mode = _environ(pid).get("RAY_AUTH_MODE")
-    if mode is None and raw.startswith(b"\0"):  # overwritten by the process title
-        stat = proc_stat(pid)
-        return _auth_mode(int(stat[1])) if stat and int(stat[1]) > 1 else None
-    return mode
-
-
-LOOPBACK = {"127.0.0.1", "::1"}
-START = ("import sys, time; from pathlib import Path; import sweeps.runner as r; "
-         "r.show_progress(); token = r.local_token_auth(Path(sys.argv[1])); "
-         "r.start_ray(r.RunOptions(num_cpus=1, dashboard=True), token); "
-         "import os; print('mode', os.environ['RAY_AUTH_MODE'], flush=True); time.sleep(180)")
+STUDY_THEN_WAIT = ("import sys, time; import sweeps.grid as g; rc = g.main(sys.argv[1:]); "
+                   "print('study done', rc, flush=True); time.sleep(180)")
 
 
 @pytest.fixture(scope="module")
-def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A local Ray started as ``python -m sweeps.grid`` starts it (token file in a run folder,
-    dashboard on): its driver, private temp dir, run folder and what the driver printed."""
-    run_dir = tmp_path_factory.mktemp("run")
+def local_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A real tiny study through ``python -m sweeps.grid`` on a local Ray (dashboard on, its
+    own token), kept running for a while after the study (so its dashboard can be asked). Every
+    0.3 s while the study runs, the listening sockets of the driver, its descendant processes
+    (GCS, raylet, agents, trial workers) and any process naming the private RAY_TMPDIR are
+    recorded, and the modes of Ray's temp folders; ``seen``: {(address, port): process}."""
+    tmp = tmp_path_factory.mktemp("sec-study")
+    config = write_yaml(tmp / "study.yaml", study(name="secstudy"))
     with private_ray_tmp() as ray_tmp:
+        ray_tmp.chmod(0o1777)  # open to all, as /tmp is: only xfer's own folder may guard it
         env = {k: v for k, v in grid_env(ray_tmp).items() if not k.startswith("RAY_AUTH_")}
-        proc = subprocess.Popen([sys.executable, "-c", START, str(run_dir)], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, text=True)
+        argv = ["--config", str(config), "--output", str(tmp / "runs"), "--num-cpus", "2"]
+        proc = subprocess.Popen([sys.executable, "-c", STUDY_THEN_WAIT, *argv], cwd=REPO,
+                                env=env, stdout=subprocess.PIPE, text=True)
+        seen: dict[tuple[str, int], str] = {}
+        modes: set[tuple[str, int]] = set()
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.3):
+                pids = {*descendants(proc.pid), *processes_under([ray_tmp])}
+                for address, port, pid in listening(sorted(pids)):
+                    seen.setdefault((address, port), f"{_name(pid)} (pid {pid})")
+                for folder in ray_tmp.glob("xfer-ray-*/ray/session_2*"):
+                    for path in (folder.parents[1], folder):
+                        with contextlib.suppress(OSError):
+                            modes.add((str(path), path.stat().st_mode & 0o777))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         try:
-            lines = []
-            while not (lines and lines[-1].startswith("mode ")):
+            lines: list[str] = []
+            while not (lines and lines[-1].startswith("study done")):
                 line = proc.stdout.readline()
                 assert line, f"the driver ended (rc {proc.wait()}) after: {lines}"
                 lines.append(line.strip())
-            yield {"proc": proc, "ray_tmp": ray_tmp, "run_dir": run_dir, "lines": lines}
+            time.sleep(1)
+            stop.set()
+            sampler.join()
+            yield {"proc": proc, "ray_tmp": ray_tmp, "lines": lines, "seen": seen,
+                   "modes": modes}
         finally:
+            stop.set()
             proc.kill()
             proc.wait()
+            proc.stdout.close()
 
 
 @pytest.mark.slow
-def test_local_ray_listens_on_loopback_or_behind_a_token(local_ray: dict) -> None:
-    """The dashboard (HTTP) binds 127.0.0.1; Ray's gRPC servers listen on every interface
-    (Ray has no switch for that), so each non-loopback listener must be a process that requires
-    the run's token (``RAY_AUTH_MODE=token``)."""
-    proc = local_ray["proc"]
-    assert local_ray["lines"][-1] == "mode token"
-    time.sleep(2)
-    socks = listening([proc.pid, *processes_under([local_ray["ray_tmp"]])])
-    dashboards = [(a, p) for a, p, pid in socks if "dashboard/dashboard.py" in
-                  Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")]
-    # the driver set the mode at run time (its /proc environ predates that): it said so
-    modes = {pid: "token" if pid == proc.pid else _auth_mode(pid) for _, _, pid in socks}
-    assert socks
-    exposed = [(a, p, pid) for a, p, pid in socks if a not in LOOPBACK]
-    unauthenticated = [s for s in exposed if modes[s[2]] != "token"]
-    assert not unauthenticated, f"listening on all interfaces without a token: {unauthenticated}"
-    assert any(a in LOOPBACK for a, _ in dashboards), dashboards  # its HTTP port
+def test_a_local_study_listens_on_loopback_only(local_study: dict) -> None:
+    """Every port any process of a local study listens on (GCS, raylet, trial workers,
+    dashboard, dashboard agent, metrics exporters, runtime-env agent) is on 127.0.0.1."""
+    assert local_study["lines"][-1] == "study done 0", local_study["lines"][-12:]
+    seen = local_study["seen"]
+    names = " ".join(seen.values())
+    for part in ("gcs_server", "raylet", "ray::", "dashboard"):
+        assert part in names, f"no listening socket of {part} seen: {seen}"
+    exposed = {k: v for k, v in seen.items() if k[0] != "127.0.0.1"}
+    assert not exposed, f"listening beyond 127.0.0.1: {exposed}"
+
+
+@pytest.mark.slow
+def test_rays_temp_folder_of_a_local_study_is_private(local_study: dict) -> None:
+    """Ray makes its folders 0777; a local study's live under ``xfer-ray-<uid>``, 0700 at every
+    moment sampled, so no other user reaches the session folder (its logs, sockets, spilled
+    objects). As root, another user (nobody) is refused for real."""
+    modes = local_study["modes"]
+    parents = {m for p, m in modes if Path(p).name.startswith("xfer-ray-")}
+    assert parents == {0o700}, modes
+    parent = local_study["ray_tmp"] / f"xfer-ray-{os.getuid()}"
+    assert parent.stat().st_mode & 0o777 == 0o700 and parent.stat().st_uid == os.getuid()
+    (session,) = (parent / "ray").glob("session_2*")
+    assert any(Path(p) == session for p, _ in modes), modes
+    if os.getuid() == 0 and shutil.which("setpriv"):
+        other = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "ls", str(session / "logs")], capture_output=True, text=True)
+        assert other.returncode != 0 and "Permission denied" in other.stderr, other
 
 
 def _get(url: str, token: str | None = None) -> int:
@@ -228,14 +267,15 @@ def _get(url: str, token: str | None = None) -> int:
 
 
 @pytest.mark.slow
-def test_dashboard_of_a_local_run_opens_with_its_token(local_ray: dict) -> None:
+def test_dashboard_of_a_local_run_opens_with_its_token(local_study: dict) -> None:
     """The driver prints the dashboard's URL and the token file (mode 0600, in the run
     folder); the dashboard's API answers with that token and refuses without it, and the
     ``ray`` CLI given ``RAY_AUTH_TOKEN_PATH`` lists the cluster's jobs."""
-    token_file = local_ray["run_dir"] / "ray_auth_token"
-    (line,) = [x for x in local_ray["lines"] if x.startswith("[xfer] dashboard ")]
+    (line,) = [x for x in local_study["lines"] if x.startswith("[xfer] dashboard ")]
     url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
-    assert str(token_file) in line and f"RAY_AUTH_TOKEN_PATH={token_file}" in line
+    token_file = Path(re.search(r"RAY_AUTH_TOKEN_PATH=(\S+)", line).group(1))
+    assert token_file.name == "ray_auth_token" and token_file.parent.name.startswith("secstudy-")
+    assert f"the token in {token_file}" in line
     assert token_file.stat().st_mode & 0o777 == 0o600
     token = token_file.read_text().strip()
     assert _get(f"{url}/api/jobs/") == 401
@@ -249,11 +289,12 @@ def test_dashboard_of_a_local_run_opens_with_its_token(local_ray: dict) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_runner_binds_dashboard_to_loopback() -> None:
-    """The ``ray.init`` of a local instance names 127.0.0.1 for the dashboard (source check,
-    beside the socket test above)."""
+def test_runner_binds_ray_to_loopback() -> None:
+    """The ``ray.init`` of a local instance names 127.0.0.1 for the node and the dashboard
+    (source check, beside the socket test above)."""
     text = (REPO / "sweeps" / "runner.py").read_text()
-    assert re.search(r'dashboard_host="127\.0\.0\.1"', text)
+    assert 'LOOPBACK = "127.0.0.1"' in text
+    assert "dashboard_host=LOOPBACK, _node_ip_address=LOOPBACK" in text
     assert "0.0.0.0" not in text
 
 
