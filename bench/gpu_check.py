@@ -1,6 +1,10 @@
 """The GPU check (run by bench/gpu.sh): the paper model's bf16 training throughput against HF
-GPT-2 at equal dimensions in this process, a 2-worker DDP run when 2 GPUs are there, and the
+GPT-2 at equal dimensions in this process, xfer's own optimiser step (the training loop's
+train_step) with its host syncs per step, a 2-worker DDP run when 2 GPUs are there, and the
 projected hours of one 6e9-byte pretrain.
+
+Syncs: each time the host waits for the GPU inside a step (a value read, a blocking copy),
+counted by ``torch.cuda.set_sync_debug_mode("warn")``, which warns at every such wait.
 
 Throughput is bytes (= tokens) per second of forward + backward + AdamW on one batch, and model
 FLOP/s (bench/train_throughput.py's count) as a share of (a) the best bf16 matrix product measured
@@ -9,6 +13,7 @@ here and (b) the GPU's datasheet dense bf16 peak when its name is known. DDP: on
 
     python bench/gpu_check.py              # a CUDA machine (bench/gpu.sh installs what is missing)
     python bench/gpu_check.py --smoke      # the same code on CPU: tiny dims, fp32, DDP over gloo
+    python bench/gpu_check.py --loop-only  # only xfer's own step: syncs per step and bytes/s
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import tempfile
 import time
+import warnings
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -77,6 +85,43 @@ def _ddp_worker(rank: int, world: int, port: int, cfg: ModelConfig, seq_len: int
     exit_worker()
 
 
+def loop_step(kind: str, precision: str, cfg: ModelConfig, seq_len: int, batch: int,
+              micro: int, steps: int, warmup: int) -> tuple[float, float]:
+    """xfer's own optimiser step (:func:`xfer.training.loop.train_step`: ``batch`` sequences of
+    ``seq_len`` bytes, ``micro`` per forward pass) on generated data: host syncs per step
+    (CUDA; NaN on CPU) and bytes/s over ``steps`` steps after ``warmup`` untimed ones."""
+    from xfer.data import prepare
+    from xfer.training.config import TrainConfig
+    from xfer.training.loop import setup, train_step
+    from xfer.training.parallel import SINGLE
+
+    budget = (steps + warmup + 1) * batch * seq_len
+    train = TrainConfig(kind="scratch", seq_len=seq_len, batch_size=batch, micro_batch_size=micro,
+                        max_steps=steps + warmup, device=kind, precision=precision)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare("synthetic", ["base"], [budget], 4 * seq_len, 4 * seq_len, 0, Path(tmp) / "data")
+        r = setup(cfg, train, Path(tmp) / "data", "base", budget, Path(tmp) / "run",
+                  init_checkpoint=None, resume_from=None, callbacks=(), workers=SINGLE)
+        for _ in range(warmup):
+            train_step(r)
+        cuda = kind == "cuda"
+        if cuda:
+            torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            if cuda:
+                torch.cuda.set_sync_debug_mode("warn")
+            start = time.perf_counter()
+            for _ in range(steps):
+                train_step(r)
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - start
+    syncs = sum("synchroniz" in str(w.message) for w in seen)
+    return (syncs / steps if cuda else float("nan")), steps * batch * seq_len / seconds
+
+
 def ddp_bytes_per_s(world: int, cfg: ModelConfig, seq_len: int, batch: int, steps: int,
                     warmup: int, kind: str, precision: str) -> float:
     """Bytes/s of ``world`` DDP processes (one per GPU, or gloo on CPU) training together."""
@@ -96,6 +141,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--micro", type=int, default=4,
+                        help="sequences per forward pass in xfer's own step")
+    parser.add_argument("--loop-only", action="store_true",
+                        help="only xfer's own step (syncs per step, bytes/s)")
     args = parser.parse_args()
     start = time.perf_counter()
     if args.smoke:
@@ -113,6 +162,14 @@ def main() -> None:
     print(f"device: {name} x {max(gpus, 1)}; torch {torch.__version__}; model {cfg.name}: "
           f"d {cfg.d_model}, layers {cfg.n_layers}, length {seq_len}, batch {batch}, "
           f"{dev.autocast_dtype or torch.float32}{', compiled' if args.compile else ''}")
+    micro = min(args.micro, batch)
+    syncs, loop_bps = loop_step(kind, precision, cfg, seq_len, batch, micro,
+                                args.steps * args.rounds, args.warmup)
+    print(f"xfer train_step ({batch // micro} micro-batches of {micro}): {loop_bps:,.0f} bytes/s, "
+          f"{syncs:g} host syncs per optimiser step"
+          f"{' (not counted on CPU)' if args.smoke else ''}")
+    if args.loop_only:
+        return
     res = compare(cfg, seq_len, batch, dev, steps=args.steps, rounds=args.rounds,
                   warmup=args.warmup, compile=args.compile)
     print(f"measured matmul peak ({res['dtype']}): {res['peak'] / 1e12:.2f} TFLOP/s")
