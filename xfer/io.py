@@ -13,6 +13,8 @@ from pathlib import Path
 
 from xfer.errors import XferError
 
+MAX_JSON_BYTES = 64 << 20  # the largest JSON file (config, meta, result, ledger row) xfer reads
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, or its class name when the message is empty."""
@@ -107,13 +109,21 @@ def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Itera
                 break
 
 
-def read_json_object(path: Path, what: str, required_key: str) -> dict:
-    """The JSON object in ``path``, which must hold ``required_key``; XferError naming ``what``
-    (e.g. "checkpoint x: meta.json") when it cannot be read, parsed or lacks the key."""
+def read_json_object(path: Path, what: str, required_key: str | None) -> dict:
+    """The JSON object in ``path`` (at most :data:`MAX_JSON_BYTES`), which must hold
+    ``required_key`` when one is given; XferError naming ``what`` (e.g. "checkpoint x:
+    meta.json") when it cannot be read, parsed, is too large or lacks the key."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise XferError(f"cannot read {what}: {exc}") from None
-    if not isinstance(data, dict) or required_key not in data:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
+        if len(raw) > MAX_JSON_BYTES:
+            raise XferError(f"{what} is larger than {MAX_JSON_BYTES >> 20} MiB: not a file "
+                            "xfer wrote")
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise XferError(f"cannot read {what}: {first_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise XferError(f"{what} is not valid: not a JSON object")
+    if required_key is not None and required_key not in data:
         raise XferError(f"{what} is not valid: no {required_key!r} entry")
     return data

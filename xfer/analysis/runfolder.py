@@ -11,14 +11,13 @@ any loader error is one line naming the file; ``analysis.lid_model`` in its conf
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from xfer.analysis.ground_truth import Truth, generated_truth
 from xfer.analysis.transfer import INTERPOLATIONS
 from xfer.errors import XferError
-from xfer.io import first_line
+from xfer.io import first_line, read_json_object
 from xfer.schema import byte_count, check_name, within
 
 REPORT_MARKER = "report.md"  # an earlier report folder holds it: a rerun replaces the folder
@@ -44,12 +43,7 @@ def _study(run_dir: Path) -> dict:
     path = run_dir / "config.json"
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(within(run_dir, path, "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise XferError(f"cannot read {path}: {first_line(exc)}") from None
-    if not isinstance(data, dict):
-        return {}
+    data = read_json_object(within(run_dir, path, "config.json"), f"{path}", None)
     langs = data.get("languages") or {}
     if not isinstance(langs, dict) or not isinstance(data.get("analysis") or {}, dict):
         raise XferError(f"{path}: 'languages' and 'analysis' must be mappings")
