@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.faults_util import alive, end_pids, proc_stat, processes_under
+from tests.faults_util import REPO, alive, end_pids, proc_stat, processes_under
 from tests.test_sweep_run import STUDY, run_grid, write_study
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -141,3 +141,29 @@ def test_two_node_cluster_runs_a_study_on_both_nodes(tmp_path: Path) -> None:
         ended = stop_nodes([head_dir, worker_dir])
         shutil.rmtree(root, ignore_errors=True)
     assert not alive(ended) and not processes_under([head_dir, worker_dir])
+
+
+@pytest.mark.parametrize("recorded", [None, "127.0.0.1:{port}"])
+def test_address_auto_without_a_cluster_is_one_line(tmp_path: Path,
+                                                    recorded: str | None) -> None:
+    """``--address auto`` with no cluster on this machine (none recorded by ``ray start``, no
+    RAY_ADDRESS), or one recorded whose GCS is gone: exit 2, one line on stderr, naming what
+    was looked for, and no run folder made (before: 37 lines of Ray's retries and a traceback).
+    Ray processes of other people's local studies are not joined."""
+    ray_tmp = tmp_path / "raytmp"
+    ray_tmp.mkdir()
+    if recorded:
+        (ray_tmp / "ray").mkdir()
+        (ray_tmp / "ray" / "ray_current_cluster").write_text(
+            recorded.format(port=free_ports(1)[0]))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps.grid", "--config", str(write_study(tmp_path)),
+         "--output", str(tmp_path / "runs"), "--address", "auto"], capture_output=True,
+        text=True, cwd=REPO, timeout=120,
+        env={**env, "RAY_TMPDIR": str(ray_tmp), "RAY_USAGE_STATS_ENABLED": "0"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    (line,) = done.stderr.splitlines()
+    why = "Connection refused" if recorded else "no Ray cluster is running on this machine"
+    assert line.startswith("python -m sweeps.grid: error: ") and why in line, line
+    assert not (tmp_path / "runs").exists()
