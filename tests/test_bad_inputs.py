@@ -71,6 +71,8 @@ ROWS: list[Row] = [
       "--budgets", "4K", "--out", "{tmp}/d", expect=r"dev|0"),
     X("prepare: unknown generated language", "prepare", "--corpus", "synthetic", "--lang", "bsae",
       "--budgets", "4K", "--out", "{tmp}/d", expect=r"bsae"),
+    X("prepare: language code with a path", "prepare", "--corpus", "synthetic", "--lang",
+      "../esc", "--budgets", "4K", "--out", "{tmp}/d", expect=r"--lang: '\.\./esc'"),
     X("prepare: corpus folder missing", "prepare", "--corpus", "{tmp}/nocorpus", "--lang", "en",
       "--budgets", "4K", "--out", "{tmp}/d", expect=r"nocorpus"),
     X("prepare: negative seed", *PREP, "--budgets", "4K", "--seed", "-1", "--out", "{tmp}/d",
@@ -192,6 +194,11 @@ ROWS: list[Row] = [
     C("yaml: zero pretrain budget", study(budgets={"pretrain": 0}), r"pretrain|budget"),
     C("yaml: budgets not increasing", study(budgets={"scratch": ["8K", "2K"]}), r"increase"),
     C("yaml: unknown language", study(languages={"sources": ["base", "tiwn"]}), r"'tiwn'"),
+    C("yaml: language code with a path", study(corpus="mc4", languages={
+        "sources": ["../../evil"], "targets": ["en"]}), r"languages: '\.\./\.\./evil'"),
+    C("yaml: language code with a slash", study(corpus="mc4", languages={
+        "sources": ["en"], "targets": ["de"], "extra_pairs": [["a/b", "en"]]}),
+      r"languages: 'a/b'"),
     C("yaml: repeated language", study(languages={"targets": ["base", "base"]}), r"repeated"),
     C("yaml: unknown model config", study(model={"preset": "tinny"}), r"'tinny'.*'tiny'"),
     C("yaml: negative model width", study(model={"d_model": -32}), r"d_model"),
@@ -297,7 +304,7 @@ def test_table_has_every_entry_point_and_counts_rows() -> None:
     assert kinds == {"prepare", "train", "analyse", "lid", "distance", "premium", "grid"}
     assert len({r.name for r in ROWS}) == len(ROWS)
     print(f"bad inputs in the table: {len(ROWS)}")
-    assert len(ROWS) == 94
+    assert len(ROWS) == 97
 
 
 @pytest.mark.parametrize("row", _params())
