@@ -3,8 +3,9 @@
 A trial counts as finished exactly when ``<run>/ledger/<key>.json`` exists; each is written
 atomically (temp name, then rename) by the driver when Tune reports the trial complete, so a
 killed driver never loses a finished trial and never sees a half-written one. An entry whose
-name is not a valid trial key (``xfer.schema.NAME_PATTERN``), or whose ``key`` is not its name,
-is not a finished trial.
+name is not a valid trial key (``xfer.schema.NAME_PATTERN``), whose ``key`` is not its name, or
+whose kind, budget or seed is out of range (:func:`valid_row`) is not a finished trial: it runs
+again.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
     }
 
 
+def valid_row(row: object, key: str) -> bool:
+    """Whether ``row`` (a ledger file's JSON) can stand for finished trial ``key``: its key, a
+    known kind, budget and seed integers from 0 to 2**63-1, a checkpoint string or null."""
+    if not isinstance(row, dict) or row.get("key") != key or row.get("kind") not in set(Kind):
+        return False
+    counts = [row.get("budget"), row.get("seed")]
+    return all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+               for v in counts) and isinstance(row.get("checkpoint"), str | None)
+
+
 class Ledger:
     """Finished trials of one run folder: ``key -> row``."""
 
@@ -73,7 +84,7 @@ class Ledger:
                     row = json.loads(path.read_text())
                 except (OSError, ValueError):
                     continue  # unreadable entry: the trial simply runs again
-                if isinstance(row, dict) and row.get("key") == path.stem:
+                if valid_row(row, path.stem):
                     self._add(row)
 
     def __contains__(self, key: str) -> bool:

@@ -277,3 +277,22 @@ def test_lid_model_in_a_run_folders_config_is_ignored(template: tuple[Path, Path
         lid_model="/etc/passwd", contamination=True))(run, tmp_path)
     assert analysis_inputs(run).lid_model is None
     assert analysis_inputs(run, lid_model=Path("given.ftz")).lid_model == Path("given.ftz")
+
+
+def test_sweep_ledger_keeps_only_valid_rows(tmp_path: Path) -> None:
+    """A resumed study reads its ledger: entries of bad names, keys, kinds or out-of-range
+    budgets are not finished trials (they run again) instead of breaking the results table."""
+    from sweeps.ledger import Ledger
+
+    (tmp_path / "ledger").mkdir()
+    good = {"kind": "scratch", "key": "scratch-a-1K-s0", "budget": 1000, "seed": 0,
+            "checkpoint": None}
+    entries = {"scratch-a-1K-s0": good, "..": {**good, "key": ".."},
+               "x": {**good, "key": "y"}, "big": {**good, "key": "big", "budget": 1e30},
+               "kind": {**good, "key": "kind", "kind": "evil"}}
+    for name, row in entries.items():
+        (tmp_path / "ledger" / f"{name}.json").write_text(json.dumps(row))
+    (tmp_path / "ledger" / "link.json").symlink_to(tmp_path / "ledger" / "scratch-a-1K-s0.json")
+    ledger = Ledger(tmp_path)
+    assert set(ledger.rows) == {"scratch-a-1K-s0"}
+    assert ledger.table()["budget"].tolist() == [1000]
