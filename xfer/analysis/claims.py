@@ -20,6 +20,7 @@ Table 2 budget, 6M there). Bounds (clamped D_E) enter at their clamped value.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,9 @@ def welch(a: np.ndarray, b: np.ndarray, alternative: str = "two-sided") -> float
     """Welch's t-test p (NaN with fewer than two values on a side or no spread at all)."""
     if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
         return math.nan
-    return float(stats.ttest_ind(a, b, equal_var=False, alternative=alternative).pvalue)
+    with warnings.catch_warnings():  # near-identical seeds: scipy warns, p is still defined
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False, alternative=alternative).pvalue)
 
 
 def _ratio(means: dict[str, float]) -> float:
