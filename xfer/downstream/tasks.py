@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from xfer.errors import XferError
-from xfer.io import first_line
+from xfer.io import first_line, read_json_object
+from xfer.schema import check_name
 
 COLUMNS = ("premise", "hypothesis", "label")
 FORMATS = (".tsv", ".jsonl", ".parquet")
@@ -116,10 +117,13 @@ def load_hub(name: str, config: str | None, split: str, columns: Mapping[str, st
 
 def read_aligned(flores_dir: Path, lang: str) -> list[str]:
     """The lines of ``<flores_dir>/<lang>.txt`` (one sentence per line)."""
-    path = Path(flores_dir) / f"{lang}.txt"
+    path = Path(flores_dir) / f"{check_name(lang, 'language')}.txt"
     if not path.is_file():
         raise XferError(f"no aligned file for language {lang!r}: {path}")
-    return path.read_text(encoding="utf-8").splitlines()
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise XferError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def translation_pairs(premises: list[str], hypotheses: list[str], lines: np.ndarray,
@@ -161,7 +165,7 @@ def build_translation_task(flores_dir: Path, premise_lang: str, hypothesis_lang:
             "hypothesis_lang": hypothesis_lang, "n_train": int(n_train), "n_validation": int(n_val),
             "seed": int(seed), "kind": "translation"}
     if (out / TASK_META).is_file():
-        old = json.loads((out / TASK_META).read_text())
+        old = read_json_object(out / TASK_META, f"{out / TASK_META}", None)
         if old != meta:
             diff = sorted(k for k in meta if old.get(k) != meta[k])
             raise XferError(f"task folder {out} holds a task with other settings "
