@@ -26,7 +26,7 @@ from xfer.errors import XferError
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 MAX_NAME = 200
 MAX_BYTE_COUNT = 2**63 - 1  # byte counts (budgets, split sizes) are int64 in every table
-MAX_CONTEXT = 1 << 20  # bytes: the longest window a run trains on or a stored model claims
+MAX_CONTEXT = 1 << 16  # bytes: the longest window a run trains on or a stored model claims
 
 
 def byte_count(value: object, what: str) -> int:
