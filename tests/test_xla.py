@@ -29,21 +29,55 @@ else:
 from tests.conftest import REPO
 from tests.test_train import BASE, TINY, Recorder, english  # noqa: F401  (fixture)
 from xfer.training.checkpoint import load_model
-from xfer.training.loop import run, setup, train_step
-from xfer.training.parallel import SINGLE
+from xfer.training.loop import run
 
 os.environ.setdefault("PJRT_DEVICE", "CPU")
 STEPS = 6
 CFG = replace(BASE, max_steps=STEPS, precision="fp32")  # bf16 autocast is xla's default
 LOSS_TOLERANCE = 1e-4  # nats/byte; float32 sums in another order
 WARMUP_STEPS = 2  # step 1 compiles the step, step 2 again (the optimiser's state now exists)
-COUNTED_STEPS = 4
 
 
-def _train(data: Path, out: Path, device: str) -> tuple[list[float], float, Path]:
-    rec = Recorder()
-    result = run(TINY, replace(CFG, device=device), data, "en", 40_000, out, callbacks=[rec])
-    return [m["train_loss"] for m in rec.steps], result.test_perplexity, out / "best"
+def _xla_counts() -> dict[str, int]:
+    """torch_xla's running totals: compilations (cache misses), graph executions (counted when
+    launched; the ExecuteTime metric lags, being recorded when an execution ends) and
+    device-to-host transfers (each blocking read of a tensor's value)."""
+    import torch_xla.debug.metrics as met
+
+    transfers = met.metric_data("TransferFromDeviceTime")
+    return {"compilations": met.counter_value("UncachedCompile") or 0,
+            "executions": sum(met.counter_value(name) or 0
+                              for name in ("ExecuteComputation", "ExecuteReplicated")),
+            "transfers": transfers[0] if transfers else 0}
+
+
+class Counting(Recorder):
+    """A Recorder that also takes torch_xla's totals after every optimiser step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.totals: list[dict[str, int]] = []
+
+    def on_step(self, metrics: dict) -> None:
+        super().on_step(metrics)
+        self.totals.append(_xla_counts())
+
+    def per_step(self) -> dict[str, float]:
+        """Compilations, graph executions and device-to-host transfers per optimiser step over
+        the steps after WARMUP_STEPS (the run's evaluations, after its last step, left out)."""
+        first, last = self.totals[WARMUP_STEPS - 1], self.totals[-1]
+        steps = len(self.totals) - WARMUP_STEPS
+        return {"steps": steps, **{k: (last[k] - first[k]) / steps for k in first}}
+
+
+def _train(data: Path, out: Path, device: str, **changes
+           ) -> tuple[list[float], float, Path, dict[str, float] | None]:
+    """Losses (nats/byte), test perplexity, best checkpoint and, on xla, counts per step."""
+    rec = Counting() if device.startswith("xla") else Recorder()
+    result = run(TINY, replace(CFG, device=device, **changes), data, "en", 40_000, out,
+                 callbacks=[rec])
+    counts = rec.per_step() if isinstance(rec, Counting) else None
+    return [m["train_loss"] for m in rec.steps], result.test_perplexity, out / "best", counts
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +91,8 @@ def on_cpu(english: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: F8
 
 
 def test_xla_loss_curve_matches_eager_cpu(on_xla, on_cpu) -> None:
-    xla_losses, xla_ppl, _ = on_xla
-    cpu_losses, cpu_ppl, _ = on_cpu
+    xla_losses, xla_ppl, _, _ = on_xla
+    cpu_losses, cpu_ppl, _, _ = on_cpu
     assert len(xla_losses) == len(cpu_losses) == STEPS
     diff = max(abs(a - b) for a, b in zip(xla_losses, cpu_losses, strict=True))
     print(f"\nXLA:CPU vs eager CPU over {STEPS} steps: max |loss diff| {diff:.2e} nats/byte; "
@@ -76,7 +110,7 @@ def _pickle_of(torch_file: Path) -> bytes:
 
 def test_checkpoint_trained_on_xla_finetunes_on_cpu(on_xla, english: Path,  # noqa: F811
                                                      tmp_path: Path) -> None:
-    xla_losses, _, best = on_xla
+    xla_losses, _, best, _ = on_xla
     last_step = sorted((best.parent / "checkpoints").iterdir())[-1]
     for saved in (best / "model.pt", last_step / "trainer.pt"):
         assert b"xla" not in _pickle_of(saved)  # tensors stored on CPU: load without torch_xla
@@ -95,15 +129,16 @@ SPMD_CHILD = """
 import json, sys
 from dataclasses import replace
 from pathlib import Path
-from tests.test_train import BASE, TINY, Recorder
+from tests.test_xla import CFG, Counting
+from tests.test_train import TINY
 from xfer.training.device import resolve_device
 from xfer.training.loop import run
-cfg = replace(BASE, max_steps={steps}, precision="fp32", device="xla:spmd")
+cfg = replace(CFG, device="xla:spmd")
 replicas = resolve_device(cfg.device, cfg.precision).replicas
-rec = Recorder()
+rec = Counting()
 result = run(TINY, cfg, Path(sys.argv[1]), "en", 40_000, Path(sys.argv[2]), callbacks=[rec])
-print(json.dumps({{"replicas": replicas, "losses": [m["train_loss"] for m in rec.steps],
-                  "test_perplexity": result.test_perplexity}}))
+print(json.dumps({"replicas": replicas, "losses": [m["train_loss"] for m in rec.steps],
+                  "test_perplexity": result.test_perplexity, "counts": rec.per_step()}))
 """
 
 
@@ -120,73 +155,35 @@ def _spmd_child(code: str, data: Path, tmp_path: Path):
 
 def test_spmd_data_parallel_over_two_xla_devices_matches_one_device(
         on_cpu, english: Path, tmp_path: Path) -> None:  # noqa: F811
-    got = _spmd_child(SPMD_CHILD.format(steps=STEPS), english, tmp_path)
-    cpu_losses, cpu_ppl, _ = on_cpu
+    got = _spmd_child(SPMD_CHILD, english, tmp_path)
+    cpu_losses, cpu_ppl, _, _ = on_cpu
     diff = max(abs(a - b) for a, b in zip(got["losses"], cpu_losses, strict=True))
     print(f"\nSPMD over {got['replicas']} XLA:CPU devices vs one eager CPU: max |loss diff| "
           f"{diff:.2e} nats/byte; test perplexity {got['test_perplexity']:.6f} vs {cpu_ppl:.6f}")
     assert got["replicas"] == 2
     assert diff < LOSS_TOLERANCE
     assert got["test_perplexity"] == pytest.approx(cpu_ppl, rel=1e-5)
+    _check_counts(f"SPMD over {got['replicas']} XLA:CPU devices", got["counts"],
+                  CFG.batch_size // CFG.micro_batch_size)
 
 
-def _xla_counts() -> dict[str, int]:
-    """torch_xla's running totals: compilations (cache misses), graph executions (counted when
-    launched; the ExecuteTime metric lags, being recorded when an execution ends) and
-    device-to-host transfers (each blocking read of a tensor's value)."""
-    import torch_xla.debug.metrics as met
-
-    transfers = met.metric_data("TransferFromDeviceTime")
-    return {"compilations": met.counter_value("UncachedCompile") or 0,
-            "executions": sum(met.counter_value(name) or 0
-                              for name in ("ExecuteComputation", "ExecuteReplicated")),
-            "transfers": transfers[0] if transfers else 0}
-
-
-def step_counts(data: Path, out: Path, **changes) -> dict[str, float]:
-    """Per optimiser step on xla over COUNTED_STEPS steps after WARMUP_STEPS: compilations,
-    graph executions and device-to-host transfers (``changes``: TrainConfig fields)."""
-    cfg = replace(BASE, max_steps=WARMUP_STEPS + COUNTED_STEPS, **{"device": "xla", **changes})
-    r = setup(TINY, cfg, data, "en", 40_000, out, init_checkpoint=None, resume_from=None,
-              callbacks=(), workers=SINGLE)
-    for _ in range(WARMUP_STEPS):
-        train_step(r)
-    before = _xla_counts()
-    for _ in range(COUNTED_STEPS):
-        train_step(r)
-    after = _xla_counts()
-    return {"micro_batches": cfg.batch_size // cfg.micro_batch_size,
-            **{k: (after[k] - before[k]) / COUNTED_STEPS for k in after}}
-
-
-def _check_counts(where: str, counts: dict[str, float]) -> None:
-    print(f"\n{where}, {counts['micro_batches']} micro-batches a step, per optimiser step after "
-          f"{WARMUP_STEPS} warm-up steps (over {COUNTED_STEPS}): compilations "
+def _check_counts(where: str, counts: dict[str, float], micro_batches: int) -> None:
+    """Per optimiser step after warm-up: no compilation (every step reuses the compiled graph),
+    one graph execution (forward and backward of every micro-batch, clipping and AdamW: one
+    graph, run by the step's torch_xla.sync()), at most one device-to-host transfer (the logged
+    loss, read after that graph ran)."""
+    print(f"\n{where}, {micro_batches} micro-batches a step, per optimiser step over "
+          f"{counts['steps']} steps after {WARMUP_STEPS} warm-up steps: compilations "
           f"{counts['compilations']:g}, graph executions {counts['executions']:g}, "
           f"device-to-host transfers {counts['transfers']:g}")
-    assert counts["compilations"] == 0  # every step reuses the warm-up's compiled graph
-    assert counts["executions"] == 1  # forward, backward, clip and AdamW: one graph
-    assert counts["transfers"] <= 1  # the logged loss, read after the graph ran
+    assert counts["compilations"] == 0
+    assert counts["executions"] == 1
+    assert counts["transfers"] <= 1
 
 
-@pytest.mark.parametrize("micro_batch_size", [8, 2])  # 1 and 4 micro-batches of BASE's 8 rows
-def test_one_graph_and_at_most_one_read_per_step(micro_batch_size: int, english: Path,  # noqa: F811
+def test_one_graph_and_at_most_one_read_per_step(on_xla, english: Path,  # noqa: F811
                                                  tmp_path: Path) -> None:
-    _check_counts("one XLA:CPU device",
-                  step_counts(english, tmp_path, micro_batch_size=micro_batch_size))
+    _check_counts("one XLA:CPU device", on_xla[3], CFG.batch_size // CFG.micro_batch_size)
+    counts = _train(english, tmp_path, "xla", micro_batch_size=CFG.batch_size // 4)[3]
+    _check_counts("one XLA:CPU device", counts, 4)
 
-
-COUNTS_CHILD = """
-import json, sys
-from pathlib import Path
-from tests.test_xla import step_counts
-print(json.dumps([step_counts(Path(sys.argv[1]), Path(sys.argv[2]) / str(m), device="xla:spmd",
-                              micro_batch_size=m) for m in (8, 2)]))
-"""
-
-
-def test_one_graph_and_at_most_one_read_per_step_under_spmd(english: Path,  # noqa: F811
-                                                            tmp_path: Path) -> None:
-    got = _spmd_child(COUNTS_CHILD, english, tmp_path)
-    for counts in got:
-        _check_counts("SPMD over 2 XLA:CPU devices", counts)
