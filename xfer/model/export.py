@@ -120,7 +120,8 @@ def manifest_sha256(run_dir: Path, lang: str) -> str:
     own sha256, so this one hash pins the data)."""
     path = within(run_dir, run_dir / "data" / lang / "manifest.json", f"data of {lang}")
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with open(path, "rb") as fh:  # streamed: the file's size is not trusted
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
         raise XferError(f"cannot read the data manifest of {lang}: {exc}") from None
 
