@@ -7,6 +7,7 @@ keyed by the config's hash. Running the same command again resumes the study.
     python -m sweeps.grid                         # the embedded default study, local Ray
     python -m sweeps.grid --config paper --dry-run
     python -m sweeps.grid --config my.yaml --address auto
+    python -m sweeps.grid --config small --corpus ../shared/corpus/text
 """
 
 from __future__ import annotations
