@@ -5,7 +5,8 @@
 
 Prints, for the model of :mod:`xfer.analysis.calibration`:
 1. coverage of the 95% t interval of a cell's mean D_T at 3 and 5 seeds (each seed its own
-   scratch curve and finetune), beside the percentile bootstrap the report used before;
+   scratch curve and finetune), beside the percentile bootstrap the report used before, and of
+   the interval of a geometric-mean perplexity;
 2. the level of the verdicts' tests under their nulls (Page's trend test, Mann-Whitney control
    test with seeds sharing a scratch curve);
 3. the level of the correlation test on null data of the paper's design with source and target
@@ -39,16 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scale = 10 if args.quick else 1
     start = time.perf_counter()
-    n = 4000 // scale
-    print(f"1. interval coverage of mean D_T ({n} simulated cells each; target 95% ± 2)")
-    print("   seeds  finetune ppl  t interval  old bootstrap percentile")
+    n = 14000 // scale
+    print(f"1. coverage of the 95% interval of a cell's mean D_T ({n} simulated cells per row, "
+          "spread over the finetune perplexities below; target 95% ± 2)")
     for seeds in (3, 5):
-        for ppl in (4.5, 6.0):
-            t_cov, truth = cal.interval_coverage(seeds, n, finetune_ppl=ppl, seed=seeds)
-            b_cov, _ = cal.interval_coverage(seeds, n // 4, finetune_ppl=ppl, seed=seeds,
-                                             method=bootstrap_percentile)
-            print(f"   {seeds:5d}  {ppl:12.1f}  {t_cov:10.1%}  {b_cov:10.1%}"
-                  f"   (true mean D_T {truth:.0f} B)")
+        pooled, per = cal.interval_coverage(seeds, n, seed=seeds)
+        old, _ = cal.interval_coverage(seeds, n // 4, seed=seeds, method=bootstrap_percentile)
+        cells = ", ".join(f"{ppl}: {c:.1%}" for ppl, c in per.items())
+        print(f"   {seeds} seeds: t interval {pooled:.1%} (by finetune ppl {cells}); old "
+              f"percentile bootstrap {old:.1%}")
+        print(f"   {seeds} seeds: geometric-mean perplexity interval "
+              f"{cal.perplexity_coverage(seeds, n, seed=seeds):.1%}")
     n = 2000 // scale
     print(f"2. verdict tests under their nulls ({n} studies; nominal 5%)")
     for seeds, levels in ((3, 3), (5, 3), (5, 4)):
@@ -64,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     n = 4000 // scale
     print(f"4. coverage of the 95% t interval of α over seeds ({n} simulated pairs)")
     for seeds in (3, 5):
-        print(f"   {seeds} seeds: {cal.alpha_coverage(seeds, n, seed=seeds):.1%}")
+        print(f"   {seeds} seeds: one pair {cal.alpha_coverage(seeds, n, seed=seeds):.1%}, "
+              "pooled with target fixed effects "
+              f"{cal.alpha_coverage(seeds, n, seed=seeds, pooled=True):.1%}")
     print(f"({time.perf_counter() - start:.0f} s)")
     return 0
 

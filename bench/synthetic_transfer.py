@@ -74,7 +74,7 @@ def run_all(study: StudyConfig, work: Path, workers: int) -> pd.DataFrame:
 
 
 def spread(rows: pd.DataFrame, truth: ground_truth.Truth) -> pd.DataFrame:
-    """D_T (MiB) per axis, level and budget: mean, sd, min, max over seeds, 95% interval."""
+    """D_T (MiB) per axis, level and budget: mean, sd, min, max over seeds, 95% t interval."""
     into = rows[(rows["kind"] == "finetune") & (rows["target"] == truth.reference)].copy()
     into["axis"] = into["init"].map(truth.axis_of)
     into = into[into["axis"].notna()]
@@ -105,7 +105,7 @@ def report(results: pd.DataFrame, study: StudyConfig) -> int:
         return 1
     table = spread(rows, truth)
     print("\nD_T into base (MiB) per axis and level, over seeds: mean, sd, min, max, "
-          "95% bootstrap interval")
+          "95% t interval")
     print(f"  {'budget':>6} {'axis':>8} {'div':>5} {'source':>9} {'mean':>8} {'sd':>7} "
           f"{'min':>8} {'max':>8}  interval            seeds")
     for r in table.itertuples():

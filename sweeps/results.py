@@ -118,7 +118,9 @@ def finish(study: StudyConfig, run_dir: Path, ledger: Ledger, started: float,
         print(table)
     verdicts = verdict_section(report)
     if verdicts:
-        print("\nGround truth (does D_T fall as divergence from base grows, control lowest?):")
+        print("\nGround truth (does D_T fall as divergence from base grows, with the control "
+              "below? one-sided tests over the seeds, Holm-adjusted; the report's first "
+              "section):")
         for line in verdicts:
             print(f"  {line}")
     return report

@@ -7,10 +7,11 @@ from xfer.analysis import calibration as cal
 
 
 def test_t_interval_of_mean_d_t_covers_95_percent_at_3_and_5_seeds() -> None:
+    """Pooled over where the default study's finetunes fall on the scratch curve (1400 cells
+    per seed count; the bench prints each position: worst about 93%, next to a curve point)."""
     for seeds in (3, 5):
-        coverage, truth = cal.interval_coverage(seeds, 1000, truth_draws=10000, seed=seeds)
-        assert truth > 0
-        assert 0.93 <= coverage <= 0.97, (seeds, coverage)
+        coverage, per = cal.interval_coverage(seeds, 1400, truth_draws=5000, seed=seeds)
+        assert 0.93 <= coverage <= 0.97, (seeds, coverage, per)
 
 
 def test_the_old_bootstrap_interval_over_3_seeds_undercovers() -> None:
@@ -20,7 +21,7 @@ def test_the_old_bootstrap_interval_over_3_seeds_undercovers() -> None:
     def min_max(values: np.ndarray) -> tuple[float, float]:
         return float(np.min(values)), float(np.max(values))
 
-    coverage, _ = cal.interval_coverage(3, 1000, truth_draws=10000, seed=3, method=min_max)
+    coverage, _ = cal.interval_coverage(3, 700, truth_draws=5000, seed=3, method=min_max)
     assert coverage < 0.85
 
 

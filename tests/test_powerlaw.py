@@ -89,3 +89,4 @@ def test_alpha_interval_covers_in_simulation():
     """Fast version of bench/calibration.py part 4: 600 simulated pairs per seed count."""
     for seeds in (3, 5):
         assert 0.93 <= alpha_coverage(seeds, 600, seed=seeds) <= 0.97
+        assert 0.93 <= alpha_coverage(seeds, 600, seed=seeds, pooled=True) <= 0.97

@@ -25,22 +25,13 @@ from xfer.analysis import contamination, ground_truth, similarity
 from xfer.analysis.correlations import (
     correlation_cells,
     correlations,
-    correlations_markdown,
     largest_finetune_budget,
 )
-from xfer.analysis.departures import departures_markdown
 from xfer.analysis.figures import powerlaw_figure, write_figures
-from xfer.analysis.powerlaw import fit_cells, fit_power_law, powerlaw_markdown
+from xfer.analysis.powerlaw import fit_cells, fit_power_law
 from xfer.analysis.premium import in_reference_bytes, premium_of
-from xfer.analysis.report import (
-    Footnotes,
-    all_budgets_table,
-    commutativity_markdown,
-    language_notes_markdown,
-    problems_markdown,
-    table2,
-)
-from xfer.analysis.sensitivity import sensitivity, sensitivity_markdown
+from xfer.analysis.sections import Findings, report_text
+from xfer.analysis.sensitivity import sensitivity
 from xfer.analysis.transfer import (
     INTERPOLATIONS,
     SCRATCH,
@@ -49,6 +40,7 @@ from xfer.analysis.transfer import (
     compute_transfer,
     summarise_cells,
 )
+from xfer.analysis.truth_figure import ground_truth_figure
 from xfer.analysis.tuning import choose_by_dev, chosen_markdown
 from xfer.data.units import format_budget, parse_bytes
 from xfer.errors import XferError
@@ -69,18 +61,27 @@ class Analysis:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """A results table from ``.csv`` or ``.parquet``."""
+    """A results table from ``.csv`` or ``.parquet``; any loader error, or a budget that is not
+    a whole number of bytes fitting int64, is one XferError naming the file."""
+    from xfer.io import first_line
+    from xfer.schema import MAX_BYTE_COUNT
+
     path = Path(path)
     if not path.is_file():
         raise XferError(f"results table not found: {path}")
+    if path.suffix not in (".parquet", ".csv"):
+        raise XferError(f"results table must be .csv or .parquet: {path}")
     try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".csv":
-            return pd.read_csv(path)
-    except (ValueError, OSError) as exc:
-        raise XferError(f"cannot read results table {path}: {exc}") from exc
-    raise XferError(f"results table must be .csv or .parquet: {path}")
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001  any loader error of an untrusted file: one line
+        raise XferError(f"cannot read results table {path}: {first_line(exc)}") from None
+    if "budget" in frame.columns:
+        budget = pd.to_numeric(frame["budget"], errors="coerce").astype(float)
+        bad = np.isfinite(budget) & ((budget.abs() > MAX_BYTE_COUNT) | (budget % 1 != 0))
+        if bad.any():
+            raise XferError(f"results table {path}: budget {budget[bad].iloc[0]:g} (row "
+                            f"{bad.idxmax()}) is not a whole number of bytes below 2**63")
+    return frame
 
 
 def add_distances(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
@@ -204,7 +205,7 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
                         for c in corr.columns if c.startswith("divergence_")})
     corr_table = correlations(corr, against)
     comm = commutativity(cells, budget)
-    fit = fit_power_law(cells)
+    fit = fit_power_law(rows)
     sens = sensitivity(results, corr, against, interp=interp, largest=largest)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -215,71 +216,21 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
                         (sens, "sensitivity.csv")):
         _write_csv(frame, out_dir / name)
     figures = write_figures(cells, corr, budget, out_dir)
-    figures["D_T against D_F with the fitted power laws"] = powerlaw_figure(
-        fit_cells(cells), fit, out_dir / "powerlaw.png")
+    if not fit.empty:
+        figures["D_T against D_F with the fitted power laws"] = powerlaw_figure(
+            fit_cells(cells), fit, out_dir / "powerlaw.png")
+    findings = Findings(
+        len(results), rows, cells, result.curves, budget, largest, corr, corr_table, fit, sens,
+        comm, figures, problems, interp, data_dir is not None, lid_model, truth,
+        language_notes=language_notes, extra_sections=dict(extra_sections or {}))
     if truth is not None:
-        truth_rows = ground_truth.truth_table(cells, truth)
-        verdicts = ground_truth.verdicts(truth_rows, rows[rows["bound"] != ""], truth)
-        _write_csv(truth_rows, out_dir / "ground_truth.csv")
-        _write_csv(verdicts, out_dir / "ground_truth_verdicts.csv")
-
-    sources = sorted(set(finetune["init"]))
-    notes = Footnotes()
-    n_bounded = int((corr["bound"] != "exact").sum()) if len(corr) else 0
-    n_pairs = corr[["init", "target"]].drop_duplicates().shape[0] if len(corr) else 0
-    below = f"below the largest finetune budget ({format_budget(largest)})" if largest else \
-        "at the only finetune budget"
-    parts = [
-        "# Transfer report",
-        f"{len(results)} result rows; targets: {', '.join(targets) or 'none'}; sources: "
-        f"{', '.join(sources) or 'none'}. D_T in MiB (2^20 bytes; the paper's \"MB\"). "
-        "≥ marks a lower bound, ≤ an upper bound (clamped D_E); with several seeds a cell is the "
-        "mean over seeds with its 95% bootstrap interval in brackets (± the standard deviation "
-        "where there is none).",
-        f"## D_T at {format_budget(budget)} (layout of the paper's Table 2)",
-        table2(cells, budget, targets, sources, result.curves, notes),
-        "## D_T at every budget (MiB)",
-        all_budgets_table(cells, result.curves, notes),
-        "## D_T at every budget in English bytes (MiB)",
-        "D_T divided by the byte premium of the target (its bytes per English byte on aligned "
-        "FLORES-200 text; `xfer premium`): the English text the transfer was worth. Empty for "
-        "targets without a premium.",
-        all_budgets_table(cells.assign(d_t_mib=cells["d_t_en_mib"],
-                                       d_t_mib_std=cells["d_t_en_mib_std"],
-                                       d_t_mib_ci_low=cells["d_t_en_mib_ci_low"],
-                                       d_t_mib_ci_high=cells["d_t_en_mib_ci_high"]),
-                          result.curves, notes),
-        "## Correlations",
-        f"Spearman ρ of D_T against each variable over the {len(corr)} cells ({n_pairs} "
-        f"source→target pairs) with source ≠ target {below}; p-values by permutation of whole "
-        "pairs (a pair's cells share their distance; scipy.stats.permutation_test, seeded). "
-        f"{n_bounded} of the {len(corr)} D_T values are bounds. At a single budget each pair "
-        "is one cell.",
-        correlations_markdown(corr_table),
-        "## Transfer power law",
-        powerlaw_markdown(fit),
-        "## Sensitivity",
-        "Pooled ρ (p) of D_T under the other interpolation of Eq. 1 and with bound cells left "
-        "out; *changes* lists the variants where ρ changes sign or p crosses 0.05.",
-        sensitivity_markdown(sens),
-        f"## Commutativity at {format_budget(budget)}",
-        commutativity_markdown(comm),
-        "## Figures",
-        "\n\n".join(f"![{caption}]({path.name})" for caption, path in figures.items()),
-    ]
-    if truth is not None:
-        parts += ["## Ground truth", ground_truth.markdown(truth_rows, verdicts, truth)]
-    if language_notes:
-        parts += ["## Language notes", language_notes_markdown(language_notes, cells, budget)]
-    for title, body in (extra_sections or {}).items():
-        parts += [f"## {title}", body.strip()]
-    parts += ["## Departures from the paper",
-              departures_markdown(interp=interp, largest=largest,
-                                  contamination_on=data_dir is not None, lid_model=lid_model),
-              "## Skipped and flagged", problems_markdown(problems)]
-    if notes.notes:
-        parts.append(notes.render())
-    text = "\n\n".join(parts) + "\n"
+        findings.truth_rows = ground_truth.truth_table(cells, truth)
+        findings.verdicts = ground_truth.verdicts(findings.truth_rows, rows, truth)
+        _write_csv(findings.truth_rows, out_dir / "ground_truth.csv")
+        _write_csv(findings.verdicts, out_dir / "ground_truth_verdicts.csv")
+        findings.truth_figure = ground_truth_figure(rows, findings.truth_rows, findings.verdicts,
+                                                    truth, out_dir / "ground_truth.png")
+    text = report_text(findings)
     report = out_dir / "report.md"
     atomic_write(report, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return Analysis(report, problems)
@@ -326,17 +277,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the analysis; bad rows or targets give a one-line error (exit 2) after the rest."""
-    from xfer.analysis.runfolder import analysis_inputs
+    """Write the analysis into a temp folder, then rename it to the output folder (replacing an
+    earlier report whole); bad rows or targets give a one-line error (exit 2) after the rest."""
+
+    from xfer.analysis.runfolder import REPORT_MARKER, analysis_inputs
+    from xfer.io import staged_folder
+    from xfer.schema import MAX_BYTE_COUNT
 
     budget = parse_bytes(args.budget) if args.budget is not None else None
+    if budget is not None and budget > MAX_BYTE_COUNT:
+        raise XferError(f"--budget {args.budget} is more than 2**63-1 bytes")
     inputs = analysis_inputs(args.results, out=args.out, budget=budget, data_dir=args.data,
                              lid_model=args.lid_model, interp=args.interp)
-    outcome = run_analysis(read_results(inputs.results), inputs.out, budget=inputs.budget,
-                           data_dir=inputs.data_dir, lid_model=inputs.lid_model,
-                           language_notes=inputs.language_notes,
-                           extra_sections=inputs.extra_sections, interp=inputs.interp,
-                           truth=inputs.truth)
+    results = read_results(inputs.results)
+    option = "--out" if args.out is not None else "the report folder"
+    with staged_folder(inputs.out, option, marker=REPORT_MARKER) as stage:
+        outcome = run_analysis(results, stage, budget=inputs.budget, data_dir=inputs.data_dir,
+                               lid_model=inputs.lid_model, language_notes=inputs.language_notes,
+                               extra_sections=inputs.extra_sections, interp=inputs.interp,
+                               truth=inputs.truth)
+    outcome.report = Path(inputs.out).expanduser().absolute() / outcome.report.name
     print(f"wrote {outcome.report}")
     errors = [p for p in outcome.problems if p.kind == "error"]
     if errors:

@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis import trend
-from xfer.analysis.intervals import t_interval
+from xfer.analysis.intervals import log_t_interval, t_interval
 from xfer.analysis.powerlaw import within_slope
 from xfer.analysis.stats import spearman
 from xfer.analysis.transfer import data_transfer, effective_data, scratch_curve
 
-BUDGETS = np.array([2e3, 5e3, 1e4, 2e4, 4e4, 8e4])  # the default study's scratch budgets
-FLOOR, SCALE, SLOPE = 2.2, 14.0, 0.75
-SIGMA_SCRATCH, SIGMA_FINETUNE = 0.03, 0.04  # seed sd of log perplexity
+BUDGETS = np.array([2e3, 5e3, 7e3, 1e4, 2e4])  # the default study's scratch budgets
+FLOOR, SCALE, SLOPE = 1.5, 12.9, 0.68  # fits its mean scratch curve: 9.5, 5.8, 4.1, 3.2 at 2-20K
+SIGMA_SCRATCH, SIGMA_FINETUNE = 0.02, 0.04  # its seeds' sd of log perplexity (finetunes: 0.02-0.08)
 FINETUNE_BUDGET = 5e3
 
 
@@ -51,19 +51,39 @@ def seed_d_t(rng: np.random.Generator, finetune_ppl: float, n_seeds: int, *,
     return out
 
 
-def interval_coverage(n_seeds: int, n_studies: int, *, finetune_ppl: float = 4.5,
+FINETUNE_PPLS = (4.3, 4.5, 4.7, 4.9, 5.1, 5.3, 5.5)  # where the default study's 5K finetunes fall
+
+
+def interval_coverage(n_seeds: int, n_studies: int, *,
+                      finetune_ppls: tuple[float, ...] = FINETUNE_PPLS,
                       truth_draws: int = 20000, seed: int = 0,
-                      method: Callable = t_interval) -> tuple[float, float]:
-    """(coverage, true mean D_T in bytes): the share of ``n_studies`` simulated cells of
-    ``n_seeds`` seeds whose interval (``method``) covers the mean per-seed D_T, itself estimated
-    from ``truth_draws`` seeds."""
+                      method: Callable = t_interval) -> tuple[float, dict[float, float]]:
+    """(pooled coverage, coverage per finetune perplexity): the share of simulated cells of
+    ``n_seeds`` seeds whose interval (``method``) covers the mean per-seed D_T (itself from
+    ``truth_draws`` seeds), ``n_studies`` cells spread evenly over ``finetune_ppls``."""
     rng = np.random.default_rng(seed)
-    truth = float(seed_d_t(rng, finetune_ppl, truth_draws).mean())
+    per: dict[float, float] = {}
+    each = max(1, n_studies // len(finetune_ppls))
+    for ppl in finetune_ppls:
+        truth = float(seed_d_t(rng, ppl, truth_draws).mean())
+        hits = 0
+        for _ in range(each):
+            low, high = method(seed_d_t(rng, ppl, n_seeds))
+            hits += low <= truth <= high
+        per[ppl] = hits / each
+    return float(np.mean(list(per.values()))), per
+
+
+def perplexity_coverage(n_seeds: int, n_studies: int, *, seed: int = 0) -> float:
+    """Share of simulated cells whose 95% interval of the geometric mean perplexity
+    (:func:`xfer.analysis.intervals.log_t_interval`) covers the true one: each seed's test
+    perplexity moved by exp(N(0, σ_f)) around 4.5."""
+    rng = np.random.default_rng(seed)
     hits = 0
     for _ in range(n_studies):
-        low, high = method(seed_d_t(rng, finetune_ppl, n_seeds))
-        hits += low <= truth <= high
-    return hits / n_studies, truth
+        low, high = log_t_interval(4.5 * np.exp(rng.normal(0, SIGMA_FINETUNE, n_seeds)))
+        hits += low <= 4.5 <= high
+    return hits / n_studies
 
 
 def verdict_level(n_seeds: int, n_levels: int, n_studies: int, *, seed: int = 0) -> tuple[float,
@@ -123,15 +143,19 @@ def correlation_level(n_studies: int, *, n_resamples: int = 199, seed: int = 0,
 
 
 def alpha_coverage(n_seeds: int, n_studies: int, *, alpha: float = 0.3, sigma: float = 0.15,
-                   budgets: tuple[float, ...] = (5e3, 1e4, 2e4, 4e4), seed: int = 0) -> float:
-    """Share of simulated pairs whose 95% t interval over the seeds' fitted α covers the true
-    ``alpha``: per seed D_T = k·D_F^α·exp(N(0, ``sigma``)) at ``budgets`` (bytes)."""
+                   pooled: bool = False, seed: int = 0) -> float:
+    """Share of simulated fits whose 95% t interval over the seeds' fitted α covers the true
+    ``alpha``: per seed D_T = k·D_F^α·exp(N(0, ``sigma``)) at 5, 10, 20 and 40 kB. ``pooled``:
+    a second target with its own k (a tenth) at 20 and 40 kB only, fitted with target fixed
+    effects (:func:`xfer.analysis.powerlaw.within_slope`)."""
     rng = np.random.default_rng(seed)
-    d_f = np.asarray(budgets)
+    d_f = np.array([5e3, 1e4, 2e4, 4e4] + ([2e4, 4e4] if pooled else []))
+    k = np.array([50.0] * 4 + ([5.0] * 2 if pooled else []))
+    groups = np.array([0] * 4 + ([1] * 2 if pooled else []))
     hits = 0
     for _ in range(n_studies):
-        fits = [within_slope(d_f, 50 * d_f ** alpha * np.exp(rng.normal(0, sigma, len(d_f))),
-                             np.zeros(len(d_f))) for _ in range(n_seeds)]
+        fits = [within_slope(d_f, k * d_f ** alpha * np.exp(rng.normal(0, sigma, len(d_f))),
+                             groups) for _ in range(n_seeds)]
         low, high = t_interval(fits)
         hits += low <= alpha <= high
     return hits / n_studies

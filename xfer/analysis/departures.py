@@ -26,10 +26,12 @@ def departures_markdown(*, interp: str, largest: int | None, contamination_on: b
         "Interpolation of Eq. 1: " + ("linear in bytes, the paper's." if interp == "linear" else
                                       "**linear in log bytes** (`--interp log`), not the "
                                       "paper's linear-in-bytes Eq. 1."),
-        "Correlation p-values come from a permutation test over **whole (source, target) "
-        f"pairs** (exact over all n_pairs! orderings when that is at most {DEFAULT_RESAMPLES}, "
-        "else that many random ones); the paper shuffled single cells, which are not "
-        "exchangeable (a pair shares its distance at every budget), and so understated p.",
+        "Correlation p-values come from a permutation test of **source and target labels** "
+        "(two-way, Mantel-style: exact when there are fewer than "
+        f"{DEFAULT_RESAMPLES} relabellings, else that many random ones), and every table's "
+        "p-values are also given **Benjamini-Hochberg adjusted**; the paper shuffled single "
+        "cells, which are not exchangeable (pairs share a distance at every budget, and a "
+        "language's effect with every pair it is in), and so understated p.",
         "The largest *finetune* budget " + (f"({format_budget(largest)}) " if largest else "")
         + "is left out of the pooled correlations as in the paper; scratch budgets beyond it "
         "play no part" + ("." if largest else " (here there is only one finetune budget, so "
@@ -40,10 +42,13 @@ def departures_markdown(*, interp: str, largest: int | None, contamination_on: b
         "D_T is also given in **reference-language (English) bytes**, D_T / byte premium of the "
         "target (Arnett et al., 2024; premiums from the aligned FLORES-200 dev+devtest text); "
         "the paper reports raw target bytes only.",
-        "Seeds: a cell's perplexity and a scratch curve point are both the mean over seeds in "
-        "log space (mean loss); D_T is the mean of the seeds' D_T. The paper had one seed.",
-        "New beyond the paper: correlations per budget, the power-law fit of D_T on D_F, and the "
-        "sensitivity table.",
+        "Seeds: each seed is a replicate of the whole measurement (seed s's finetune is mapped "
+        "through seed s's scratch curve); D_T is the mean of the seeds' D_T with its 95% t "
+        "interval, a perplexity the mean over seeds in log space (mean loss). The paper had one "
+        "seed and no intervals.",
+        "New beyond the paper: correlations per budget, the power-law fit of D_T on D_F (per "
+        "seed, pooled with target or pair fixed effects), the sensitivity table, and for "
+        "generated languages the ground-truth verdicts from declared one-sided tests.",
     ]
     if contamination_on:
         items.insert(4, f"Contamination: language ID on lines **longer than "

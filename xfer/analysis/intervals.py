@@ -7,7 +7,7 @@ curve, pretrain and finetune: :func:`xfer.analysis.transfer.compute_transfer` ma
 finetune through seed s's scratch curve, so both sides' seed noise is in the spread).
 Perplexities are averaged in log space (the mean loss), so their interval is the t interval of
 the mean log perplexity, exponentiated. Coverage is measured by simulation in
-``bench/interval_coverage.py`` (and ``tests/test_intervals.py``).
+``bench/calibration.py`` (and ``tests/test_calibration.py``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Fitted by least squares in log space, log D_T = log k + α·log D_F, with D_F (t
 budget) and D_T in bytes, so k is in bytes^(1−α). Each seed is one replicate: α is fitted on each
 seed's own points (exact D_T > 0; bounds and D_T ≤ 0 are left out and counted), and the reported
 α is the mean of the seeds' α with its 95% t interval over seeds (:mod:`xfer.analysis.intervals`;
-coverage measured in ``bench/interval_coverage.py``). Rows:
+coverage measured in ``bench/calibration.py``). Rows:
 
 - per (source, target) pair: a line per pair; k = exp(mean log D_T − α·mean log D_F) over the
   pair's points;
@@ -52,13 +52,15 @@ def log_fit(d_f: np.ndarray, d_t: np.ndarray) -> tuple[float, float]:
 def within_slope(d_f: np.ndarray, d_t: np.ndarray, groups: np.ndarray) -> float:
     """α of log D_T = a_g + α·log D_F with one intercept per group (fixed effects): the slope of
     the within-group deviations. NaN when no group has two distinct budgets."""
-    frame = pd.DataFrame({"x": np.log(np.asarray(d_f, float)),
-                          "y": np.log(np.asarray(d_t, float)), "g": np.asarray(groups)})
-    centred = frame[["x", "y"]] - frame.groupby("g")[["x", "y"]].transform("mean")
-    var = float((centred["x"] ** 2).sum())
+    x, y = np.log(np.asarray(d_f, float)), np.log(np.asarray(d_t, float))
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    counts = np.bincount(g)
+    dx = x - (np.bincount(g, x) / counts)[g]
+    dy = y - (np.bincount(g, y) / counts)[g]
+    var = float((dx * dx).sum())
     if var <= 1e-12:
         return math.nan
-    return float((centred["x"] * centred["y"]).sum() / var)
+    return float((dx * dy).sum() / var)
 
 
 def _fit_row(source: str, target: str, effects: str, rows: pd.DataFrame) -> dict | None:
@@ -68,7 +70,7 @@ def _fit_row(source: str, target: str, effects: str, rows: pd.DataFrame) -> dict
         return None
     seeds = usable["seed"] if "seed" in usable.columns else pd.Series(0, index=usable.index)
     groups = usable["init"] + "→" + usable["target"]
-    alphas = [within_slope(g["budget"], g["d_t"], groups[g.index])
+    alphas = [within_slope(g["budget"].to_numpy(), g["d_t"].to_numpy(), groups[g.index])
               for _, g in usable.groupby(seeds)]
     alphas = np.array([a for a in alphas if math.isfinite(a)])
     if len(alphas) == 0:

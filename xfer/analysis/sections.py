@@ -58,7 +58,7 @@ class Findings:
 INTRO = ("D_T in MiB (2^20 bytes; the paper's \"MB\"). ≥ marks a lower bound, ≤ an upper bound "
          "(clamped D_E). With several seeds a cell is the mean over seeds with its 95% t interval "
          "in brackets (seed s's finetune mapped through seed s's scratch curve, so the interval "
-         "carries both sides' seed noise; coverage measured in `bench/interval_coverage.py`); "
+         "carries both sides' seed noise; coverage measured in `bench/calibration.py`); "
          "± the standard deviation where there is no interval.")
 
 
@@ -96,7 +96,7 @@ def _correlations(f: Findings) -> str:
     return (f"Spearman ρ of D_T against each variable over the {len(corr)} cells ({n_pairs} "
             f"source→target pairs) with source ≠ target {below}. p: two-sided, by permuting "
             "source and target labels (pairs sharing a language are not independent; level "
-            "measured in `bench/correlation_level.py`); BH p: Benjamini-Hochberg adjusted over "
+            "measured in `bench/calibration.py`); BH p: Benjamini-Hochberg adjusted over "
             f"the whole table. {n_bounded} of the {len(corr)} D_T values are bounds. At a single "
             "budget each pair is one cell.\n\n" + body)
 

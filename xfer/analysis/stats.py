@@ -9,7 +9,7 @@ permutation): the variable's values of source i move to source π(i) and those o
 target σ(j), π and σ drawn independently, at the same budget (slot); cells the permuted design
 lacks drop out. With a single label array it permutes whole blocks; with none, single points.
 Its level under null data with source and target effects is measured in
-``bench/correlation_level.py`` (and ``tests/test_correlation_level.py``).
+``bench/calibration.py`` (and ``tests/test_calibration.py``).
 """
 
 from __future__ import annotations

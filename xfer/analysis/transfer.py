@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from xfer.analysis.intervals import CELL, add_intervals, interval_columns
 from xfer.data.units import MIB
 from xfer.errors import XferError
-from xfer.training.config import Kind
+from xfer.kinds import Kind
 
 REQUIRED_COLUMNS = ("init", "target", "budget", "perplexity")
 SCRATCH = "scratch"
@@ -147,7 +148,8 @@ def validate(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, list[Probl
     problems: list[Problem] = []
     ppl = pd.to_numeric(frame["perplexity"], errors="coerce")
     budget = pd.to_numeric(frame["budget"], errors="coerce")
-    bad = ~(np.isfinite(ppl) & (ppl > 0)) | ~(np.isfinite(budget) & (budget > 0))
+    bad = ~(np.isfinite(ppl) & (ppl > 0)) | ~(np.isfinite(budget) & (budget > 0)
+                                              & (budget < 2**63) & (budget % 1 == 0))
     if (bad & usable).any():
         problems.append(Problem(f"rows {_row_names(frame[bad & usable])}",
                                 "non-positive or missing perplexity or budget; rows skipped"))
@@ -188,25 +190,69 @@ def build_curves(frame: pd.DataFrame) -> tuple[dict[str, ScratchCurve], list[Pro
     return curves, problems
 
 
+def seed_curves(frame: pd.DataFrame) -> tuple[dict[tuple[str, int], ScratchCurve],
+                                                list[Problem]]:
+    """One :class:`ScratchCurve` per (target, seed) from that seed's scratch rows (``frame``:
+    usable rows with a ``seed`` column); a seed with fewer than two scratch points has none."""
+    curves: dict[tuple[str, int], ScratchCurve] = {}
+    bent: dict[str, list[str]] = {}
+    scratch = frame[frame["init"] == SCRATCH]
+    for (target, seed), points in scratch.groupby(["target", "seed"], sort=True):
+        if points["budget"].nunique() < 2:
+            continue
+        curve = scratch_curve(points["budget"].to_numpy(), points["perplexity"].to_numpy())
+        curves[(str(target), int(seed))] = curve
+        if not curve.monotone:
+            bent.setdefault(str(target), []).append(f"seed {seed} {curve.dropped_budgets}")
+    problems = [Problem(f"target {t}", "scratch curve of a seed not monotone ("
+                        f"{'; '.join(seeds)} no better than a smaller budget); its monotone "
+                        "envelope used", kind="note") for t, seeds in bent.items()]
+    return curves, problems
+
+
+def _map_rows(out: pd.DataFrame, mask: pd.Series, curve: ScratchCurve, interp: str) -> None:
+    d_e, bound = effective_data(out.loc[mask, "perplexity"].to_numpy(), curve, interp)
+    out.loc[mask, "d_e"] = d_e
+    out.loc[mask, "bound"] = bound
+
+
 def compute_transfer(results: pd.DataFrame, interp: str = "linear") -> TransferResult:
     """Every input row plus ``scratch_perplexity``, ``d_e``, ``d_t`` (bytes), ``d_t_mib`` (MiB)
     and ``bound`` (exact, lower, upper); ``interp`` as in :func:`effective_data`.
 
-    Pretrain rows, unusable rows and rows of targets without a usable scratch curve keep NaN
-    values and an empty bound. Scratch rows get D_E too (their D_T shows seed noise around 0).
+    With a ``seed`` column, each seed is one replicate of the whole measurement: a finetune of
+    seed s is mapped through the scratch curve of seed s when that seed has one (so its D_T
+    carries both sides' seed noise), else through the target's mean curve (noted). Scratch rows
+    are mapped through the mean curve (their D_T shows seed noise around 0). Pretrain rows,
+    unusable rows and rows of targets without a usable scratch curve keep NaN values and an
+    empty bound.
     """
     frame, usable, problems = validate(results)
     curves, curve_problems = build_curves(frame[usable])
     problems += curve_problems
+    per_seed: dict[tuple[str, int], ScratchCurve] = {}
+    if "seed" in frame.columns:
+        per_seed, seed_problems = seed_curves(frame[usable])
+        problems += seed_problems
     out = frame.copy()
     out["scratch_perplexity"] = np.nan
     out["d_e"] = np.nan
     out["bound"] = ""
     for target, curve in curves.items():
         mask = usable & (out["target"] == target)
-        d_e, bound = effective_data(out.loc[mask, "perplexity"].to_numpy(), curve, interp)
-        out.loc[mask, "d_e"] = d_e
-        out.loc[mask, "bound"] = bound
+        _map_rows(out, mask, curve, interp)
+        finetune = mask & (out["init"] != SCRATCH)
+        unpaired = []
+        for seed in (sorted(set(out.loc[finetune, "seed"])) if per_seed else []):
+            own = per_seed.get((target, int(seed)))
+            if own is None:
+                unpaired.append(str(seed))
+                continue
+            _map_rows(out, finetune & (out["seed"] == seed), own, interp)
+        if unpaired:
+            problems.append(Problem(f"target {target}", f"seed(s) {', '.join(unpaired)} have "
+                                    "no scratch curve of their own; their finetunes are mapped "
+                                    "through the mean curve", kind="note"))
         lookup = dict(zip(curve.budgets.astype(np.int64).tolist(), curve.perplexities, strict=True))
         out.loc[mask, "scratch_perplexity"] = out.loc[mask, "budget"].map(lookup).astype(float)
     out["d_t"] = data_transfer(out["d_e"].to_numpy(), out["budget"].to_numpy())
@@ -223,48 +269,6 @@ def _combined_bound(bounds: pd.Series) -> str:
     return LOWER if LOWER in kinds else UPPER
 
 
-CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 2000
-
-
-def seed_interval(values: Sequence[float], *, confidence: float = CONFIDENCE,
-                  seed: int = 0) -> tuple[float, float]:
-    """Bootstrap interval of the mean over seeds (``scipy.stats.bootstrap``, percentile method,
-    seeded so reruns agree), in the values' unit. Fewer than two finite values give NaN; equal
-    values give that value at both ends. With few seeds the interval is narrow: it says how far
-    the mean moves when the same seeds are resampled, not what unseen seeds would do.
-    """
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    if np.ptp(x) == 0:
-        return float(x[0]), float(x[0])
-    from scipy import stats
-
-    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, method="percentile",
-                          n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(seed))
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
-
-
-def _interval_columns(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (init, target, budget): ``d_t_mib_ci_low`` and ``d_t_mib_ci_high`` (MiB)."""
-    out = []
-    for key, group in rows.groupby(["init", "target", "budget"], sort=True):
-        low, high = seed_interval(group["d_t_mib"].to_numpy(float))
-        out.append((*key, low, high))
-    return pd.DataFrame(out, columns=["init", "target", "budget", "d_t_mib_ci_low",
-                                      "d_t_mib_ci_high"])
-
-
-def add_intervals(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with each cell's 95% bootstrap interval of mean D_T (``d_t_mib_ci_low``,
-    ``d_t_mib_ci_high``, MiB) on every row of the cell; NaN for rows without D_T."""
-    ci = _interval_columns(rows[rows["bound"] != ""])
-    return rows.drop(columns=["d_t_mib_ci_low", "d_t_mib_ci_high"], errors="ignore").merge(
-        ci, on=["init", "target", "budget"], how="left")
-
-
 def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (init, target, budget): mean and standard deviation over seeds.
 
@@ -272,7 +276,8 @@ def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
     the mean loss), the same mean as the scratch curve's points; D_E and D_T are plain means of
     the seeds' values. Columns: ``n_seeds``, ``perplexity``/``perplexity_std``, ``d_e``,
     ``d_t``/``d_t_std`` (bytes), ``d_t_mib``/``d_t_mib_std``, ``d_t_mib_ci_low``/
-    ``d_t_mib_ci_high`` (95% bootstrap interval of the mean, :func:`seed_interval`), ``bound``
+    ``d_t_mib_ci_high`` (95% t interval of the mean over seeds) and ``perplexity_ci_low``/
+    ``perplexity_ci_high`` (of the geometric mean; :mod:`xfer.analysis.intervals`), ``bound``
     (exact, lower, upper, or mixed when seeds disagree). Standard deviations and intervals are
     NaN for a single seed.
     """
@@ -286,7 +291,9 @@ def summarise_cells(rows: pd.DataFrame) -> pd.DataFrame:
     cells.insert(4, "perplexity", np.exp(cells.pop("log_perplexity")))
     cells["d_t_mib"] = cells["d_t"] / MIB
     cells["d_t_mib_std"] = cells["d_t_std"] / MIB
-    return cells.merge(_interval_columns(rows), on=["init", "target", "budget"], how="left")
+    for value, log in (("d_t_mib", False), ("perplexity", True)):
+        cells = cells.merge(interval_columns(rows, value, log=log), on=CELL, how="left")
+    return cells
 
 
 def difference_bound(bound_1: str, bound_2: str) -> str:

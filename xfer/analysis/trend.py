@@ -8,7 +8,7 @@
 - :func:`below_p`: is one source's D_T below another's? The exact one-sided Mann-Whitney U test
   (``scipy.stats.mannwhitneyu``) over their seeds' values. Seed s of both shares a scratch curve,
   which makes the two samples positively dependent; the test stays valid (conservative), as
-  ``bench/verdict_level.py`` measures.
+  ``bench/calibration.py`` measures.
 - :func:`holm`: Holm's step-down adjustment across the family (every axis and budget).
 - :func:`trend_floor`, :func:`below_floor`: the smallest p each test can reach with the seeds
   and levels a study has: a design whose floor is above the level can never be significant.

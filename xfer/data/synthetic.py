@@ -10,9 +10,11 @@ relationships are built in, they are a ground truth for the D_T method.
 For the same seed all content languages render the *same* documents (a parallel corpus), so the
 twin is exactly a letter-for-letter transliteration of the base language.
 
-Graded series: ``lex25`` ... ``lex100`` replace a share of base's stems, ``script50`` and ``twin``
-write about half or all of base's letters in Cyrillic, ``gram1``, ``gram3`` and ``relative``
-change one, three or all six of base's grammar features; ``alien`` is the unrelated control, a
+Graded series: ``lex25`` ... ``lex100`` replace a share of base's stems; ``script25``,
+``script50`` and ``twin`` write a quarter, about half or all of base's letters in Cyrillic;
+``gram1``, ``gram3`` and ``relative`` change one, three or all six of base's grammar features
+(word order first), ``morph1`` and ``morph3`` one or three of them (morphology first: affix
+strings, prefixes, case marking); ``alien`` is the unrelated control, a
 content language about another world with its own lexicon, affixes, grammar and script. Every
 language declares its divergence from base per axis (:func:`divergence`), computed from how it
 is built, so the ground truth is data.
@@ -42,6 +44,7 @@ BASE_LEXICON, OTHER_LEXICON, THIRD_LEXICON = 11, 23, 37
 FOREIGN_LEXICON, ALIEN_LEXICON = 41, 53  # foreign stems of the graded series and the control
 ALIEN_WORLD = sc.WORLD_SEED + 1
 HALF_LETTERS = "pkdmlsz" + "ai"  # script50 writes these 9 of the 19 letters in Cyrillic
+QUARTER_LETTERS = HALF_LETTERS[:5]  # script25: 5 of them (consonants only)
 AXES = ("content", "lexicon", "script", "grammar")
 GRAMMAR_FEATURES = ("order", "adjective_first", "affixes", "adposition", "marked", "affix_seed")
 
@@ -112,9 +115,15 @@ def _graded(name: str, what: str, script: str = "latin", **changes: object) -> S
 _GRADED = (
     *(_graded(f"lex{p}", f"{p} % of its stems replaced by foreign stems of the same length",
               replaced=p / 100) for p in (25, 50, 75, 100)),
+    _graded("script25", f"{len(QUARTER_LETTERS)} of its 19 letters ({QUARTER_LETTERS}) written "
+            "in Cyrillic (2 bytes/char)", "cyrillic", script_letters=QUARTER_LETTERS),
     _graded("script50", f"{len(HALF_LETTERS)} of its 19 letters ({HALF_LETTERS}) written in "
             "Cyrillic (2 bytes/char)", "cyrillic", script_letters=HALF_LETTERS),
     _graded("gram1", "another word order (SOV)", order="SOV"),
+    _graded("morph1", "other affix strings (1 of 6 grammar features)", affix_seed=OTHER_LEXICON),
+    _graded("morph3", "other affix strings, as prefixes, the nominative marked too (3 of 6 "
+            "grammar features)", affix_seed=OTHER_LEXICON, affixes="prefix",
+            marked=("nom", "acc")),
     _graded("gram3", "another word order (SOV), nouns before adjectives and postpositions",
             order="SOV", adjective_first=False, adposition="post"),
     SyntheticLanguage(
