@@ -80,3 +80,51 @@ def test_on_premise_variant_is_loopback_with_token_auth_and_passes_ray_schema() 
     assert list(config["file_mounts"]) == ["~/.ray/auth_token"]  # the token, nothing else
     study = load_config(str(REPO / ".ci" / "ray-up-study.yaml"))  # the study .ci/ray-up submits
     assert study.name == "rayup"
+
+
+ENV = "/opt/xfer-env"  # the Python environment with xfer on every node of both clusters
+
+
+def _commands(config: dict, key: str) -> list[str]:
+    """The commands under ``key``, at the top level and in each node type."""
+    out = list(config.get(key, []))
+    for node in config.get("available_node_types", {}).values():
+        out += node.get(key, [])
+    return out
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "cluster-local.yaml"])
+def test_ray_and_jobs_run_on_one_named_python_environment(name: str) -> None:
+    """Issue 22: a job's bare ``python`` was the login shell's (ModuleNotFoundError on a fresh
+    head), and ``ray down``'s bare ``ray stop`` found no ``ray``. Both clusters start every
+    ``ray`` from /opt/xfer-env by absolute path, put its bin/ first on the login PATH
+    (~/.bashrc, which Ray's SSH commands source), and document the job as
+    ``/opt/xfer-env/bin/python -m sweeps.grid`` (absolute: ``ray job submit`` quotes a ``~``)."""
+    text = (REPO / name).read_text()
+    config = yaml.safe_load(text)
+    starts = config["head_start_ray_commands"] + config["worker_start_ray_commands"]
+    for command in starts:
+        words = command.replace(";", " ").split()
+        rays = [w for w in words if w.endswith("ray") and not w.startswith("--")]
+        assert rays and all(w == f"{ENV}/bin/ray" for w in rays), command
+    setup = " ".join(_commands(config, "setup_commands") + _commands(config,
+                                                                     "worker_setup_commands"))
+    assert f"export PATH={ENV}/bin:$PATH" in setup and ">> ~/.bashrc" in setup
+    if name == "cluster.yaml":  # installs into the environment, on GPU and TPU nodes alike
+        for key in ("setup_commands", "worker_setup_commands"):
+            assert any(f"{ENV}/bin/python -m pip install" in c and "-e" in c
+                       for c in _commands(config, key)), key
+    else:  # your own machines: refuses to start without it
+        assert f"test -x {ENV}/bin/ray" in setup and "exit 1" in setup
+    assert f"{ENV}/bin/python -m sweeps.grid" in text
+    assert not re.search(r"--\s+python -m sweeps", text)
+
+
+def test_ci_ray_up_installs_what_it_needs_and_submits_on_the_environment() -> None:
+    """``.ci/ray-up`` installs rsync, ssh and sshd when missing, mounts the active venv where
+    cluster-local.yaml expects it, and submits the job with that environment's python."""
+    script = (REPO / ".ci" / "ray-up").read_text()
+    for package in ("rsync", "openssh-client", "openssh-server"):
+        assert f"missing+=({package})" in script
+    assert f'mount --bind "$XFER_RAY_UP_ENV" {ENV}' in script
+    assert f"-- {ENV}/bin/python -m sweeps.grid" in script
