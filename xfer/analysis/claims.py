@@ -171,10 +171,15 @@ def stands_out_claim(small: pd.DataFrame) -> dict:
                 "one-sided", _verdict(p_for))
 
 
+def _pooled(corr_table: pd.DataFrame, variable: str) -> pd.DataFrame:
+    """The correlation-table row of D_T against ``variable`` pooled over budgets."""
+    return corr_table[(corr_table["value"] == "d_t") & (corr_table["budget"].astype(str) == "all")
+                      & (corr_table["variable"] == variable)]
+
+
 def _corr_row(corr_table: pd.DataFrame, variable: str) -> tuple[float, float, int]:
     """Pooled (all budgets) ρ, p and n of D_T against ``variable``."""
-    sel = corr_table[(corr_table["value"] == "d_t") & (corr_table["budget"].astype(str) == "all")
-                     & (corr_table["variable"] == variable)]
+    sel = _pooled(corr_table, variable)
     if sel.empty:
         return math.nan, math.nan, 0
     r = sel.iloc[0]
@@ -196,31 +201,45 @@ def contamination_claim(corr_table: pd.DataFrame, variable: str) -> dict:
                 verdict)
 
 
+def rho_interval(rho: float, n_pairs: int) -> tuple[float, float]:
+    """95% interval of Spearman ρ by Fisher's z with the Fieller-Hartley-Pearson variance
+    1.06 / (n - 3), counting whole (source, target) pairs as the independent units (a pair's
+    cells share its distance); NaN with fewer than 4 pairs."""
+    if not math.isfinite(rho) or n_pairs < 4:
+        return math.nan, math.nan
+    z, half = math.atanh(max(-0.999999, min(0.999999, rho))), 1.96 * math.sqrt(1.06 / (n_pairs - 3))
+    return math.tanh(z - half), math.tanh(z + half)
+
+
 def typology_claim(corr_table: pd.DataFrame) -> dict:
-    """Typological distances do not correlate with D_T: not supported when any of the six
-    distances has a Holm-adjusted p < ALPHA; supported when none has and every |ρ| < WEAK_RHO;
-    inconclusive otherwise (the data cannot exclude a correlation)."""
+    """Typological distances do not correlate with D_T: not supported when any distance has a
+    Holm-adjusted p < ALPHA; supported (an equivalence test) only when none has and every
+    distance's 95% ρ interval (:func:`rho_interval`) lies inside ±WEAK_RHO; else inconclusive
+    (the data cannot exclude a correlation, as a large p alone cannot)."""
     found = {}
     for v in sorted(set(corr_table["variable"])):
-        if v.endswith(" distance"):
-            rho, p, _ = _corr_row(corr_table, v)
-            if math.isfinite(p):
-                found[v.removesuffix(" distance")] = (rho, p)
+        sel = _pooled(corr_table, v)
+        if v.endswith(" distance") and len(sel) and math.isfinite(float(sel.iloc[0]["p"])):
+            r = sel.iloc[0]
+            found[v.removesuffix(" distance")] = (
+                float(r["rho"]), float(r["p"]), rho_interval(float(r["rho"]), int(r["n_pairs"])))
+    claim, paper = "typological distances do not correlate with D_T", "ρ -0.15 … -0.09 (p > 0.7)"
     if not found:
-        return _row("typological distances do not correlate with D_T",
-                    "ρ -0.15 … -0.09 (p > 0.7)", "no distance available", "p n/a",
+        return _row(claim, paper, "no distance available", "p n/a",
                     "Spearman ρ per lang2vec distance", INCONCLUSIVE)
-    ps = np.array([p for _, p in found.values()])
+    ps = np.array([p for _, p, _ in found.values()])
     holm = np.minimum(1, np.maximum.accumulate(np.sort(ps) * (len(ps) - np.arange(len(ps)))))
-    rhos = [r for r, _ in found.values()]
-    verdict = NOT_SUPPORTED if holm.min() < ALPHA else \
-        SUPPORTED if max(abs(r) for r in rhos) < WEAK_RHO else INCONCLUSIVE
-    return _row("typological distances do not correlate with D_T", "ρ -0.15 … -0.09 (p > 0.7)",
-                f"ρ {_g(min(rhos))} … {_g(max(rhos))} over {len(found)} distances",
-                f"smallest Holm-adjusted {_p(float(holm.min()))}",
+    rhos = [r for r, _, _ in found.values()]
+    lows, highs = [ci[0] for *_, ci in found.values()], [ci[1] for *_, ci in found.values()]
+    inside = all(math.isfinite(lo) and -WEAK_RHO < lo and hi < WEAK_RHO
+                 for lo, hi in zip(lows, highs, strict=True))
+    verdict = NOT_SUPPORTED if holm.min() < ALPHA else SUPPORTED if inside else INCONCLUSIVE
+    return _row(claim, paper, f"ρ {_g(min(rhos))} … {_g(max(rhos))} over {len(found)} distances",
+                f"ρ 95% CIs within [{_g(min(lows))}, {_g(max(highs))}]; smallest Holm-adjusted "
+                f"{_p(float(holm.min()))}",
                 "Spearman ρ per lang2vec distance, permutation over whole pairs, two-sided, Holm "
                 f"over the distances, α {ALPHA}; supported only if none is significant and every "
-                f"|ρ| < {WEAK_RHO}", verdict)
+                f"ρ's 95% CI (Fisher z over pairs) lies within ±{WEAK_RHO}", verdict)
 
 
 def spanish_claim(small: pd.DataFrame) -> dict:
