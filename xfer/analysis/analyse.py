@@ -45,7 +45,7 @@ from xfer.analysis.tuning import choose_by_dev, chosen_markdown
 from xfer.data.units import format_budget, parse_bytes
 from xfer.errors import XferError
 from xfer.io import atomic_write
-from xfer.training.config import Kind
+from xfer.kinds import Kind
 
 CONTAMINATION_COLUMNS = {"contamination on source": "contamination_on_source",
                          "contamination on target": "contamination_on_target"}
