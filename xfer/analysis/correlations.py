@@ -91,7 +91,7 @@ def correlations_markdown(table: pd.DataFrame) -> str:
                 "(e.g. no typological distance or contamination for generated languages).")
     index = {(r["value"], r["budget"], r["variable"]): r for _, r in table.iterrows()}
     budgets = [b for b in dict.fromkeys(table["budget"]) if b != POOLED]
-    values = [v for v in VALUES if v in set(table["value"])]
+    values = [v for v in VALUES if table.loc[table["value"] == v, "rho"].notna().any()]
     header = ["variable", "n (pairs)", *[f"{VALUES[v]} ρ (p; BH p)" for v in values],
               *[f"D_T at {format_budget(int(b))} ρ (p; BH p)" for b in budgets]]
     rows = []
