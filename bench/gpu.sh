@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (issue 17), from any folder, on a machine with an NVIDIA GPU:
 #   bash bench/gpu.sh              # installs what is missing (.venv-gpu), prints within 10 min:
+#                                  # xfer's own train_step: bytes/s, host syncs per optimiser step;
 #                                  # bf16 bytes/s and share of peak, ours vs HF GPT-2; 2-GPU DDP
 #                                  # when there are 2 GPUs; projected hours of a 6e9-byte pretrain
 #   bash bench/gpu.sh --compile    # the same with torch.compile (other options: gpu_check.py -h)
