@@ -91,6 +91,15 @@ def seeds_of(small: pd.DataFrame, source: str, target: str) -> np.ndarray:
     return small[(small["init"] == source) & (small["target"] == target)]["d_t_mib"].to_numpy(float)
 
 
+def mean_text(small: pd.DataFrame, source: str, target: str) -> str:
+    """Mean D_T (MiB) of source -> target, marked ≥ / ≤ when a seed's D_T is a bound (its D_E
+    clamped at the end of the scratch curve)."""
+    pair = small[(small["init"] == source) & (small["target"] == target)]
+    bounds = set(pair["bound"]) if "bound" in pair.columns else set()
+    mark = "≥ " if "lower" in bounds else "≤ " if "upper" in bounds else ""
+    return f"{mark}{_g(float(pair['d_t_mib'].mean()))}"
+
+
 def welch(a: np.ndarray, b: np.ndarray, alternative: str = "two-sided") -> float:
     """Welch's t-test p (NaN with fewer than two values on a side or no spread at all)."""
     if len(a) < 2 or len(b) < 2 or (np.std(a) == 0 and np.std(b) == 0):
@@ -195,7 +204,9 @@ def contamination_claim(corr_table: pd.DataFrame, variable: str) -> dict:
     verdict = INCONCLUSIVE if not (math.isfinite(p) and p < ALPHA) else \
         SUPPORTED if weak else NOT_SUPPORTED
     return _row(f"D_T correlates only weakly with {variable}",
-                f"ρ {paper_rho} (p {paper_p})", f"ρ {_g(rho)} over {n} cells", _p(p),
+                f"ρ {paper_rho} (p {paper_p})",
+                f"ρ {_g(rho)} over {n} cells" if math.isfinite(rho) else
+                f"ρ undefined over {n} cells (a constant variable)", _p(p),
                 "Spearman ρ pooled over budgets (largest left out), permutation over whole "
                 f"(source, target) pairs, two-sided, α {ALPHA}; weak: 0 < ρ < {WEAK_RHO}",
                 verdict)
@@ -255,7 +266,7 @@ def spanish_claim(small: pd.DataFrame) -> dict:
                     "Welch t one-sided", INCONCLUSIVE)
     best = max(others, key=lambda s: others[s].mean())
     p_for, p_against = welch(pt, others[best], "greater"), welch(pt, others[best], "less")
-    ours = ", ".join(f"{s} {_g(v.mean())}" for s, v in {src: pt, **others}.items()) + " MiB"
+    ours = ", ".join(f"{s} {mean_text(small, s, tgt)}" for s in (src, *others)) + " MiB"
     low, high = t_interval(pt)
     return _row("pt→es gets the most transfer into Spanish", paper, ours,
                 f"pt 95% CI [{_g(low)}, {_g(high)}]; {_p(p_for)}",
@@ -274,7 +285,7 @@ def commutativity_claim(small: pd.DataFrame, a: str, b: str) -> dict:
     same = (ab.mean() < ba.mean()) == (pab < pba)
     p = welch(ab, ba)
     return _row(f"transfer is not commutative ({a}↔{b})", paper,
-                f"{a}→{b} {_g(ab.mean())} vs {b}→{a} {_g(ba.mean())} MiB "
+                f"{a}→{b} {mean_text(small, a, b)} vs {b}→{a} {mean_text(small, b, a)} MiB "
                 f"({'same' if same else 'opposite'} direction)", _p(p),
                 f"Welch t on per-seed D_T, two-sided, α {ALPHA}", _verdict(p))
 
