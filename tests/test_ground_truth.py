@@ -156,6 +156,7 @@ def test_analyse_writes_the_ground_truth_section(tmp_path) -> None:
     text = report.read_text(encoding="utf-8")
     assert "## Ground truth" in text and "**inconclusive**" in text  # 3 seeds, 1 level each
     assert text.index("## Ground truth") < text.index("## D_T at")  # the finding first
+    assert "The paper's claims" not in text  # generated languages: not the paper's
     assert (tmp_path / "ground_truth.png").is_file() and "(ground_truth.png)" in text
     table = pd.read_csv(tmp_path / "ground_truth.csv")
     assert list(table.columns) == ground_truth.TRUTH_COLUMNS

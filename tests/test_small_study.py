@@ -62,6 +62,8 @@ def test_reduced_small_study_claims_by_hand(reduced: Path, tmp_path: Path) -> No
     fit = pd.read_csv(reduced / "fit.csv")
     text = claims_section(rows, pd.read_csv(reduced / "cells.csv"), corr, fit, tmp_path)
     assert text is not None and "orders of magnitude" in text
+    report = (reduced / "report.md").read_text(encoding="utf-8")  # the sweep's own report
+    assert "## The paper's claims" in report and (reduced / "claims.csv").is_file()
     table = pd.read_csv(tmp_path / "claims.csv").set_index("claim")
     assert len(table) == 10 and set(table["verdict"]) <= {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE}
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis import contamination, ground_truth, similarity
+from xfer.analysis.claims import claims_section
 from xfer.analysis.correlations import (
     correlation_cells,
     correlations,
@@ -222,7 +223,8 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
     findings = Findings(
         len(results), rows, cells, result.curves, budget, largest, corr, corr_table, fit, sens,
         comm, figures, problems, interp, data_dir is not None, lid_model, truth,
-        language_notes=language_notes, extra_sections=dict(extra_sections or {}))
+        language_notes=language_notes, extra_sections=dict(extra_sections or {}),
+        claims=claims_section(rows, cells, corr_table, fit, out_dir))
     if truth is not None:
         findings.truth_rows = ground_truth.truth_table(cells, truth)
         findings.verdicts = ground_truth.verdicts(findings.truth_rows, rows, truth)

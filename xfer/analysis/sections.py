@@ -53,6 +53,7 @@ class Findings:
     truth_figure: Path | None = None
     language_notes: Mapping[str, str] | None = None
     extra_sections: Mapping[str, str] = field(default_factory=dict)
+    claims: str | None = None  # "The paper's claims" (xfer.analysis.claims), where it applies
 
 
 INTRO = ("D_T in MiB (2^20 bytes; the paper's \"MB\"). ≥ marks a lower bound, ≤ an upper bound "
@@ -119,6 +120,8 @@ def report_text(f: Findings) -> str:
              f"{f.results_rows} result rows; targets: {', '.join(targets) or 'none'}; sources: "
              f"{', '.join(sources) or 'none'}. " + INTRO]
     parts += _ground_truth(f)
+    if f.claims is not None:
+        parts += ["## The paper's claims", f.claims]
     parts += [f"## D_T at {format_budget(f.budget)} (layout of the paper's Table 2)",
               table2(f.cells, f.budget, targets, sources, f.curves, notes),
               "## D_T at every budget (MiB)", all_budgets_table(f.cells, f.curves, notes),
