@@ -318,3 +318,22 @@ class ForkServer:
 
 if __name__ == "__main__":
     serve()
+
+
+def study_then_wait(argv: list[str], env: dict[str, str], wait_s: int) -> subprocess.Popen:
+    """``python -m sweeps.grid ARGV`` in a driver that prints ``study done RC`` when the study
+    ends and then stays up ``wait_s`` seconds (its Ray, dashboard included, with it)."""
+    code = ("import sys, time; import sweeps.grid as g; rc = g.main(sys.argv[1:]); "
+            f"print('study done', rc, flush=True); time.sleep({int(wait_s)})")
+    return subprocess.Popen([sys.executable, "-c", code, *argv], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def lines_until_study_done(proc: subprocess.Popen) -> list[str]:
+    """The driver's stdout lines (stripped) up to its ``study done RC`` line."""
+    lines: list[str] = []
+    while not (lines and lines[-1].startswith("study done")):
+        line = proc.stdout.readline()
+        assert line, f"the driver ended (rc {proc.wait()}) after: {lines}"
+        lines.append(line.strip())
+    return lines

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults_util import REPO, grid_env, private_ray_tmp, study, write_yaml
+from faults_util import (
+    grid_env,
+    lines_until_study_done,
+    private_ray_tmp,
+    study,
+    study_then_wait,
+    write_yaml,
+)
 
 from sweeps.trials import build_trials
 
-STUDY_THEN_WAIT = ("import sys, time; import sweeps.grid as g; rc = g.main(sys.argv[1:]); "
-                   "print('study done', rc, flush=True); time.sleep(120)")
 KEY = re.compile(r"^(pretrain|scratch|finetune)-[a-z0-9]+(-[a-z0-9]+)?-[0-9.]+[KMG]?-s\d+$")
 
 
@@ -38,14 +41,9 @@ def dashboard_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     with private_ray_tmp() as ray_tmp:
         env = {k: v for k, v in grid_env(ray_tmp).items() if not k.startswith("RAY_AUTH_")}
         argv = ["--config", str(config), "--output", str(tmp / "runs"), "--num-cpus", "2"]
-        proc = subprocess.Popen([sys.executable, "-c", STUDY_THEN_WAIT, *argv], cwd=REPO,
-                                env=env, stdout=subprocess.PIPE, text=True)
+        proc = study_then_wait(argv, env, 120)
         try:
-            lines: list[str] = []
-            while not (lines and lines[-1].startswith("study done")):
-                line = proc.stdout.readline()
-                assert line, f"the driver ended (rc {proc.wait()}) after: {lines}"
-                lines.append(line.strip())
+            lines = lines_until_study_done(proc)
             assert lines[-1] == "study done 0", lines[-12:]
             (line,) = [x for x in lines if x.startswith("[xfer] dashboard ")]
             url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)

@@ -22,10 +22,12 @@ import torch
 from tests.faults_util import (
     REPO,
     grid_env,
+    lines_until_study_done,
     private_ray_tmp,
     proc_stat,
     processes_under,
     study,
+    study_then_wait,
     write_yaml,
 )
 from xfer.errors import XferError
@@ -170,10 +172,6 @@ def _name(pid: int) -> str:
     return " ".join(a.decode(errors="replace") for a in argv).strip()
 
 
-STUDY_THEN_WAIT = ("import sys, time; import sweeps.grid as g; rc = g.main(sys.argv[1:]); "
-                   "print('study done', rc, flush=True); time.sleep(180)")
-
-
 @pytest.fixture(scope="module")
 def local_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A real tiny study through ``python -m sweeps.grid`` on a local Ray (dashboard on, its
@@ -187,8 +185,7 @@ def local_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         ray_tmp.chmod(0o1777)  # open to all, as /tmp is: only xfer's own folder may guard it
         env = {k: v for k, v in grid_env(ray_tmp).items() if not k.startswith("RAY_AUTH_")}
         argv = ["--config", str(config), "--output", str(tmp / "runs"), "--num-cpus", "2"]
-        proc = subprocess.Popen([sys.executable, "-c", STUDY_THEN_WAIT, *argv], cwd=REPO,
-                                env=env, stdout=subprocess.PIPE, text=True)
+        proc = study_then_wait(argv, env, 180)
         seen: dict[tuple[str, int], str] = {}
         modes: set[tuple[str, int]] = set()
         stop = threading.Event()
@@ -206,11 +203,7 @@ def local_study(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
-            lines: list[str] = []
-            while not (lines and lines[-1].startswith("study done")):
-                line = proc.stdout.readline()
-                assert line, f"the driver ended (rc {proc.wait()}) after: {lines}"
-                lines.append(line.strip())
+            lines = lines_until_study_done(proc)
             time.sleep(1)
             stop.set()
             sampler.join()

@@ -81,6 +81,9 @@ def _curve(group: pd.DataFrame) -> tuple[list[int], list[float], list[list[float
     budgets, means, errs = [], [], [[], []]
     for budget, g in group.groupby("budget", sort=True):
         values = g["perplexity"].to_numpy(float)
+        values = values[np.isfinite(values) & (values > 0)]  # rows the analysis skipped
+        if len(values) == 0:
+            continue
         mean = float(np.exp(np.log(values).mean()))
         low, high = log_t_interval(values)
         budgets.append(int(budget))
