@@ -72,10 +72,6 @@ def _errors(cells: pd.DataFrame, value: str) -> np.ndarray:
     return np.nan_to_num(np.clip(np.stack([mean - low, high - mean]), 0, None))
 
 
-def interval_errors(cells: pd.DataFrame) -> np.ndarray:
-    """[2, n] error-bar lengths of each cell's mean D_T (MiB): its 95% t interval."""
-    return _errors(cells, "d_t_mib")
-
 
 def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
     """Grouped bars: D_T (MiB) per target by source at ``budget``, best/worst-source averages."""
@@ -88,7 +84,7 @@ def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
     for i, source in enumerate(sources):
         mine = at[at["init"] == source].set_index("target")
         xs = [targets.index(t) + (i - (len(sources) - 1) / 2) * width for t in mine.index]
-        bars = ax.bar(xs, mine["d_t_mib"], width, yerr=interval_errors(mine), label=source,
+        bars = ax.bar(xs, mine["d_t_mib"], width, yerr=_errors(mine, "d_t_mib"), label=source,
                       capsize=2)
         for bar, bound in zip(bars, mine["bound"], strict=True):
             if bound != EXACT:

@@ -67,7 +67,7 @@ def _bound_text(cell, curves: Mapping[str, ScratchCurve]) -> str:
 
 
 def dt_text(cell, curves: Mapping[str, ScratchCurve], notes: Footnotes) -> str:
-    """D_T of one cell in MiB (mean over seeds, its 95% bootstrap interval in brackets, or ±
+    """D_T of one cell in MiB (mean over seeds, its 95% t interval in brackets, or ±
     the standard deviation where there is no interval) with its bound mark and footnotes."""
     low = getattr(cell, "d_t_mib_ci_low", math.nan)
     high = getattr(cell, "d_t_mib_ci_high", math.nan)
