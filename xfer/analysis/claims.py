@@ -11,9 +11,9 @@ directions, ranks and shares, not magnitudes.
 
 Inputs are :func:`xfer.analysis.analyse.run_analysis`'s tables: per-seed transfer rows (one row
 per trial: ``init``, ``target``, ``budget`` bytes, ``seed``, ``d_t`` bytes, ``d_t_mib`` MiB),
-cells, the correlation table (``value``, ``budget``, ``variable``, ``rho``, ``p`` two-sided
-permutation over whole pairs) and the power-law fits (``alpha`` with its 95% t interval over
-seeds). Per-claim tests use the per-seed rows at the smallest finetune budget (the paper's
+cells, the correlation table (``value``, ``budget``, ``variable``, ``rho``, ``p`` two-sided,
+permuting source and target labels) and the power-law fits (``alpha`` with its 95% t interval
+over seeds). Per-claim tests use the per-seed rows at the smallest finetune budget (the paper's
 Table 2 budget, 6M there). Bounds (clamped D_E) enter at their clamped value.
 """
 
@@ -207,8 +207,8 @@ def contamination_claim(corr_table: pd.DataFrame, variable: str) -> dict:
                 f"ρ {paper_rho} (p {paper_p})",
                 f"ρ {_g(rho)} over {n} cells" if math.isfinite(rho) else
                 f"ρ undefined over {n} cells (a constant variable)", _p(p),
-                "Spearman ρ pooled over budgets (largest left out), permutation over whole "
-                f"(source, target) pairs, two-sided, α {ALPHA}; weak: 0 < ρ < {WEAK_RHO}",
+                "Spearman ρ pooled over budgets (largest left out), permutation of source "
+                f"and target labels, two-sided, α {ALPHA}; weak: 0 < ρ < {WEAK_RHO}",
                 verdict)
 
 
@@ -248,7 +248,7 @@ def typology_claim(corr_table: pd.DataFrame) -> dict:
     return _row(claim, paper, f"ρ {_g(min(rhos))} … {_g(max(rhos))} over {len(found)} distances",
                 f"ρ 95% CIs within [{_g(min(lows))}, {_g(max(highs))}]; smallest Holm-adjusted "
                 f"{_p(float(holm.min()))}",
-                "Spearman ρ per lang2vec distance, permutation over whole pairs, two-sided, Holm "
+                "Spearman ρ per lang2vec distance, permutation of language labels, two-sided, Holm "
                 f"over the distances, α {ALPHA}; supported only if none is significant and every "
                 f"ρ's 95% CI (Fisher z over pairs) lies within ±{WEAK_RHO}", verdict)
 
