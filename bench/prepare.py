@@ -1,7 +1,8 @@
 """Benchmark `xfer prepare` from a local folder: input MB/s and peak resident memory.
 
-Builds a `<size>` plain-text corpus from ../shared/corpus (all languages, repeated) in a temp
-folder, then in the same run measures:
+Builds a `<size>` plain-text corpus from a folder of ``<code>.txt.gz`` (default: the bundled
+corpus, ``xfer.data.corpora.bundled_corpus``; all languages, repeated) in a temp folder, then in
+the same run measures:
 
 - reference: plain Python reading the same file line by line (``for line in f``), MB/s;
 - prepare: ``xfer.data.prepare`` on it (dev/test 1% each, budgets 10% and 90% of the input) in
@@ -10,6 +11,7 @@ folder, then in the same run measures:
 
     python bench/prepare.py                 # 200MB input, well under a minute
     python bench/prepare.py --size 1GB      # the memory claim: peak RSS < 1 GB
+    python bench/prepare.py --corpus DIR    # repeat DIR/*.txt.gz instead of the bundled text
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_TEXT = REPO.parent / "shared" / "corpus" / "text"
 MB = 10**6
 
 CHILD = """
@@ -40,9 +40,12 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
 
-def make_input(folder: Path, size: int, fmt: str) -> Path:
-    """A corpus file of about ``size`` bytes: the shared text of every language, repeated."""
-    text = b"".join(gzip.open(p).read() for p in sorted(SHARED_TEXT.glob("*.txt.gz")))
+def make_input(folder: Path, size: int, fmt: str, source: Path) -> Path:
+    """A corpus file of about ``size`` bytes: the text of every language of ``source``
+    (``<code>.txt.gz``), repeated."""
+    text = b"".join(gzip.open(p).read() for p in sorted(source.glob("*.txt.gz")))
+    if not text:
+        raise SystemExit(f"bench/prepare.py: error: no <code>.txt.gz text in {source}")
     path = folder / f"mix.{fmt}"
     opener = gzip.open if fmt == "txt.gz" else open
     with opener(path, "wb") as f:  # compresslevel default; only the txt.gz variant pays for it
@@ -83,19 +86,22 @@ def synthetic_speed(megabytes: float = 5.0) -> dict[str, float] | None:
 
 
 def main() -> None:
+    from xfer.data.corpora import bundled_corpus
     from xfer.data.units import parse_bytes
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="200MB", help="input size, e.g. 200MB, 1GB (decimal units)")
     ap.add_argument("--format", choices=("txt", "txt.gz"), default="txt")
     ap.add_argument("--no-synthetic", action="store_true")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="folder of <code>.txt.gz to repeat (default: the bundled corpus)")
     args = ap.parse_args()
     size = parse_bytes(args.size.upper().removesuffix("B") if args.size.upper().endswith(
         ("KB", "MB", "GB")) else args.size)
     with tempfile.TemporaryDirectory(prefix="xfer-bench-") as tmp:
         folder = Path(tmp) / "corpus"
         folder.mkdir()
-        path = make_input(folder, size, args.format)
+        path = make_input(folder, size, args.format, args.corpus or bundled_corpus())
         plain, plain_cpu = plain_python_read(path)  # also warms the page cache for both
         dev = size // 100
         budgets = f"{size // 10},{size * 9 // 10 - 3 * dev}"

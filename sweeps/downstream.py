@@ -6,8 +6,8 @@ The optional ``downstream:`` section of a study config holds the fields of
 makes the driver build a translation-detection task once, before the trials start::
 
     construct:
-      corpus: synthetic        # pairs from the generated languages; or a folder of aligned
-                               # <lang>.txt files, e.g. ../shared/corpus/parallel/flores200
+      corpus: synthetic        # pairs from the generated languages; bundled (the FLORES-200
+                               # text shipped in the package); or a folder of aligned <lang>.txt
       premise_lang: base
       hypothesis_lang: twin
       n_train: 256             # pairs (half true translations, half another sentence)
@@ -36,7 +36,8 @@ SENTENCE_END = ". "
 @dataclass(frozen=True)
 class Construct:
     """How the driver builds the task: aligned sentences of two languages (``corpus``:
-    ``synthetic`` or a folder of ``<lang>.txt``), pair counts, and the sampling seed."""
+    ``synthetic``, ``bundled`` or a folder of ``<lang>.txt``), pair counts, and the sampling
+    seed."""
 
     corpus: str
     premise_lang: str
@@ -60,11 +61,19 @@ def check_construct(data: Any) -> Construct:
                 raise XferError(f"downstream.construct: generated language {lang!r} has no "
                                 "parallel text (choose a content language, e.g. base, twin)")
         return c
-    folder = Path(c.corpus).expanduser()
+    folder = aligned_folder(c.corpus)
     for lang in (c.premise_lang, c.hypothesis_lang):
         if not (folder / f"{lang}.txt").is_file():
             raise XferError(f"downstream.construct: no aligned file {folder / f'{lang}.txt'}")
     return c
+
+
+def aligned_folder(corpus: str) -> Path:
+    """The folder of aligned ``<lang>.txt`` files that ``construct.corpus`` names: ``bundled``
+    is the package's FLORES-200 text, anything else a folder."""
+    from xfer.data.corpora import BUNDLED, bundled_parallel
+
+    return bundled_parallel() if corpus == BUNDLED else Path(corpus).expanduser().resolve()
 
 
 TASK_DIR = "downstream/task"  # where the driver builds a constructed task, in the run folder
@@ -177,7 +186,7 @@ def build_task(c: Construct, work: Path) -> Path:
     from xfer.downstream.tasks import build_translation_task
     from xfer.io import atomic_write_bytes
 
-    source = Path(c.corpus).expanduser().resolve()
+    source = aligned_folder(c.corpus)
     if c.corpus == "synthetic":
         source = work / "aligned"
         lines = synthetic_aligned_lines(c.premise_lang, c.hypothesis_lang,

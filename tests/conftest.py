@@ -12,15 +12,17 @@ import pytest
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CORPUS = REPO.parent / "shared" / "corpus"
 
 
 @pytest.fixture(scope="session")
 def shared_corpus() -> Path:
-    """The real multilingual text beside the checkout (``../shared/corpus``)."""
-    if not SHARED_CORPUS.is_dir():
-        pytest.fail(f"shared corpus not found at {SHARED_CORPUS}")
-    return SHARED_CORPUS
+    """The real multilingual text bundled in the package, shared by the tests (``xfer/data/
+    corpus``: ``text/<code>.txt.gz`` and ``parallel/flores200/<code>.txt``)."""
+    from xfer.data.corpora import bundled_corpus, bundled_parallel
+
+    root = bundled_corpus().parent
+    assert bundled_parallel().parent.parent == root
+    return root
 
 
 @dataclass(frozen=True)

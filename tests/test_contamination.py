@@ -1,4 +1,4 @@
-"""fastText language-ID shares on real text mixed from two languages of ../shared/corpus."""
+"""fastText language-ID shares on real text mixed from two languages of the bundled corpus."""
 
 from __future__ import annotations
 

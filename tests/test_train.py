@@ -30,7 +30,7 @@ BASE = TrainConfig(kind="scratch", seq_len=64, batch_size=8, micro_batch_size=4,
 
 @pytest.fixture(scope="module")
 def english(shared_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A dataset made by the real data layer from 9000 lines of ../shared/corpus English."""
+    """A dataset made by the real data layer from 9000 lines of the bundled English."""
     corpus = tmp_path_factory.mktemp("corpus")
     with gzip.open(shared_corpus / "text" / "en.txt.gz", "rt", encoding="utf-8") as f:
         (corpus / "en.txt").write_text("".join(next(f) for _ in range(9000)), encoding="utf-8")

@@ -27,7 +27,9 @@ from xfer.io import atomic_write_json
 
 PREMIUMS_FILE = Path(__file__).with_name("premiums.json")
 REFERENCE = "en"
-REGENERATE = ("xfer premium all --parallel ../shared/corpus/parallel/flores200 "
+# Run in a checkout: the bundled FLORES-200 text (xfer.data.corpora.bundled_parallel) and the
+# package data file, both as paths inside the repository.
+REGENERATE = ("xfer premium all --parallel xfer/data/corpus/parallel/flores200 "
               "--write xfer/analysis/premiums.json")
 
 

@@ -1,7 +1,8 @@
 """Byte-budgeted datasets: corpus -> seeded dev/test/train byte files with a manifest.
 
 Public API: :func:`prepare`, :func:`load_split`, :func:`read_manifest`, :func:`iter_documents`,
-:func:`open_corpus`. See :mod:`xfer.data.prepare` for the on-disk format.
+:func:`open_corpus`, :func:`bundled_corpus` and :func:`bundled_parallel` (the real text shipped
+in the package). See :mod:`xfer.data.prepare` for the on-disk format.
 """
 
 from xfer.data.corpora import (
@@ -9,6 +10,8 @@ from xfer.data.corpora import (
     LocalCorpus,
     Mc4Corpus,
     SyntheticCorpus,
+    bundled_corpus,
+    bundled_parallel,
     open_corpus,
 )
 from xfer.data.prepare import creation_command, prepare
@@ -19,6 +22,8 @@ __all__ = [
     "LocalCorpus",
     "Mc4Corpus",
     "SyntheticCorpus",
+    "bundled_corpus",
+    "bundled_parallel",
     "creation_command",
     "iter_documents",
     "load_split",

@@ -7,6 +7,9 @@
 - :class:`Mc4Corpus`: mC4 through Hugging Face ``datasets`` in streaming mode, with the library's
   seeded shuffle buffer. ``data_files`` points the very same loader at local json/parquet files.
 - :class:`SyntheticCorpus`: the generated languages of :mod:`xfer.data.synthetic`.
+- ``bundled``: the real text shipped inside the package (:func:`bundled_corpus`, eleven
+  languages, about 500 kB each; provenance and licences in its README.md), read as a local
+  folder; :func:`bundled_parallel` is its aligned FLORES-200 text.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ LOCAL_FORMATS = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".parquet")
 MC4_DATASET = "allenai/c4"
 MC4_FILES_ENV = "XFER_MC4_FILES"
 DEFAULT_SHUFFLE_BUFFER = 10_000  # documents held by the mC4 shuffle buffer
+BUNDLED = "bundled"  # the corpus name of the text shipped in the package
+BUNDLE_DIR = Path(__file__).resolve().with_name("corpus")
 # The 101 languages of mC4 (+ romanised variants and "und"), as allenai/c4 names its configs.
 MC4_LANGUAGES = frozenset("""
 af am ar az be bg bg-Latn bn ca ceb co cs cy da de el el-Latn en eo es et eu fa fi fil fr fy ga gd
@@ -289,7 +294,8 @@ def check_folder(folder: str | os.PathLike, needed: dict[str, int]) -> None:
     """Before a study starts: every language of ``needed`` (language -> bytes of documents,
     separators included, its dev + test + largest budget) has one UTF-8 file in ``folder`` with
     that much text. Raises :class:`XferError` with one line naming the language and what it
-    lacks (the first language in ``needed``'s order that fails)."""
+    lacks (the first language in ``needed``'s order that fails). ``folder`` may be ``bundled``."""
+    folder = resolve_corpus(folder)
     for lang, wanted in needed.items():
         try:
             corpus = LocalCorpus(Path(folder), lang)
@@ -300,9 +306,32 @@ def check_folder(folder: str | os.PathLike, needed: dict[str, int]) -> None:
             raise XferError(f"corpus {folder}: language {lang!r} lacks {problem}")
 
 
+def bundled_corpus() -> Path:
+    """The folder of the bundled training text: ``<code>.txt.gz`` for ar de en es fi id ja ko
+    pt ru zh (about 500 kB of UTF-8 each, one sentence per line)."""
+    return _bundled(BUNDLE_DIR / "text")
+
+
+def bundled_parallel() -> Path:
+    """The folder of the bundled FLORES-200 dev + devtest text: ``<code>.txt`` for the same
+    eleven languages, 2009 lines each, aligned line by line."""
+    return _bundled(BUNDLE_DIR / "parallel" / "flores200")
+
+
+def _bundled(folder: Path) -> Path:
+    if not folder.is_dir():
+        raise XferError(f"the bundled corpus is missing from this installation: {folder}")
+    return folder
+
+
+def resolve_corpus(corpus: str | os.PathLike) -> str:
+    """``corpus`` with the name ``bundled`` replaced by :func:`bundled_corpus`'s folder."""
+    return str(bundled_corpus()) if str(corpus) == BUNDLED else str(corpus)
+
+
 def open_corpus(corpus: str | os.PathLike, lang: str, *, mc4_files: str | None = None,
                 shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER) -> Corpus:
-    """The corpus named ``corpus`` ("mc4", "synthetic" or a folder) for one language.
+    """The corpus named ``corpus`` ("mc4", "synthetic", "bundled" or a folder) for one language.
 
     For mC4, ``mc4_files`` (default: the ``XFER_MC4_FILES`` environment variable) is a glob with
     ``{lang}`` that points the loader at local files instead of the Hugging Face Hub."""
@@ -311,4 +340,4 @@ def open_corpus(corpus: str | os.PathLike, lang: str, *, mc4_files: str | None =
         return Mc4Corpus(lang, mc4_files or os.environ.get(MC4_FILES_ENV), shuffle_buffer)
     if name == "synthetic":
         return SyntheticCorpus(lang)
-    return LocalCorpus(Path(name), lang)
+    return LocalCorpus(Path(resolve_corpus(name)), lang)
