@@ -34,7 +34,7 @@ def crafted_results() -> pd.DataFrame:
 
 
 def test_t_interval_columns_on_a_crafted_table() -> None:
-    rows = compute_transfer(crafted_results()).rows
+    rows = compute_transfer(crafted_results(), "linear").rows
     ft = rows[rows["init"] == "lex25"]
     assert ft["d_t"].tolist() == pytest.approx([1000, 1500, 500])
     values = (ft["d_t"] / MIB).to_numpy()
@@ -59,14 +59,20 @@ def test_each_seed_is_mapped_through_its_own_scratch_curve() -> None:
     there, and the table says which curve each finetune met."""
     frame = crafted_results()
     frame.loc[(frame["seed"] == 1) & (frame["budget"] == 3000), "perplexity"] = 1.0
-    rows = compute_transfer(frame).rows
+    rows = compute_transfer(frame, "linear").rows
     ft = rows[rows["init"] == "lex25"].set_index("seed")
     assert ft.loc[0, "d_e"] == pytest.approx(2000)  # 3.0 on 4.0 -> 2.0
     assert ft.loc[1, "d_e"] == pytest.approx(1000 + 2000 * (4.0 - 2.5) / 3.0)  # 4.0 -> 1.0
     lone = pd.concat([frame, pd.DataFrame([{"init": "lex25", "target": "base", "budget": 1000,
                                             "seed": 7, "perplexity": 3.0}])])
-    result = compute_transfer(lone)
-    assert any("seed(s) 7 have no scratch curve" in p.line() for p in result.problems)
+    result = compute_transfer(lone, "linear")
+    assert [p.line() for p in result.errors] == [
+        "target base: seed(s) 7 have no scratch curve of their own (two or more scratch budgets "
+        "of that seed); their finetunes are not analysed"]
+    seven = result.rows[result.rows["seed"] == 7]
+    assert seven["d_t"].isna().all() and (seven["bound"] == "").all()  # no mean-curve fallback
+    mine = result.rows[(result.rows["init"] == "lex25") & (result.rows["seed"] != 7)]
+    assert mine["d_t"].tolist() == pytest.approx([1000, 1000, 500])  # the others unchanged
 
 
 def test_intervals_need_two_seeds() -> None:

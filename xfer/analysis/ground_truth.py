@@ -14,7 +14,11 @@ source mapped through seed s's scratch curve), the tests declared in :mod:`xfer.
   every axis and budget;
 - verdict: *recovered* when the adjusted p < 0.05; *contradicted* when the opposite (D_T rises
   with divergence, or a control lies above the least divergent level) is significant the same
-  way; else *inconclusive*. The smallest p the design can reach is printed beside it;
+  way; else *inconclusive*. The smallest Holm-adjusted p the design can reach (every row at
+  its floor) is printed beside it, with "cannot reach 0.05" where it cannot;
+- order: each adjacent step of the axis tested on its own (:mod:`xfer.analysis.order`); a
+  *recovered* axis with a significantly reversed step is "trend recovered, order broken at
+  lex25/lex50";
 - the most divergent level is tested against the controls as well: where it is not above them,
   the report says that level transfers no more than the control.
 
@@ -31,14 +35,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from xfer.analysis import trend
+from xfer.analysis import order, trend
+from xfer.analysis.transfer import EXACT, LOWER, UPPER
 from xfer.data.units import format_budget
 
 CONTENT = "content"  # the axis whose divergence makes a language a control
 TRUTH_COLUMNS = ["source", "target", "axis", "divergence", "budget", "d_t_mib", "ci_low",
-                 "ci_high", "seeds"]
+                 "ci_high", "seeds", "bound"]
 VERDICT_COLUMNS = ["axis", "budget", "levels", "seeds", "rho", "p_trend", "p_control", "p",
-                   "p_floor", "p_holm", "p_reverse_holm", "top_above_control", "verdict"]
+                   "p_floor", "p_floor_holm", "p_holm", "p_reverse_holm", "top_above_control",
+                   "order", "order_broken", "verdict"]
 RECOVERED, INCONCLUSIVE, CONTRADICTED = "recovered", "inconclusive", "contradicted"
 
 
@@ -69,8 +75,9 @@ class Truth:
 
 def truth_table(cells: pd.DataFrame, truth: Truth) -> pd.DataFrame:
     """One row per finetuned cell into the reference whose source is a level or a control:
-    ``source, target, axis, divergence, budget, d_t_mib, ci_low, ci_high, seeds`` (a control's
-    divergence is its content divergence, 1)."""
+    ``source, target, axis, divergence, budget, d_t_mib, ci_low, ci_high, seeds, bound`` (a
+    control's divergence is its content divergence, 1; ``bound`` as in
+    :func:`xfer.analysis.transfer.summarise_cells`: a bound cell's interval is one-sided)."""
     rows = []
     into = cells[(cells["target"] == truth.reference) & (cells["init"] != "scratch")]
     for cell in into.itertuples():
@@ -81,7 +88,8 @@ def truth_table(cells: pd.DataFrame, truth: Truth) -> pd.DataFrame:
         rows.append({"source": cell.init, "target": cell.target, "axis": axis,
                      "divergence": float(div), "budget": int(cell.budget),
                      "d_t_mib": cell.d_t_mib, "ci_low": cell.d_t_mib_ci_low,
-                     "ci_high": cell.d_t_mib_ci_high, "seeds": int(cell.n_seeds)})
+                     "ci_high": cell.d_t_mib_ci_high, "seeds": int(cell.n_seeds),
+                     "bound": cell.bound})
     table = pd.DataFrame(rows, columns=TRUTH_COLUMNS)
     return table.sort_values(["budget", "axis", "divergence", "source"], ignore_index=True)
 
@@ -119,8 +127,9 @@ def _axis_tests(per_seed: pd.DataFrame, levels: list[str], controls: list[str]) 
 
 def verdicts(table: pd.DataFrame, rows: pd.DataFrame, truth: Truth) -> pd.DataFrame:
     """Per axis and budget: the declared tests over the per-seed D_T (``rows``: the transfer
-    rows, one per seed), Holm-adjusted across every axis and budget, and the verdict."""
-    out = []
+    rows, one per seed), Holm-adjusted across every axis and budget, the adjacent steps
+    (:mod:`xfer.analysis.order`) and the verdict."""
+    out, steps = [], []
     for budget in sorted(table["budget"].unique()):
         at = table[table["budget"] == budget]
         controls = sorted(at.loc[at["axis"] == "control", "source"])
@@ -135,13 +144,21 @@ def verdicts(table: pd.DataFrame, rows: pd.DataFrame, truth: Truth) -> pd.DataFr
                    if len(long) > 2 and div.nunique() > 1 else np.nan)
             out.append({"axis": axis, "budget": int(budget), "levels": " > ".join(levels),
                         "rho": rho, **_axis_tests(per_seed, levels, controls)})
+            steps += [{"axis": axis, "budget": int(budget), **step}
+                      for step in order.axis_steps(per_seed, levels)]
     frame = pd.DataFrame(out)
     if frame.empty:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
     frame["p_holm"] = trend.holm(frame["p"].to_numpy(float))
+    frame["p_floor_holm"] = trend.holm(frame["p_floor"].to_numpy(float))
     frame["p_reverse_holm"] = trend.holm(frame.pop("p_reverse").to_numpy(float))
+    judged = order.judge_steps(pd.DataFrame(steps))
+    frame[["order", "order_broken"]] = [order.order_columns(judged, v.axis, v.budget)
+                                        for v in frame.itertuples()]
     frame["verdict"] = np.where(frame["p_holm"] < trend.ALPHA, RECOVERED, np.where(
         frame["p_reverse_holm"] < trend.ALPHA, CONTRADICTED, INCONCLUSIVE))
+    broken = (frame["verdict"] == RECOVERED) & (frame["order_broken"] != "")
+    frame.loc[broken, "verdict"] = order.BROKEN + " " + frame.loc[broken, "order_broken"]
     return frame[VERDICT_COLUMNS]
 
 
@@ -149,9 +166,27 @@ def _mib(value: float) -> str:
     return f"{value:.3g}" if np.isfinite(value) else "–"
 
 
+MARKS = {LOWER: "≥ ", UPPER: "≤ ", "mixed": "~ "}
+
+
+def _bound_texts(r: object) -> tuple[str, str]:
+    """(D_T, interval) as printed: a lower bound ``≥ mean`` with the one-sided ``≥ low``, an
+    upper bound ``≤ mean`` with ``≤ high``, seeds that disagree ``~ mean`` without one."""
+    bound = getattr(r, "bound", EXACT)
+    mean = MARKS.get(bound, "") + _mib(r.d_t_mib)
+    if bound == LOWER:
+        return mean, f"≥ {_mib(r.ci_low)}"
+    if bound == UPPER:
+        return mean, f"≤ {_mib(r.ci_high)}"
+    if bound == "mixed":
+        return mean, "– (bounds both ways)"
+    return mean, f"[{_mib(r.ci_low)}, {_mib(r.ci_high)}]"
+
+
 def _floor_text(v: object) -> str:
-    text = trend.format_p(v.p_floor)
-    return text + (" (cannot reach 0.05)" if v.p_floor >= trend.ALPHA else "")
+    """The design's smallest Holm-adjusted p, and whether it can reach ALPHA."""
+    text = trend.format_p(v.p_floor_holm)
+    return text + (" (cannot reach 0.05)" if v.p_floor_holm >= trend.ALPHA else "")
 
 
 def _top_text(v: object) -> str:
@@ -167,8 +202,11 @@ TESTS_TEXT = (
     "levels); *control*, one-sided Mann-Whitney test that the control lies below the least "
     "divergent level. *p* is the larger of the two (both must hold), Holm-adjusted across the "
     "rows. **recovered**: adjusted p < 0.05; **contradicted**: the opposite direction "
-    "significant the same way; else **inconclusive**. *floor*: the smallest p this design (its "
-    "seeds and levels) can reach. *top above control*: the most divergent level's D_T lies above "
+    "significant the same way; else **inconclusive**. *floor (Holm)*: the smallest Holm-adjusted "
+    "p this design (its seeds, levels and rows) can reach. *adjacent steps*: each step of the "
+    "declared order on its own, one-sided paired t over the seeds in the direction of the mean; "
+    "a rise significant after Holm across every step of the table turns **recovered** into "
+    "**trend recovered, order broken at** that step. *top above control*: the most divergent level's D_T lies above "
     "the control's (one-sided Mann-Whitney, p < 0.05). ρ: Spearman over the levels' seeds, "
     "descriptive.")
 
@@ -180,29 +218,34 @@ def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:
                 "divergence: nothing to check.")
     lines = [TESTS_TEXT, "",
              "| axis | budget | levels (least divergent first) | seeds | ρ | p trend | p control "
-             "| p (Holm) | floor | top above control | verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| p (Holm) | floor (Holm) | adjacent steps | top above control | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for v in verdict.itertuples():
         lines.append(f"| {v.axis} | {format_budget(v.budget)} | {v.levels} | {v.seeds} | "
                      f"{v.rho:.2f} | {trend.format_p(v.p_trend)} | "
                      f"{trend.format_p(v.p_control)} | {trend.format_p(v.p_holm)} | "
-                     f"{_floor_text(v)} | {_top_text(v)} | **{v.verdict}** |")
+                     f"{_floor_text(v)} | {v.order} | {_top_text(v)} | **{v.verdict}** |")
     lines += ["", "| budget | axis | source | divergence | D_T (MiB) | 95% t interval | seeds |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in table.itertuples():
+        mean, interval = _bound_texts(r)
         lines.append(f"| {format_budget(r.budget)} | {r.axis} | {r.source} | "
-                     f"{r.divergence:.2f} | {_mib(r.d_t_mib)} | "
-                     f"[{_mib(r.ci_low)}, {_mib(r.ci_high)}] | {r.seeds} |")
+                     f"{r.divergence:.2f} | {mean} | {interval} | {r.seeds} |")
+    if table.get("bound", pd.Series(dtype=str)).isin([LOWER, UPPER, "mixed"]).any():
+        lines += ["", "≥: a lower bound (a seed's finetune beat the scratch curve's largest "
+                  "budget: its D_E is at least that budget), its interval one-sided; ≤: an "
+                  "upper bound (worse than the smallest budget); ~: seeds bound both ways."]
     return "\n".join(lines)
 
 
 def verdict_lines(verdict: pd.DataFrame) -> list[str]:
-    """One console line per axis and budget, e.g. ``lexicon at 5K: recovered (p = 0.002 Holm;
-    trend p < 0.001, control p 0.004; floor < 0.001)``."""
+    """One console line per axis and budget, e.g. ``lexicon at 5K: recovered (p = 0.012 Holm;
+    trend p < 0.001, control p 0.004; floor 0.012 Holm; …; steps: lex25/lex50 falls …)``."""
     return [f"{v.axis} at {format_budget(v.budget)}: {v.verdict} (p = {trend.format_p(v.p_holm)}"
             f" Holm; trend p {trend.format_p(v.p_trend)}, control p "
-            f"{trend.format_p(v.p_control)}; floor {_floor_text(v)}; {v.seeds} seeds; "
-            f"most divergent above control: {_top_text(v)})" for v in verdict.itertuples()]
+            f"{trend.format_p(v.p_control)}; floor {_floor_text(v)} Holm; {v.seeds} seeds; "
+            f"most divergent above control: {_top_text(v)}; steps: {v.order})"
+            for v in verdict.itertuples()]
 
 
 def generated_truth(sources: Iterable[str], targets: Iterable[str],

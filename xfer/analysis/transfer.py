@@ -25,7 +25,10 @@ from xfer.kinds import Kind
 REQUIRED_COLUMNS = ("init", "target", "budget", "perplexity")
 SCRATCH = "scratch"
 EXACT, LOWER, UPPER = "exact", "lower", "upper"
-INTERPOLATIONS = ("linear", "log")  # Eq. 1 in bytes (the paper) or in log bytes
+# Eq. 1 in bytes against perplexity (the paper's), in log bytes against perplexity, or in log bytes
+# against log perplexity (the mean loss): the one without a blind spot (bench/calibration.py)
+INTERPOLATIONS = ("linear", "log", "loglog")
+DEFAULT_INTERP = "loglog"
 
 
 @dataclass(frozen=True)
@@ -70,22 +73,28 @@ def scratch_curve(budgets: Sequence[float], perplexities: Sequence[float]) -> Sc
 
 
 def effective_data(perplexity: float | np.ndarray, curve: ScratchCurve,
-                   interp: str = "linear") -> tuple[np.ndarray, np.ndarray]:
+                   interp: str = DEFAULT_INTERP) -> tuple[np.ndarray, np.ndarray]:
     """Eq. 1: D_E (bytes) = the budget at which the scratch curve reaches ``perplexity``.
 
-    Linear interpolation (``numpy.interp``) of budget against perplexity over the envelope
-    points sorted by increasing perplexity (no ``period``); ``interp="log"`` interpolates log
-    budget instead (a sensitivity check, not the paper's Eq. 1). A perplexity better than the
-    best scratch point is clamped to the largest budget and marked ``"lower"`` (D_E is at least
-    that); one worse than the smallest budget's is clamped to the smallest budget and marked
-    ``"upper"`` (D_E is at most that). Returns ``(d_e, bound)`` arrays.
+    Piecewise-linear interpolation (``numpy.interp``) over the envelope points sorted by
+    increasing perplexity (no ``period``): ``interp="linear"`` of budget against perplexity (the
+    paper's Eq. 1), ``"log"`` of log budget against perplexity, ``"loglog"`` (the default) of
+    log budget against log perplexity, i.e. against the mean loss (nats per byte). A perplexity
+    better than the best scratch point is clamped to the largest budget and marked ``"lower"``
+    (D_E is at least that); one worse than the smallest budget's is clamped to the smallest
+    budget and marked ``"upper"`` (D_E is at most that). Returns ``(d_e, bound)`` arrays.
     """
     if interp not in INTERPOLATIONS:
         raise XferError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interp!r}")
     p = np.atleast_1d(np.asarray(perplexity, dtype=float))
     order = np.argsort(curve.env_perplexities)
     xp, fp = curve.env_perplexities[order], curve.env_budgets[order]
-    d_e = np.interp(p, xp, fp) if interp == "linear" else np.exp(np.interp(p, xp, np.log(fp)))
+    if interp == "linear":
+        d_e = np.interp(p, xp, fp)
+    elif interp == "log":
+        d_e = np.exp(np.interp(p, xp, np.log(fp)))
+    else:
+        d_e = np.exp(np.interp(np.log(p), np.log(xp), np.log(fp)))
     bound = np.where(p < xp[0], LOWER, np.where(p > xp[-1], UPPER, EXACT))
     return d_e, bound
 
@@ -211,18 +220,20 @@ def seed_curves(frame: pd.DataFrame) -> tuple[dict[tuple[str, int], ScratchCurve
 
 
 def _map_rows(out: pd.DataFrame, mask: pd.Series, curve: ScratchCurve, interp: str) -> None:
+    """D_E and bound of the rows of ``mask`` through ``curve``."""
     d_e, bound = effective_data(out.loc[mask, "perplexity"].to_numpy(), curve, interp)
     out.loc[mask, "d_e"] = d_e
     out.loc[mask, "bound"] = bound
 
 
-def compute_transfer(results: pd.DataFrame, interp: str = "linear") -> TransferResult:
+def compute_transfer(results: pd.DataFrame, interp: str = DEFAULT_INTERP) -> TransferResult:
     """Every input row plus ``scratch_perplexity``, ``d_e``, ``d_t`` (bytes), ``d_t_mib`` (MiB)
     and ``bound`` (exact, lower, upper); ``interp`` as in :func:`effective_data`.
 
     With a ``seed`` column, each seed is one replicate of the whole measurement: a finetune of
-    seed s is mapped through the scratch curve of seed s when that seed has one (so its D_T
-    carries both sides' seed noise), else through the target's mean curve (noted). Scratch rows
+    seed s is mapped through the scratch curve of seed s (so its D_T carries both sides' seed
+    noise). A finetune whose seed has no scratch curve of its own is not analysed (an error
+    naming the seeds): the target's mean curve would hide its scratch side's noise. Scratch rows
     are mapped through the mean curve (their D_T shows seed noise around 0). Pretrain rows,
     unusable rows and rows of targets without a usable scratch curve keep NaN values and an
     empty bound.
@@ -240,10 +251,10 @@ def compute_transfer(results: pd.DataFrame, interp: str = "linear") -> TransferR
     out["bound"] = ""
     for target, curve in curves.items():
         mask = usable & (out["target"] == target)
-        _map_rows(out, mask, curve, interp)
         finetune = mask & (out["init"] != SCRATCH)
+        _map_rows(out, mask & ~finetune if "seed" in out.columns else mask, curve, interp)
         unpaired = []
-        for seed in (sorted(set(out.loc[finetune, "seed"])) if per_seed else []):
+        for seed in (sorted(set(out.loc[finetune, "seed"])) if "seed" in out.columns else []):
             own = per_seed.get((target, int(seed)))
             if own is None:
                 unpaired.append(str(seed))
@@ -251,8 +262,8 @@ def compute_transfer(results: pd.DataFrame, interp: str = "linear") -> TransferR
             _map_rows(out, finetune & (out["seed"] == seed), own, interp)
         if unpaired:
             problems.append(Problem(f"target {target}", f"seed(s) {', '.join(unpaired)} have "
-                                    "no scratch curve of their own; their finetunes are mapped "
-                                    "through the mean curve", kind="note"))
+                                    "no scratch curve of their own (two or more scratch budgets "
+                                    "of that seed); their finetunes are not analysed"))
         lookup = dict(zip(curve.budgets.astype(np.int64).tolist(), curve.perplexities, strict=True))
         out.loc[mask, "scratch_perplexity"] = out.loc[mask, "budget"].map(lookup).astype(float)
     out["d_t"] = data_transfer(out["d_e"].to_numpy(), out["budget"].to_numpy())

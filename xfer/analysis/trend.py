@@ -82,10 +82,17 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 
 def format_p(p: float) -> str:
-    """A p-value as printed: ``< 0.001`` below that, else three decimals (or two significant
-    digits under 0.01); ``–`` for NaN. Never ``0.000``."""
+    """A p-value as printed in every table: ``< 0.001`` below that, else three decimals (two
+    significant digits under 0.01), with as many more digits as it takes for a p below
+    :data:`ALPHA` never to read as ALPHA or above (0.0496 prints ``0.0496``, not ``0.050``);
+    ``–`` for NaN. Never ``0.000`` or ``0``."""
     if not math.isfinite(p):
         return "–"
     if p < 0.001:
         return "< 0.001"
-    return f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
+    text = f"{p:.2g}" if p < 0.01 else f"{p:.3f}"
+    digits = 3
+    while p < ALPHA and float(text) >= ALPHA:
+        digits += 1
+        text = f"{p:.{digits}f}".rstrip("0")
+    return text
