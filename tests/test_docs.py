@@ -1,0 +1,181 @@
+"""The README and docs/ cannot rot: every command they show runs, every relative link resolves.
+
+Every line of a ```bash block in README.md and docs/*.md is a command (a trailing `\\` joins the
+next line; a line starting with `#` and a trailing comment after two spaces are comments). Each
+page's commands run in order in one fresh folder that holds the repository's top-level entries, so
+a later command can use what an earlier one wrote. How a command runs:
+
+- listed in :data:`SLOW` (a study, an install, a cluster): not run here; it names what covers it
+  instead (a test ``path::name`` or a CI script), and that must exist;
+- ``xfer ...`` and ``python -m sweeps.grid ...``: called in this process (the imports are paid
+  once, which keeps the whole file well under a minute on 2 cores);
+- ``python bench/X.py ...``: benchmarks take minutes by design, so only ``--help`` is run (the
+  script imports and parses its options);
+- ``export NAME=VALUE ...``: sets the variables for the page's later commands;
+- anything else: ``bash -c`` in that folder, the virtual environment's ``bin`` first on PATH.
+
+Each must exit 0. Links: every ``[text](target)`` that is not a URL must name a file or folder
+inside the repository, and a ``#fragment`` a heading of that page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import runpy
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sweeps import grid
+from xfer import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README_MAX_LINES = 120
+
+# Commands too slow (or needing a cluster, a GPU or an install) to run here -> what covers them.
+SLOW = {
+    'pip install torch==2.13.0 && pip install -e ".[dev]" && python -m sweeps.grid': ".ci/run",
+    "python -m pytest -q": ".ci/run",
+    "python -m sweeps.grid": "tests/test_sweep_run.py::test_tiny_study_end_to_end_then_resume",
+}
+
+BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+SHELL = re.compile(r"&&|\|\||[|;<>$`]")
+
+
+def commands(text: str) -> list[str]:
+    """The commands of every ```bash block of a page, continuation lines joined."""
+    out: list[str] = []
+    for block in BLOCK.findall(text):
+        pending = ""
+        for raw in block.splitlines():
+            part = raw.strip()
+            if part.endswith("\\"):
+                pending += part[:-1].rstrip() + " "
+                continue
+            line = re.sub(r"\s{2,}#.*$", "", pending + part).strip()
+            pending = ""
+            if line and not line.startswith("#"):
+                out.append(line)
+    return out
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
+    return {slug(m) for m in re.findall(r"^#{1,6}\s+(.+)$", text, flags=re.M)}
+
+
+def covered(target: str) -> bool:
+    """A coverer exists: ``path::test_name`` (the file defines that test) or a path."""
+    path, _, name = target.partition("::")
+    file = ROOT / path
+    return file.is_file() and (not name or re.search(rf"^def {re.escape(name)}\(",
+                                                     file.read_text(), re.M) is not None)
+
+
+def in_process(argv: list[str]) -> tuple[int, str] | None:
+    """Run ``xfer``, ``python -m sweeps.grid`` or a bench script's ``--help`` here; None when
+    the command is none of these."""
+    if argv[0] == "xfer":
+        call = lambda: cli.main(argv[1:])  # noqa: E731
+    elif argv[:3] == ["python", "-m", "sweeps.grid"]:
+        call = lambda: grid.main(argv[3:])  # noqa: E731
+    elif argv[0] == "python" and len(argv) > 1 and argv[1].startswith("bench/"):
+        def call() -> int:
+            old = sys.argv
+            sys.argv = [argv[1], "--help"]
+            try:
+                runpy.run_path(argv[1], run_name="__main__")
+            finally:
+                sys.argv = old
+            return 0
+    else:
+        return None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = call()
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    return int(code or 0), out.getvalue()
+
+
+def workdir(tmp_path: Path) -> Path:
+    """A fresh folder holding the repository's top-level entries (as links)."""
+    for entry in ROOT.iterdir():
+        if entry.name not in (".git", ".venv", "runs") and not entry.name.startswith(".venv"):
+            (tmp_path / entry.name).symlink_to(entry)
+    return tmp_path
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_command_a_page_shows_runs(page: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workdir(tmp_path))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for command in commands(page.read_text()):
+        if command in SLOW:
+            assert covered(SLOW[command]), f"{command!r}: its coverer {SLOW[command]} is missing"
+            continue
+        if command.startswith("export ") and not SHELL.search(command):
+            for pair in shlex.split(command)[1:]:
+                monkeypatch.setenv(*pair.split("=", 1))
+            continue
+        ran = None if SHELL.search(command) else in_process(shlex.split(command))
+        if ran is None:
+            done = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                                  timeout=120, cwd=tmp_path, env=os.environ.copy())
+            ran = done.returncode, done.stdout + done.stderr
+        code, output = ran
+        assert code == 0, f"{page.name}: `{command}` exited {code}:\n{output[-2000:]}"
+
+
+def test_slow_commands_are_shown_and_covered() -> None:
+    shown = {c for page in PAGES for c in commands(page.read_text())}
+    assert set(SLOW) <= shown, f"SLOW lists commands no page shows: {set(SLOW) - shown}"
+    assert all(covered(target) for target in SLOW.values())
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves_inside_the_repository(page: Path) -> None:
+    text = page.read_text()
+    assert "../shared" not in text, f"{page.name} points outside the repository"
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    for target in LINK.findall(prose):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        assert dest.is_relative_to(ROOT), f"{page.name}: {target} leaves the repository"
+        assert dest.exists(), f"{page.name}: {target} does not exist"
+        if fragment and dest.suffix == ".md":
+            assert fragment in anchors(dest), f"{page.name}: {target}: no such heading"
+
+
+def test_readme_is_short() -> None:
+    lines = len((ROOT / "README.md").read_text().splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
+
+
+def test_the_checks_can_fail(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n\n```bash\nxfer distance en de  # six distances\n"
+                    "python -m sweeps.grid \\\n  --dry-run\n```\n")
+    assert commands(page.read_text()) == ["xfer distance en de", "python -m sweeps.grid --dry-run"]
+    assert in_process(["xfer", "distance", "en", "xx"])[0] != 0
+    assert slug("Verdicts: recovered, `twin`'s") == "verdicts-recovered-twins"
+    assert anchors(page) == {"a-page"}
+    assert not covered("tests/test_docs.py::test_no_such_test")
