@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from sweeps.resources import Resources, check_resources, check_workers
+from xfer.boundary import finite, read_yaml
 from xfer.errors import XferError
-from xfer.schema import build, check_keys, check_name, nearest
+from xfer.schema import MAX_INT, build, check_keys, check_name, nearest
 from xfer.training.config import KINDS, Kind
 
 if TYPE_CHECKING:
@@ -208,7 +207,7 @@ def resolve_config_path(name_or_path: str) -> Path:
     """A bundled config name or a YAML file path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise XferError(f"config file not found: {path}")
         return path
     bundled = CONFIG_DIR / f"{name_or_path}.yaml"
@@ -222,16 +221,11 @@ def resolve_config_path(name_or_path: str) -> Path:
 def load_config(name_or_path: str) -> StudyConfig:
     """Load and validate a study config (bundled name or YAML path)."""
     path = resolve_config_path(name_or_path)
+    data = read_yaml(path)  # a regular file, size, depth, aliases, duplicate keys, numbers
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise XferError(f"{path}: malformed YAML{where}: {problem}") from None
-    except UnicodeDecodeError:
-        raise XferError(f"{path}: not UTF-8 text") from None
-    return config_from_dict(data, default_name=path.stem)
+        return config_from_dict(data, default_name=path.stem)
+    except XferError as exc:
+        raise XferError(f"{path}: {exc}") from None
 
 
 def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
@@ -263,8 +257,9 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
         raise XferError(f"seeds: expected a non-empty list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise XferError(f"seeds: repeated seed in {seeds!r}")
-    if min(seeds) < 0:
-        raise XferError(f"seeds: must be non-negative integers, got {min(seeds)}")
+    if min(seeds) < 0 or max(seeds) > MAX_INT:
+        raise XferError(f"seeds: must be integers from 0 to 2**63-1, got {min(seeds)} to "
+                        f"{max(seeds)}")
     pretrain_seeds = _pretrain_seeds(data.get("pretrain_seeds", []))
     lr_search = _lr_search(data.get("lr_search", []))
 
@@ -285,7 +280,8 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
     return StudyConfig(
         name=name, corpus=corpus, languages=languages, budgets=budgets, seeds=tuple(seeds),
         data=build(DataSettings, data.get("data"), "data"), model=model, train=train,
-        resources=resources, estimate=build(Estimate, data.get("estimate"), "estimate"),
+        resources=resources, estimate=_check_estimate(build(Estimate, data.get("estimate"),
+                                                            "estimate")),
         run=run, analysis=_check_analysis(build(Analysis, data.get("analysis"), "analysis")),
         downstream=check_section(data.get("downstream"), languages),
         pretrain_seeds=pretrain_seeds, lr_search=lr_search,
@@ -295,7 +291,7 @@ def config_from_dict(data: Any, default_name: str = "study") -> StudyConfig:
 def _lrs(value: Any, where: str) -> tuple[float, ...]:
     """Distinct positive learning rates."""
     ok = isinstance(value, list) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1e6 for v in value)
     if not ok or len(set(value)) != len(value):
         raise XferError(f"{where}: expected a list of distinct positive numbers, got {value!r}")
     return tuple(float(v) for v in value)
@@ -319,7 +315,7 @@ def _lr_search(value: Any) -> dict[Kind, tuple[float, ...]]:
 def _pretrain_seeds(value: Any) -> tuple[int, ...]:
     """``pretrain_seeds``: a list of distinct non-negative integers (empty: one per seed)."""
     if not isinstance(value, list) or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_INT for s in value):
         raise XferError(f"pretrain_seeds: expected a list of non-negative integers, got {value!r}")
     if len(set(value)) != len(value):
         raise XferError(f"pretrain_seeds: repeated seed in {value!r}")
@@ -341,6 +337,13 @@ def _check_analysis(analysis: Analysis) -> Analysis:
         raise XferError(f"analysis.interp: must be one of {', '.join(INTERPOLATIONS)}, got "
                         f"{analysis.interp!r}")
     return analysis
+
+
+def _check_estimate(estimate: Estimate) -> Estimate:
+    """``peak_flops`` a positive finite FLOP/s, ``utilisation`` a share in (0, 1]."""
+    finite(estimate.peak_flops, "estimate.peak_flops", 0, 1e21, low_open=True)
+    finite(estimate.utilisation, "estimate.utilisation", 0, 1, low_open=True)
+    return estimate
 
 
 def _check_increasing(values: tuple[int, ...], where: str) -> None:

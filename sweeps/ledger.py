@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweeps.trials import TrialSpec
+from xfer.boundary import list_names, read_json
 from xfer.errors import XferError
 from xfer.io import atomic_write, atomic_write_bytes
 from xfer.kinds import Kind
@@ -65,8 +66,10 @@ def valid_row(row: object, key: str) -> bool:
     if not isinstance(row, dict) or row.get("key") != key or row.get("kind") not in set(Kind):
         return False
     counts = [row.get("budget"), row.get("seed")]
+    names = [row.get("source"), row.get("target")]
     return all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
-               for v in counts) and isinstance(row.get("checkpoint"), str | None)
+               for v in counts) and isinstance(row.get("checkpoint"), str | None) and all(
+        v is None or (isinstance(v, str) and NAME_PATTERN.fullmatch(v)) for v in names)
 
 
 class Ledger:
@@ -76,15 +79,13 @@ class Ledger:
         self.dir = run_dir / "ledger"
         self.rows: dict[str, dict] = {}
         self.checkpoint_of: dict[str, str] = {}  # key -> checkpoint URI (the searcher reads it)
-        if self.dir.is_dir():
-            for path in sorted(self.dir.glob("*.json")):
-                if not NAME_PATTERN.fullmatch(path.stem) or path.is_symlink():
-                    continue
-                try:
-                    row = json.loads(path.read_text())
-                except (OSError, ValueError):
+        if self.dir.is_dir() and not self.dir.is_symlink():
+            for key in list_names(self.dir, "ledger", ".json"):
+                try:  # a regular file within its size, depth and number limits
+                    row = read_json(self.dir / f"{key}.json")
+                except XferError:
                     continue  # unreadable entry: the trial simply runs again
-                if valid_row(row, path.stem):
+                if valid_row(row, key):
                     self._add(row)
 
     def __contains__(self, key: str) -> bool:

@@ -161,7 +161,7 @@ ROWS: list[Row] = [
     X("lid: language-ID model corrupt", "lid", "{tmp}/t.txt", "--lid-model", "{tmp}/lid.bin",
       expect=r"lid\.bin", files={"t.txt": "hello world this is english text\n",
                                  "lid.bin": "garbage"}),
-    X("lid: file is a folder", "lid", "{tmp}", expect=r"no such file"),
+    X("lid: file is a folder", "lid", "{tmp}", expect=r"a folder, not a regular file"),
     # ---- xfer distance
     X("distance: unknown code", "distance", "en", "qq", expect=r"qq"),
     X("distance: unknown 3-letter code", "distance", "zzz", "en", expect=r"zzz"),

@@ -1,5 +1,6 @@
-"""Files and folders written whole or not at all (temp name beside the target, then a rename),
-JSON objects read with one-line errors, and the first line of an exception's message."""
+"""Files and folders written whole or not at all (temp name beside the target, then a rename;
+the temp names of an interrupted run are cleaned by the next), JSON objects read through the
+input boundary, and the first line of an exception's message."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from xfer.boundary import CAPS
+from xfer.boundary import read_json_object as _read_json_object
+from xfer.boundary.outputs import check_out, temp_prefix
 from xfer.errors import XferError
 
-MAX_JSON_BYTES = 64 << 20  # the largest JSON file (config, meta, result, ledger row) xfer reads
+MAX_JSON_BYTES = CAPS["json"]  # the largest JSON file (config, meta, result, ledger row) read
 
 
 def first_line(exc: BaseException) -> str:
@@ -28,7 +32,9 @@ def atomic_write(path: Path, write: Callable[[Path], None], mode: int = 0o644) -
     others, not even for a moment)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_symlink():
+        raise XferError(f"{path} is a symbolic link: not replaced")
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -58,7 +64,7 @@ def atomic_write_json(path: Path, data: object, **dumps: object) -> None:
 def replace_dir(tmp: Path, path: Path) -> None:
     """Move the finished folder ``tmp`` to ``path``, replacing any folder there."""
     if path.exists():
-        old = path.with_name(f".{path.name}.old{os.getpid()}")
+        old = path.with_name(f"{temp_prefix(path.name)}old")
         os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old)
@@ -75,11 +81,7 @@ def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Itera
     hold ``marker`` (the file an earlier output of the same command wrote), and is replaced
     whole. Files get the usual permissions (umask), not mkdtemp's private ones; folders made
     for ``out``'s parent are removed again when the block raises."""
-    out = Path(out).expanduser().absolute()
-    if out.is_symlink():
-        raise XferError(f"{option} {out} is a symbolic link; give the folder's own path")
-    if out.exists() and not out.is_dir():
-        raise XferError(f"{option} {out} already exists and is not a folder")
+    out = check_out(out, option)
     if out.is_dir() and any(out.iterdir()) and not (marker and (out / marker).is_file()):
         raise XferError(f"{option} {out} already exists and is not an empty folder"
                         + (f" (nor an earlier output with {marker})" if marker else ""))
@@ -87,7 +89,7 @@ def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Itera
     done = False
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), dir=out.parent))
     except OSError as exc:
         raise XferError(f"cannot create {option} {out}: {first_line(exc)}") from None
     try:
@@ -110,20 +112,8 @@ def staged_folder(out: Path, option: str, *, marker: str | None = None) -> Itera
 
 
 def read_json_object(path: Path, what: str, required_key: str | None) -> dict:
-    """The JSON object in ``path`` (at most :data:`MAX_JSON_BYTES`), which must hold
-    ``required_key`` when one is given; XferError naming ``what`` (e.g. "checkpoint x:
-    meta.json") when it cannot be read, parsed, is too large or lacks the key."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_JSON_BYTES + 1)
-        if len(raw) > MAX_JSON_BYTES:
-            raise XferError(f"{what} is larger than {MAX_JSON_BYTES >> 20} MiB: not a file "
-                            "xfer wrote")
-        data = json.loads(raw.decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise XferError(f"cannot read {what}: {first_line(exc)}") from None
-    if not isinstance(data, dict):
-        raise XferError(f"{what} is not valid: not a JSON object")
-    if required_key is not None and required_key not in data:
-        raise XferError(f"{what} is not valid: no {required_key!r} entry")
-    return data
+    """The JSON object in the regular file ``path`` (at most :data:`MAX_JSON_BYTES`), which
+    must hold ``required_key`` when one is given; XferError naming ``what`` (e.g. "checkpoint
+    x: meta.json") when it cannot be read, parsed, is too large or lacks the key
+    (:func:`xfer.boundary.read_json_object`)."""
+    return _read_json_object(path, what, required_key)

@@ -10,62 +10,32 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
+import math
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from xfer.data.units import parse_bytes
+from xfer.boundary import MAX_NAME, NAME_PATTERN, check_name, inside, within
 from xfer.errors import XferError
+from xfer.units import MAX_BYTE_COUNT, parse_bytes
 
-# Every name that becomes a path component (study names, language codes, trial keys, ledger
-# entries, export folders): letters, digits, '.', '_', '-'; not starting with '.' (no '.', '..',
-# hidden or temp names); at most MAX_NAME characters.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-MAX_NAME = 200
-MAX_BYTE_COUNT = 2**63 - 1  # byte counts (budgets, split sizes) are int64 in every table
 MAX_CONTEXT = 1 << 16  # bytes: the longest window a run trains on or a stored model claims
+MAX_INT = 2**63 - 1  # the largest integer any config or table field holds
+
+__all__ = ["MAX_BYTE_COUNT", "MAX_CONTEXT", "MAX_NAME", "NAME_PATTERN", "build", "byte_count",
+           "check_keys", "check_name", "coerce", "inside", "nearest", "require", "within"]
 
 
 def byte_count(value: object, what: str) -> int:
     """A positive whole number of bytes from ``6M``, ``6e6``, ``6000000`` or a number
-    (:func:`xfer.data.units.parse_bytes`) that fits int64; else XferError naming ``what``."""
+    (:func:`xfer.units.parse_bytes`) that fits int64; else XferError naming ``what``."""
     try:
-        count = parse_bytes(value)  # type: ignore[arg-type]
+        return parse_bytes(value)  # type: ignore[arg-type]
     except XferError as exc:
         raise XferError(f"{what}: {exc}") from None
-    except (OverflowError, ValueError, ArithmeticError):  # inf, nan
-        raise XferError(f"{what}: not a finite byte count: {value!r}") from None
-    if count > MAX_BYTE_COUNT:
-        raise XferError(f"{what}: {value!r} bytes is more than 2**63-1 (the largest byte count "
-                        "a table holds)")
-    return count
-
-
-def check_name(name: object, what: str) -> str:
-    """``name`` if it is one path component matching :data:`NAME_PATTERN`; else XferError
-    naming ``what`` (e.g. "languages", "ledger entry")."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name) or len(name) > MAX_NAME:
-        raise XferError(f"{what}: {name!r} is not a valid name (letters, digits, '.', '_' and "
-                        f"'-', not starting with '.', at most {MAX_NAME} characters)")
-    return name
-
-
-def within(root: Path, path: Path, what: str) -> Path:
-    """``path`` if, with every symbolic link resolved, it lies inside ``root`` (resolved);
-    else XferError naming ``what``."""
-    real_root = Path(root).resolve()
-    if not Path(path).resolve().is_relative_to(real_root):
-        raise XferError(f"{what}: {path} leads outside {real_root} (a symbolic link)")
-    return Path(path)
-
-
-def inside(parent: Path, name: object, what: str) -> Path:
-    """``parent / name`` for a valid ``name`` (:func:`check_name`) inside ``parent``
-    (:func:`within`)."""
-    return within(parent, Path(parent) / check_name(name, what), what)
+    except (OverflowError, ValueError, ArithmeticError, TypeError):
+        raise XferError(f"{what}: not a finite byte count: {str(value)[:40]!r}") from None
 
 
 def require(data: Mapping[str, Any], spec: Mapping[str, type | tuple[type, ...]],
@@ -81,7 +51,7 @@ def require(data: Mapping[str, Any], spec: Mapping[str, type | tuple[type, ...]]
         allowed = types_ if isinstance(types_, tuple) else (types_,)
         if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
-            raise XferError(f"{where}: {dotted} must be {names}, got {value!r}")
+            raise XferError(f"{where}: {dotted} must be {names}, got {_short(value)}")
 
 
 def nearest(name: str, known: list[str]) -> str:
@@ -96,6 +66,11 @@ def check_keys(data: Mapping[str, Any], known: list[str], where: str) -> None:
         if key not in known:
             raise XferError(f"{where}: unknown key {key!r}{nearest(str(key), known)}; "
                             f"known keys: {', '.join(known)}")
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge integer"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _type_name(tp: Any) -> str:
@@ -118,14 +93,14 @@ def coerce(value: Any, tp: Any, where: str, *, is_bytes: bool = False) -> Any:
             except XferError as exc:
                 errors.append(str(exc))
         raise XferError(errors[0] if len(errors) == 1 else
-                        f"{where}: expected {_type_name(tp)}, got {value!r}")
+                        f"{where}: expected {_type_name(tp)}, got {_short(value)}")
     if origin in (tuple, list):
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple):
-            raise XferError(f"{where}: expected a list, got {value!r}")
+            raise XferError(f"{where}: expected a list, got {_short(value)}")
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise XferError(f"{where}: expected {len(args)} items, got {value!r}")
+                raise XferError(f"{where}: expected {len(args)} items, got {_short(value)}")
             return tuple(coerce(v, a, f"{where}[{i}]", is_bytes=is_bytes)
                          for i, (v, a) in enumerate(zip(value, args, strict=True)))
         item = args[0] if args else Any
@@ -133,7 +108,7 @@ def coerce(value: Any, tp: Any, where: str, *, is_bytes: bool = False) -> Any:
         return tuple(items) if origin is tuple else items
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         if not isinstance(value, Mapping):
-            raise XferError(f"{where}: expected a mapping, got {value!r}")
+            raise XferError(f"{where}: expected a mapping, got {_short(value)}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
         return build(tp, value, where)
@@ -141,31 +116,37 @@ def coerce(value: Any, tp: Any, where: str, *, is_bytes: bool = False) -> Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise XferError(f"{where}: expected true or false, got {value!r}")
+            raise XferError(f"{where}: expected true or false, got {_short(value)}")
         return value
     if tp is int:
         if is_bytes and not isinstance(value, bool):
             return byte_count(value, where)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise XferError(f"{where}: expected an integer, got {value!r}")
+            raise XferError(f"{where}: expected an integer, got {_short(value)}")
+        if abs(value) > MAX_INT:
+            raise XferError(f"{where} must be at most 2**63-1 in size, got {value:.3e}")
         return value
     if tp is float:
         if isinstance(value, bool):
-            raise XferError(f"{where}: expected a number, got {value!r}")
+            raise XferError(f"{where}: expected a number, got {_short(value)}")
         if isinstance(value, str):  # YAML 1.1 reads 2e-4 (no dot) as a string
             try:
-                return float(value)
+                value = float(value) if len(value) <= 40 else math.inf
             except ValueError:
-                raise XferError(f"{where}: expected a number, got {value!r}") from None
+                raise XferError(f"{where}: expected a number, got {_short(value)}") from None
         if not isinstance(value, int | float):
-            raise XferError(f"{where}: expected a number, got {value!r}")
+            raise XferError(f"{where}: expected a number, got {_short(value)}")
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            raise XferError(f"{where}: {value:.3e} is out of range")
+        if not math.isfinite(value):
+            raise XferError(f"{where}: {value!r} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise XferError(f"{where}: expected a string, got {value!r}")
+            raise XferError(f"{where}: expected a string, got {_short(value)}")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
-        raise XferError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise XferError(f"{where}: expected {_type_name(tp)}, got {_short(value)}")
     return value
 
 

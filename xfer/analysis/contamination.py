@@ -43,16 +43,23 @@ def default_lid_model() -> Path:
 
 @lru_cache(maxsize=2)
 def load_lid_model(path: str | None = None):
-    """The fastText model at ``path`` (default :func:`default_lid_model`), cached per process."""
+    """The fastText model at ``path`` (default :func:`default_lid_model`), cached per process;
+    its header and size are checked first (:func:`xfer.boundary.fasttext.check_fasttext`)."""
     import fasttext
 
+    from xfer.boundary.fasttext import check_fasttext
+    from xfer.memory import MEMORY_SHARE, available_memory
+
     model_path = Path(path) if path else default_lid_model()
-    if not model_path.is_file():
+    if not model_path.exists():
         raise XferError(f"language-ID model not found: {model_path}")
+    available = available_memory()
+    check_fasttext(model_path, int(MEMORY_SHARE * available) if available else None)
     try:
         return fasttext.load_model(str(model_path))
-    except ValueError as exc:
-        raise XferError(f"cannot load language-ID model {model_path}: {exc}") from exc
+    except (ValueError, MemoryError, RuntimeError, OSError) as exc:
+        raise XferError(f"cannot load language-ID model {model_path}: "
+                        f"{' '.join(str(exc).split())[:200]}") from None
 
 
 def count_labels(lines: Iterable[str], *, model_path: str | None = None,
@@ -188,8 +195,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the label shares of a text file."""
-    if not args.file.is_file():
-        raise XferError(f"no such file: {args.file}")
+    from xfer.boundary import open_regular
+
+    open_regular(args.file, f"{args.file}").close()  # a regular file: never a FIFO
     if not 0.0 <= args.threshold <= 1.0:
         raise XferError(f"--threshold must lie in [0, 1], got {args.threshold}")
     load_lid_model(args.lid_model)  # a missing or broken model fails before any progress bar

@@ -16,9 +16,11 @@ from pathlib import Path
 
 from xfer.analysis.ground_truth import Truth, generated_truth
 from xfer.analysis.transfer import INTERPOLATIONS
+from xfer.boundary import read_json_object, regular_file, resolve
+from xfer.boundary.tables import read_table
 from xfer.errors import XferError
-from xfer.io import first_line, read_json_object
-from xfer.schema import byte_count, check_name, within
+from xfer.io import first_line
+from xfer.schema import byte_count, check_name
 
 REPORT_MARKER = "report.md"  # an earlier report folder holds it: a rerun replaces the folder
 
@@ -38,24 +40,40 @@ class AnalysisInputs:
     truth: Truth | None = None
 
 
+def _codes(value: object, where: str) -> list:
+    """A list of language codes (None: empty), each a valid name."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise XferError(f"{where} must be a list of language codes, got {str(value)[:60]!r}")
+    return [check_name(code, where) for code in value]
+
+
 def _study(run_dir: Path) -> dict:
     """The run folder's config.json (a study's ``to_dict``), its language codes checked."""
-    path = run_dir / "config.json"
-    if not path.is_file():
+    path = resolve(run_dir, "config.json", what="config.json")
+    if not path.exists():
         return {}
-    data = read_json_object(within(run_dir, path, "config.json"), f"{path}", None)
+    data = read_json_object(path, f"{path}", None)
     langs = data.get("languages") or {}
     if not isinstance(langs, dict) or not isinstance(data.get("analysis") or {}, dict):
         raise XferError(f"{path}: 'languages' and 'analysis' must be mappings")
     for key in ("sources", "targets"):
-        for code in langs.get(key) or ():
-            check_name(code, f"{path}: languages.{key}")
-    for pair in langs.get("extra_pairs") or ():
-        if not isinstance(pair, list | tuple) or len(pair) != 2:
-            raise XferError(f"{path}: languages.extra_pairs holds {pair!r}, not a pair")
-        for code in pair:
-            check_name(code, f"{path}: languages.extra_pairs")
+        _codes(langs.get(key), f"{path}: languages.{key}")
+    for pair in _codes_pairs(langs.get("extra_pairs"), f"{path}: languages.extra_pairs"):
+        _codes(list(pair), f"{path}: languages.extra_pairs")
+    if data.get("corpus") is not None and not isinstance(data["corpus"], str):
+        raise XferError(f"{path}: corpus must be a string")
     return data
+
+
+def _codes_pairs(value: object, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 for pair in value):
+        raise XferError(f"{where} must be a list of [source, target] pairs")
+    return value
 
 
 def _options(options: dict, path: Path) -> tuple[int | None, str | None]:
@@ -93,15 +111,16 @@ def declared_truth(study: dict) -> Truth | None:
 
 
 def _downstream(run_dir: Path) -> dict[str, str] | None:
-    path = run_dir / "downstream.parquet"
-    if not path.is_file():
+    path = resolve(run_dir, "downstream.parquet", what="downstream.parquet")
+    if not path.exists():
         return None
     import pandas as pd
 
     from xfer.analysis.accuracy import report_section
 
     try:
-        rows = pd.read_parquet(within(run_dir, path, path.name)).to_dict("records")
+        regular_file(path, f"{path}", "table")
+        rows = pd.read_parquet(path).to_dict("records")
         return report_section(rows) or None
     except XferError as exc:
         raise XferError(f"{path}: {exc}") from None
@@ -118,17 +137,19 @@ def analysis_inputs(path: Path, *, out: Path | None = None, budget: int | None =
     if not path.is_dir():
         if out is None:
             raise XferError("--out is required when analysing a results table")
+        if path.exists():  # a missing table is the analysis's own one-line error
+            read_table(path)
         return AnalysisInputs(path, out, budget, data_dir, lid_model, interp or "linear")
-    results = path / "results.parquet"
-    if not results.is_file():
+    results = resolve(path, "results.parquet", what="results.parquet")
+    if not results.exists():
         raise XferError(f"run folder {path} has no results.parquet (no trial has finished, or "
                         "this is not a run folder)")
-    within(path, results, "results.parquet")
+    read_table(results)
     study = _study(path)
     options = study.get("analysis") or {}
     study_budget, study_interp = _options(options, path / "config.json")
     if data_dir is None and options.get("contamination", False) and (path / "data").is_dir():
-        data_dir = within(path, path / "data", "data")
+        data_dir = resolve(path, "data", what="data")
     return AnalysisInputs(
         results, out or path / "report", budget if budget is not None else study_budget,
         data_dir, lid_model, interp or study_interp or "linear", language_notes(study),

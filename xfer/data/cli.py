@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xfer.boundary.outputs import check_out
 from xfer.data.corpora import DEFAULT_SHUFFLE_BUFFER, MC4_FILES_ENV
 from xfer.data.prepare import prepare
 from xfer.data.store import read_manifest
-from xfer.data.units import parse_budgets
 from xfer.errors import XferError
 from xfer.schema import byte_count, check_name
+from xfer.units import parse_budgets
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,13 +38,17 @@ def run(args: argparse.Namespace) -> int:
     """Prepare every language; print one summary line per language."""
     for lang in args.lang:
         check_name(lang, "--lang")
-    budgets = parse_budgets(args.budgets)
+    try:
+        budgets = parse_budgets(args.budgets)
+    except XferError as exc:
+        raise XferError(f"--budgets: {exc}") from None
     for budget in budgets:
         byte_count(budget, "--budgets")
     if not 0 <= args.seed < 2**63:
         raise XferError(f"--seed must be from 0 to 2**63-1, got {args.seed}")
     if args.shuffle_buffer < 1:
         raise XferError(f"--shuffle-buffer must be at least 1, got {args.shuffle_buffer}")
+    check_out(args.out, "--out")
     folders = prepare(args.corpus, args.lang, budgets, byte_count(args.dev_bytes, "--dev-bytes"),
                       byte_count(args.test_bytes, "--test-bytes"), args.seed,
                       args.out, progress=not args.no_progress, mc4_files=args.mc4_files,

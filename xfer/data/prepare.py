@@ -20,14 +20,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 import xfer
+from xfer.boundary import read_json_object
+from xfer.boundary.outputs import check_out, clean_stale, temp_prefix
 from xfer.data.corpora import DEFAULT_SHUFFLE_BUFFER, Corpus, Draw, open_corpus
 from xfer.data.store import MANIFEST, SPLITS
-from xfer.data.units import format_budget, parse_budgets, parse_bytes
 from xfer.data.vocab import DOC_SEPARATOR
 from xfer.data.writer import SplitWriter
 from xfer.errors import XferError
 from xfer.io import atomic_write_bytes
 from xfer.memory import keep_freed_memory
+from xfer.units import format_budget, parse_budgets, parse_bytes
 
 FORMAT = "xfer-dataset/1"
 
@@ -54,13 +56,12 @@ def _settings(source: Corpus, lang: str, budgets: list[int], dev_bytes: int, tes
 def _check_existing(folder: Path, settings: dict) -> None:
     """Accept an existing dataset made with the same settings; refuse anything else."""
     path = folder / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         raise XferError(f"{folder} exists but has no {MANIFEST}: not a finished xfer dataset "
                         "(remove it or choose another --out)")
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))["settings"]
-    except (ValueError, KeyError, TypeError):
-        raise XferError(f"{path} is not a valid xfer manifest") from None
+    old = read_json_object(path, f"{path}", "settings", kind="manifest")["settings"]
+    if not isinstance(old, dict):
+        raise XferError(f"{path} is not a valid xfer manifest")
     if old != settings:
         diff = [f"{k} {old.get(k)!r} (asked {settings[k]!r})" for k in settings
                 if old.get(k) != settings[k]]
@@ -144,12 +145,15 @@ def prepare_language(source: Corpus, lang: str, budgets: list[int], dev_bytes: i
     """Prepare one language (see :func:`prepare`); returns ``out/lang``."""
     final = out / lang
     settings = _settings(source, lang, budgets, dev_bytes, test_bytes, seed)
+    if final.is_symlink():
+        raise XferError(f"{final} is a symbolic link; a dataset folder holds only its own files")
+    clean_stale(out, lang)  # what an interrupted run left
     if final.exists():
         _check_existing(final, settings)
         return final
     out.mkdir(parents=True, exist_ok=True)
     keep_freed_memory()  # large arrays come and go in every round: no page faults each time
-    staging = Path(tempfile.mkdtemp(prefix=f".{lang}.partial-", dir=out))
+    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(lang), dir=out))
     try:
         manifest = _build(source, lang, budgets, dev_bytes, test_bytes, seed, staging, command,
                           progress)
@@ -190,9 +194,7 @@ def prepare(corpus: str | os.PathLike, langs: Sequence[str], budgets: Sequence[i
         raise XferError("no language given")
     if len(set(langs)) != len(langs):
         raise XferError(f"a language is given twice: {', '.join(langs)}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise XferError(f"output path exists and is not a folder: {out}")
+    out = check_out(Path(out), "--out")  # not a symbolic link, not a file
     sources = [open_corpus(corpus, lang, mc4_files=mc4_files, shuffle_buffer=shuffle_buffer)
                for lang in langs]  # check every language before writing anything
     command = creation_command(corpus, langs, budgets, dev_bytes, test_bytes, seed, out, mc4_files)

@@ -1,58 +1,6 @@
-"""Byte budgets: parse names like ``6M`` / ``19M`` / ``6B`` and format MiB for reports."""
+"""Byte budgets: moved to :mod:`xfer.units` (the base, beside the input boundary); this name
+stays until every import says ``xfer.units``."""
 
-from __future__ import annotations
+from xfer.units import MIB, format_budget, parse_budgets, parse_bytes, to_mib
 
-import re
-from decimal import Decimal
-
-from xfer.errors import XferError
-
-_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9, "T": 10**12}
-_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([KMGBT]?)\s*$", re.IGNORECASE)
-MIB = 2**20
-
-
-def parse_bytes(value: str | int | float) -> int:
-    """A byte count from ``6M`` (6e6), ``6B`` (6e9: billions, as the paper names budgets),
-    ``10K``, ``6e6`` or a plain integer. Decimal units; must be positive."""
-    if isinstance(value, bool):
-        raise XferError(f"not a byte count: {value!r}")
-    if isinstance(value, int | float):
-        number = Decimal(value)
-    else:
-        match = _PATTERN.match(str(value))
-        if not match:
-            raise XferError(f"not a byte count: {value!r} (use e.g. 6M, 19M, 6B or 6000000)")
-        number = Decimal(match.group(1)) * _SUFFIX[match.group(2).upper()]  # exact
-    if number != int(number) or number <= 0:
-        raise XferError(f"byte count must be a positive whole number: {value!r}")
-    return int(number)
-
-
-def parse_budgets(values: str | list[str | int]) -> list[int]:
-    """Parse a comma-separated list (or a list) of budgets; they must strictly increase."""
-    items = values.split(",") if isinstance(values, str) else list(values)
-    budgets = [parse_bytes(v) for v in items if str(v).strip()]
-    if not budgets:
-        raise XferError("no budgets given")
-    for a, b in zip(budgets, budgets[1:], strict=False):
-        if b <= a:
-            raise XferError(f"budgets must strictly increase: {a} then {b}")
-    return budgets
-
-
-def format_budget(n: int) -> str:
-    """Short decimal name of a byte count: 6000000 -> '6M', 60000 -> '60K', 2500000 -> '2.5M';
-    exact (at most two decimals of the unit, else a smaller unit or the plain number), so two
-    budgets never share a name: 1234567000 -> '1234567K', 1234568000 -> '1234568K'."""
-    for suffix, scale in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= scale and n % (scale // 100 or 1) == 0:
-            whole, hundredths = divmod(n // (scale // 100), 100)
-            decimals = f".{hundredths:02d}".rstrip("0") if hundredths else ""
-            return f"{whole}{decimals}{suffix}"
-    return str(n)
-
-
-def to_mib(n_bytes: float) -> float:
-    """Bytes to MiB (2^20 bytes): the unit the paper's tables call "MB"."""
-    return n_bytes / MIB
+__all__ = ["MIB", "format_budget", "parse_budgets", "parse_bytes", "to_mib"]

@@ -16,11 +16,12 @@ import hashlib
 import shlex
 from pathlib import Path
 
+from xfer.boundary import finite, list_names, open_regular, read_bytes, read_json_object, resolve
 from xfer.errors import XferError
-from xfer.io import read_json_object, staged_folder
-from xfer.kinds import KINDS
+from xfer.io import staged_folder
+from xfer.kinds import KINDS, Kind
 from xfer.model.stored import META_FILE, MODEL_FILE, RESULT_FILE, load_model, read_meta
-from xfer.schema import check_name, inside, require, within
+from xfer.schema import MAX_INT, check_name, require
 
 COMMANDS_FILE = "commands.txt"  # written by sweeps.runner: time, working folder, command
 NUMBER = (int, float)
@@ -71,22 +72,29 @@ def check_run_folder(path: Path) -> Path:
 
 def finished_lm_trials(run_dir: Path) -> list[str]:
     """Keys of the finished pretrain, finetune and scratch trials (the ledger), sorted."""
-    keys = []
-    for row_path in sorted((run_dir / "ledger").glob("*.json")):
-        if ledger_row(run_dir, check_name(row_path.stem, f"ledger entry {row_path.name!r}"))[
-                "kind"] in KINDS:
-            keys.append(row_path.stem)
-    return keys
+    return [key for key in list_names(run_dir / "ledger", "ledger", ".json", strict=True)
+            if ledger_row(run_dir, key)["kind"] in KINDS]
 
 
 def ledger_row(run_dir: Path, key: str) -> dict:
     """The ledger row of trial ``key`` (checked: a file inside the run folder, the fields the
     card reads, its ``key`` equal to its file name)."""
-    row_path = within(run_dir, run_dir / "ledger" / f"{key}.json", f"ledger entry {key}")
-    row = read_json_object(row_path, f"ledger row {row_path.name}", "kind")
-    require(row, ROW_SPEC, f"ledger row {row_path.name}")
+    row_path = resolve(run_dir, "ledger", f"{check_name(key, 'trial key')}.json",
+                       what=f"ledger entry {key}")
+    where = f"ledger row {row_path}"
+    row = read_json_object(row_path, where, "kind")
+    require(row, ROW_SPEC, where)
     if row.get("key", key) != key:
-        raise XferError(f"ledger row {row_path.name}: its key {row.get('key')!r} is not {key!r}")
+        raise XferError(f"{where}: its key {str(row.get('key'))[:80]!r} is not {key!r}")
+    if row["kind"] not in set(Kind):
+        raise XferError(f"{where}: kind {str(row['kind'])[:40]!r} is not one of "
+                        f"{', '.join(Kind)}")
+    for name in ("budget", "seed"):
+        if not 0 <= row[name] <= MAX_INT:
+            raise XferError(f"{where}: {name} must be from 0 to 2**63-1, got {row[name]}")
+    for name in ("source", "target"):
+        if row[name] is not None:
+            check_name(row[name], f"{where}: {name}")
     return row
 
 
@@ -94,7 +102,7 @@ def trial_record(run_dir: Path, key: str) -> dict:
     """Everything the card says about trial ``key``: its ledger row, result.json and best
     checkpoint's meta.json; XferError for an unknown, unfinished or non-LM trial."""
     row_path = run_dir / "ledger" / f"{check_name(key, 'trial key')}.json"
-    if not row_path.is_file():
+    if not row_path.exists() and not row_path.is_symlink():
         known = finished_lm_trials(run_dir)
         hint = f"; finished trials: {', '.join(known[:6])}{', ...' if len(known) > 6 else ''}" \
             if known else "; none has finished"
@@ -102,36 +110,40 @@ def trial_record(run_dir: Path, key: str) -> dict:
     row = ledger_row(run_dir, key)
     if row["kind"] not in KINDS:
         raise XferError(f"trial {key} is a {row['kind']} classifier, not a language model")
-    for lang in {row["source"], row["target"]} - {None}:
-        check_name(lang, f"ledger row {row_path.name}: language")
-    folder = inside(run_dir / "trials", key, f"trial {key}")
-    for path in (folder / RESULT_FILE, folder / "best" / META_FILE, folder / "best" / MODEL_FILE):
-        within(run_dir, path, f"trial {key}")
-    result = read_json_object(folder / RESULT_FILE, f"trial {key}: {RESULT_FILE}",
+    folder = resolve(run_dir, "trials", key, what=f"trial {key}")
+    for parts in ((RESULT_FILE,), ("best", META_FILE), ("best", MODEL_FILE)):
+        resolve(folder, *parts, what=f"trial {key}")
+    result = read_json_object(folder / RESULT_FILE, f"{folder / RESULT_FILE}",
                               "test_perplexity")
     require(result, RESULT_SPEC, f"{folder / RESULT_FILE}")
+    for name in RESULT_SPEC:
+        finite(result[name], f"{folder / RESULT_FILE}: {name}", 0, 2.0**63)
     meta = read_meta(folder / "best")
     require(meta, META_SPEC, f"{folder / 'best' / META_FILE}")
+    check_name(meta["lang"], f"{folder / 'best' / META_FILE}: lang")
+    for name in ("train.batch_size", "train.seq_len", "state.best_step"):
+        section, field = name.split(".")
+        if not 0 <= meta[section][field] <= MAX_INT:
+            raise XferError(f"{folder / 'best' / META_FILE}: {name} is out of range")
     return {"key": key, "row": row, "result": result, "meta": meta, "checkpoint": folder / "best"}
 
 
 def manifest_sha256(run_dir: Path, lang: str) -> str:
     """sha256 of ``<run>/data/<lang>/manifest.json``'s bytes (the manifest holds each split's
     own sha256, so this one hash pins the data)."""
-    path = within(run_dir, run_dir / "data" / lang / "manifest.json", f"data of {lang}")
+    path = resolve(run_dir, "data", lang, "manifest.json", what=f"data of {lang}")
     try:
-        with open(path, "rb") as fh:  # streamed: the file's size is not trusted
+        with open_regular(path, f"the data manifest of {lang}", 64 << 20) as fh:
             return hashlib.file_digest(fh, "sha256").hexdigest()
     except OSError as exc:
-        raise XferError(f"cannot read the data manifest of {lang}: {exc}") from None
+        raise XferError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def study_identity(run_dir: Path) -> tuple[str, str]:
     """(study name, config hash): the run folder is named ``<name>-<hash>``."""
-    config = read_json_object(within(run_dir, run_dir / "config.json", "config.json"),
-                              "the run folder's config.json", "name")
-    require(config, {"name": str}, f"{run_dir / 'config.json'}")
-    name = config["name"]
+    config = read_json_object(resolve(run_dir, "config.json", what="config.json"),
+                              f"{run_dir / 'config.json'}", "name")
+    name = check_name(config["name"], f"{run_dir / 'config.json'}: name")
     prefix = f"{name}-"
     digest = run_dir.name[len(prefix):] if run_dir.name.startswith(prefix) else "unknown"
     return name, digest
@@ -139,9 +151,9 @@ def study_identity(run_dir: Path) -> tuple[str, str]:
 
 def study_command(run_dir: Path) -> str:
     """The command that started the study (first line of commands.txt), or a note."""
-    path = run_dir / COMMANDS_FILE
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() \
-        if path.is_file() and within(run_dir, path, COMMANDS_FILE) else []
+    path = resolve(run_dir, COMMANDS_FILE, what=COMMANDS_FILE)
+    lines = read_bytes(path, f"{path}", "text").decode("utf-8", "replace").splitlines() \
+        if path.exists() else []
     if not lines or lines[0].count("\t") < 2:
         return "(not recorded in this run folder)"
     _, cwd, command = lines[0].split("\t", 2)
@@ -153,7 +165,7 @@ def model_card(run_dir: Path, record: dict, num_parameters: int, command: str | 
     byte are the best-dev checkpoint's, over every byte of the split in windows of seq_len."""
     from huggingface_hub import ModelCardData
 
-    from xfer.data.units import format_budget
+    from xfer.units import format_budget
 
     row, result, meta = record["row"], record["result"], record["meta"]
     name, digest = study_identity(run_dir)

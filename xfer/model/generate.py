@@ -93,13 +93,13 @@ def load_any(path: Path) -> tuple[torch.nn.Module, int]:
     path = Path(path)
     if not path.is_dir():
         raise XferError(f"no such model folder: {path}")
-    if (path / WEIGHTS_FILE).is_file():
+    if (path / WEIGHTS_FILE).exists():  # a FIFO or device here is refused by the loader
         model, info = load_export(path)
         context = checked_context(info.get("seq_len", DEFAULT_CONTEXT),
                                   f"{path / 'config.json'}: xfer.seq_len")
         return model.eval(), context
-    checkpoint = path / "best" if (path / "best" / META_FILE).is_file() else path
-    if not (checkpoint / META_FILE).is_file():
+    checkpoint = path / "best" if (path / "best" / META_FILE).exists() else path
+    if not (checkpoint / META_FILE).exists():
         raise XferError(f"not an exported model, trial folder or checkpoint: {path}")
     meta = read_meta(checkpoint)
     if "train" not in meta:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import yaml
 
+from xfer.boundary import read_json_object
+from xfer.boundary.outputs import check_out as check_out_path
 from xfer.errors import XferError
-from xfer.io import first_line, read_json_object
+from xfer.io import first_line
 from xfer.schema import build, byte_count, check_name
 
 
@@ -54,13 +56,16 @@ def _scalar(text: str) -> object:
 
 
 def check_out(out: Path) -> None:
-    """Refuse, before any training step, an ``--out`` that is not a folder or whose finished
-    result (``result.json``, returned as is by a rerun) cannot be read."""
+    """Refuse, before any training step, an ``--out`` that is a symbolic link, is not a folder,
+    holds a symbolic link anywhere inside (a run resumes in place, so its checkpoints would be
+    written through it), or whose finished result (``result.json``, returned as is by a rerun)
+    cannot be read. Temp files an interrupted run left are removed
+    (:func:`xfer.boundary.outputs.check_out`); each file a run writes is written whole under a
+    temp name and renamed."""
     from xfer.training.checkpoint import RESULT_FILE
     from xfer.training.loop import RunResult
 
-    if out.exists() and not out.is_dir():
-        raise XferError(f"--out {out} already exists and is not a folder")
+    out = check_out_path(out, "--out", tree=True)
     result = out / RESULT_FILE
     if result.exists() or result.is_symlink():
         data = read_json_object(result, f"{result}", "test_perplexity")

@@ -124,6 +124,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise XferError(f"{name} must be a finite number >= 0, got {value}")
+        for name in ("beta1", "beta2"):  # Adam's decay rates
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    not (math.isfinite(value) and 0 <= value < 1):
+                raise XferError(f"{name} must be a number from 0 up to (not including) 1, got "
+                                f"{value!r}")
 
     @property
     def batch_bytes(self) -> int:
