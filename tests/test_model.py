@@ -102,7 +102,7 @@ def test_fused_cpu_attention_matches_reference_sdpa_path(length: int) -> None:
     ids = torch.randint(3, 259, (3, length))
     results = []
     for path in ("fused", "reference"):
-        model.cpu_attention = path
+        model.attention_path = path
         model.zero_grad()
         logits = model(ids)
         (logits.square().mean() + logits[:, -1].sum()).backward()

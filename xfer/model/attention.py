@@ -11,7 +11,9 @@ through it. Two interchangeable paths compute the same function:
   q/k/v backward with the bias as a constant mask (``is_causal`` skips future blocks); the bias
   table's gradient is recomputed only inside the band of distances that have buckets of their
   own. All longer distances share the last bucket, and every row of a softmax gradient sums to
-  zero, so that bucket's gradient is minus the sum over the band (exact, not an approximation).
+  zero, so that bucket's gradient is minus the sum over the band (exact, not an approximation);
+- CUDA training (:mod:`xfer.model.flex`): FlexAttention, the bias read inside one compiled
+  kernel, forward and backward (the bias table's gradient included).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from xfer.errors import XferError
+from xfer.model.flex import flex_attention_biased
 
 
 def relative_position_bucket(query_pos: torch.Tensor, key_pos: torch.Tensor,
@@ -178,19 +183,42 @@ class BandBiasAttention(torch.autograd.Function):
         return dq, dk, dv, dtable, None
 
 
-CPU_ATTENTION = ("auto", "fused", "reference")
+ATTENTION_PATHS = ("auto", "fused", "reference")
 BAND_PATH_MIN_RATIO = 4  # measured: at T = 256 (band 113) the math path trains faster
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
-              index: PositionIndex, cpu_path: str = "auto") -> torch.Tensor:
-    """Causal attention [B, H, T, Dh] with position bias; both paths compute the same function.
+def kernel_of(device_type: str, dtype_fits: bool, training: bool, length: int, band: int,
+              path: str = "auto") -> str:
+    """Which kernel computes the attention: ``flex``, ``band`` or ``reference``.
 
-    ``cpu_path`` (CPU fp32 only): ``fused`` = :class:`BandBiasAttention`; ``reference`` =
-    SDPA with mask; ``auto`` = fused when T >= 4 x band (the band recompute is then cheap).
+    ``path`` (one of :data:`ATTENTION_PATHS`; speed only, every kernel computes the same
+    function): ``reference`` = SDPA with mask, on every device. CUDA: ``fused`` = FlexAttention;
+    ``auto`` = FlexAttention while ``training`` (gradients recorded), else the reference
+    (evaluation at any length, no compilation per length). CPU with ``dtype_fits`` (q and table
+    in fp32): ``fused`` = :class:`BandBiasAttention`; ``auto`` = band when ``length`` >= 4 x
+    ``band`` (bytes; the band recompute is then cheap). Other devices (XLA): the reference.
     """
-    fits = q.device.type == "cpu" and q.dtype == table.dtype == torch.float32
-    long_enough = q.shape[2] >= BAND_PATH_MIN_RATIO * index.band
-    if fits and (cpu_path == "fused" or (cpu_path == "auto" and long_enough)):
+    if path not in ATTENTION_PATHS:
+        raise XferError(f"attention path must be one of {', '.join(ATTENTION_PATHS)}, "
+                        f"got {path!r}")
+    if device_type == "cuda" and path != "reference" and (path == "fused" or training):
+        return "flex"
+    long_enough = length >= BAND_PATH_MIN_RATIO * band
+    if device_type == "cpu" and dtype_fits and (
+            path == "fused" or (path == "auto" and long_enough)):
+        return "band"
+    return "reference"
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: torch.Tensor,
+              index: PositionIndex, path: str = "auto") -> torch.Tensor:
+    """Causal attention [B, H, T, Dh] with position bias, by the kernel :func:`kernel_of`
+    picks for ``path``; every kernel computes the same function."""
+    training = torch.is_grad_enabled() and (q.requires_grad or table.requires_grad)
+    dtype_fits = q.dtype == table.dtype == torch.float32
+    kernel = kernel_of(q.device.type, dtype_fits, training, q.shape[2], index.band, path)
+    if kernel == "flex":
+        return flex_attention_biased(q, k, v, table, index)
+    if kernel == "band":
         return BandBiasAttention.apply(q, k, v, table, index)
     return reference_attention(q, k, v, table, index)

@@ -164,11 +164,11 @@ class Attention(nn.Module):
         self.out = nn.Linear(inner, cfg.d_model, bias=False)
 
     def forward(self, x: torch.Tensor, table: torch.Tensor, index: PositionIndex,
-                cpu_path: str = "auto") -> torch.Tensor:
+                path: str = "auto") -> torch.Tensor:
         batch, length, _ = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.d_head)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, Dh]
-        y = attention(q, k, v, table, index, cpu_path)
+        y = attention(q, k, v, table, index, path)
         return self.out(y.transpose(1, 2).reshape(batch, length, -1))
 
 
@@ -199,9 +199,9 @@ class Block(nn.Module):
         self.mlp = GatedGeluMLP(cfg)
         self.rel_bias = nn.Embedding(cfg.rel_buckets, cfg.n_heads)
 
-    def forward(self, x: torch.Tensor, index: PositionIndex, cpu_path: str = "auto"
+    def forward(self, x: torch.Tensor, index: PositionIndex, path: str = "auto"
                 ) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), self.rel_bias.weight, index, cpu_path)
+        x = x + self.attn(self.attn_norm(x), self.rel_bias.weight, index, path)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -224,7 +224,7 @@ class ByteLM(nn.Module, PyTorchModelHubMixin, library_name="xfer",
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self._index_cache: dict[tuple[int, str], PositionIndex] = {}
-        self.cpu_attention = "auto"  # one of CPU_ATTENTION (speed only; same function)
+        self.attention_path = "auto"  # one of ATTENTION_PATHS (speed only; same function)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -266,7 +266,7 @@ class ByteLM(nn.Module, PyTorchModelHubMixin, library_name="xfer",
         index = self.position_index(ids.shape[1], ids.device)
         x = self.embed(ids)
         for block in self.blocks:
-            x = block(x, index, self.cpu_attention)
+            x = block(x, index, self.attention_path)
         return self.final_norm(x)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
