@@ -39,11 +39,41 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 README_MAX_LINES = 120
 
-# Commands too slow (or needing a cluster, a GPU or an install) to run here -> what covers them.
+# Commands too slow to run here (a study, an install, a cluster, a server) -> what covers them.
+CLUSTER_TEST = "tests/test_cluster_config.py::test_cluster_yaml_passes_ray_schema"
 SLOW = {
     'pip install torch==2.13.0 && pip install -e ".[dev]" && python -m sweeps.grid': ".ci/run",
+    'python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && '
+    'pip install -e ".[dev]"': ".ci/run",
     "python -m pytest -q": ".ci/run",
+    "python -m pytest -q tests/test_transfer.py": "tests/test_transfer.py",
     "python -m sweeps.grid": "tests/test_sweep_run.py::test_tiny_study_end_to_end_then_resume",
+    "xfer train --data data/bundled --lang de --budget 12K --model tiny --seq-len 128 "
+    "--batch-size 8 --max-steps 20 --out runs/de-12K":
+        "tests/test_train.py::test_cli_trains_and_reports_bad_input",
+    "tensorboard --logdir runs/default-*/tensorboard":
+        "tests/test_export.py::test_tensorboard_has_every_trials_curves",
+    "xfer export runs/default-* --trial pretrain-lex25-300K-s0 --out my-model":
+        "tests/test_export.py::test_export_reproduces_the_trials_test_perplexity",
+    'xfer generate my-model --prompt "The " --bytes 200 --temperature 0.8 --seed 1':
+        "tests/test_export.py::test_generate_is_seeded_and_repeatable",
+    'python3 -m venv .venv-xla && . .venv-xla/bin/activate && pip install -e ".[tpu]"': ".ci/xla",
+    "ray up cluster.yaml": CLUSTER_TEST,
+    "ray job submit --address http://127.0.0.1:8265 -- /opt/xfer-env/bin/python -m sweeps.grid "
+    "--config paper --address auto --output /mnt/xfer/runs":
+        "tests/test_sweep_cluster.py::test_two_node_cluster_runs_a_study_on_both_nodes",
+    "ray down cluster.yaml": CLUSTER_TEST,
+    "sudo install -d -o $USER /opt/xfer-env && python3 -m venv /opt/xfer-env && "
+    "/opt/xfer-env/bin/pip install torch==2.13.0 && /opt/xfer-env/bin/pip install -e .":
+        "tests/test_cluster_config.py::test_ray_and_jobs_run_on_one_named_python_environment",
+    "ray get-auth-token --generate": ".ci/ray-up",
+    "ray up cluster-local.yaml": ".ci/ray-up",
+    "RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- "
+    "/opt/xfer-env/bin/python -m sweeps.grid --config default --address auto "
+    "--output /srv/xfer/runs": ".ci/ray-up",
+    "ray down cluster-local.yaml": ".ci/ray-up",
+    "ray job list --address http://127.0.0.1:8265":
+        "tests/test_security.py::test_dashboard_of_a_local_run_opens_with_its_token",
 }
 
 BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
@@ -168,6 +198,13 @@ def test_every_relative_link_resolves_inside_the_repository(page: Path) -> None:
 def test_readme_is_short() -> None:
     lines = len((ROOT / "README.md").read_text().splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    first = BLOCK.search((ROOT / "README.md").read_text())
+    assert first is not None and commands(first.group(0)) == [
+        'pip install torch==2.13.0 && pip install -e ".[dev]" && python -m sweeps.grid',
+        "python -m pytest -q"]
 
 
 def test_the_checks_can_fail(tmp_path: Path) -> None:
