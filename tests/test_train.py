@@ -202,8 +202,8 @@ def test_min_steps_stretch_the_run_and_eval_only_every_n_steps(english: Path,
 
 
 def test_patience_stops_early_and_survives_a_resume(english: Path, tmp_path: Path) -> None:
-    # lr 0.5 is far too high: dev loss is best at step 2, then worse at steps 4 and 6 -> stop at 6
-    cfg = replace(BASE, lr=0.5, warmup_steps=0, max_steps=16, eval_every=2,
+    # lr 1.0 is far too high: dev loss is best at step 2, then worse at steps 4 and 6 -> stop at 6
+    cfg = replace(BASE, lr=1.0, warmup_steps=0, max_steps=16, eval_every=2,
                   eval_at_epoch_end=False, patience=2, checkpoint_every=1)
     whole = Recorder()
     straight = run(TINY, cfg, english, "en", 40_000, tmp_path / "a", callbacks=[whole])
