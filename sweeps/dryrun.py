@@ -7,6 +7,7 @@ import json
 from sweeps.config import StudyConfig
 from sweeps.estimate import device_hours, parameter_count, trial_costs, trial_hours
 from sweeps.trials import TrialSpec, build_trials, count_by_kind, language_budgets, pairs
+from xfer.analysis.coverage import left_out
 from xfer.data.units import format_budget
 from xfer.downstream.finetune import KEEP_CHECKPOINTS
 from xfer.training.config import Kind
@@ -45,6 +46,7 @@ def plan(study: StudyConfig) -> dict:
     extra = pairs(study)[len(grid):]  # extra pairs outside the grid
     extra_sources = sorted({s for s, _ in extra} - set(study.languages.sources))
     total_flops = sum(c.flops for c in costs)
+    finetuned = pairs(study)
     return {
         "name": study.name, "corpus": study.corpus, "config_hash": study.digest(),
         "model": {"name": study.model.name, "parameters": n_params},
@@ -64,6 +66,8 @@ def plan(study: StudyConfig) -> dict:
                   "utilisation": study.estimate.utilisation,
                   "device_hours": device_hours(total_flops, study)},
         "disk_bytes": disk_needed(study, trials, n_params),
+        "left_out": [p.line() for p in left_out([x for pair in finetuned for x in pair],
+                                                 [t for _, t in finetuned])],
     }
 
 
@@ -119,6 +123,8 @@ def render(p: dict, study: StudyConfig, max_rows: int = 40) -> str:
     if disk["per_running_trial"]:
         lines.append(f"      + up to {_gb(disk['per_running_trial'])} per trial running at once "
                      f"(its step checkpoints with optimiser state, deleted when it finishes)")
+    for line in p["left_out"]:
+        lines.append(f"report leaves out: {line}")
     lines.append("")
     rows = p["trials"]
     lines.append(f"{'trial':<34} {'after':<24} {'train bytes':>18} {'PFLOP':>10}")

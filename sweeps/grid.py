@@ -7,7 +7,9 @@ keyed by the config's hash. Running the same command again resumes the study.
     python -m sweeps.grid                         # the embedded default study, local Ray
     python -m sweeps.grid --config paper --dry-run
     python -m sweeps.grid --config my.yaml --address auto
-    python -m sweeps.grid --config small --corpus ../shared/corpus/text
+    python -m sweeps.grid --config small --corpus bundled   # the text shipped in the package
+    python -m sweeps.grid --corpus DIR --sources en,de --targets fi,et   # the small design on
+                                                  # your own languages (DIR/<code>.txt[.gz])
 """
 
 from __future__ import annotations
@@ -25,16 +27,24 @@ if TYPE_CHECKING:
     from sweeps.config import StudyConfig
 
 PROG = "python -m sweeps.grid"
+OWN_LANGUAGES_CONFIG = "small"  # the design --sources/--targets run when no --config is given
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Command-line options of the sweep."""
-    parser.add_argument("--config", default="default",
-                        help="bundled config name (default, small, paper) or a YAML file")
+    parser.add_argument("--config", default=None,
+                        help="bundled config name (default, small, paper) or a YAML file "
+                             f"(default: default; {OWN_LANGUAGES_CONFIG} with --sources/--targets)")
     parser.add_argument("--corpus", default=None,
-                        help="a folder of <lang>.txt(.gz) files (or mc4, synthetic) instead of "
-                             "the config's corpus")
+                        help="a folder of <lang>.txt(.gz) files, bundled (the text shipped in "
+                             "the package), mc4 or synthetic, instead of the config's corpus")
+    parser.add_argument("--sources", default=None,
+                        help="comma-separated source languages, e.g. en,de: replace the "
+                             "config's sources (and drop its extra pairs)")
+    parser.add_argument("--targets", default=None,
+                        help="comma-separated target languages, e.g. fi,et: replace the "
+                             "config's targets (and drop its extra pairs)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the trials and their cost; start nothing")
     parser.add_argument("--json", action="store_true", help="with --dry-run: JSON output")
@@ -62,9 +72,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.json and not args.dry_run:
         raise XferError("--json only goes with --dry-run")
-    study = load_config(args.config)
+    own = getattr(args, "sources", None) or getattr(args, "targets", None)
+    study = load_config(args.config or (OWN_LANGUAGES_CONFIG if own else "default"))
     if getattr(args, "corpus", None):
         study = with_corpus(study, args.corpus)
+    if own:
+        study = with_languages(study, args.sources, args.targets)
     if args.dry_run:
         from sweeps.dryrun import dry_run
 
@@ -89,15 +102,52 @@ def run(args: argparse.Namespace) -> int:
 
 def with_corpus(study: StudyConfig, corpus: str) -> StudyConfig:
     """``study`` reading its text from ``corpus`` (``--corpus``); a folder is made absolute, so
-    the run folder's hash names the folder, not the working directory."""
+    the run folder's hash names the folder, not the working directory. ``bundled`` stays a name
+    (the same hash on every machine)."""
     import dataclasses
     from pathlib import Path
 
     from sweeps.config import check_corpus
+    from xfer.data.corpora import BUNDLED, bundled_corpus
 
+    if corpus == BUNDLED:
+        bundled_corpus()  # present in this installation
+        return dataclasses.replace(study, corpus=BUNDLED)
     check_corpus(corpus)
     path = Path(corpus).expanduser()
     return dataclasses.replace(study, corpus=str(path.resolve()) if path.is_dir() else corpus)
+
+
+def with_languages(study: StudyConfig, sources: str | None,
+                   targets: str | None) -> StudyConfig:
+    """``study`` on other languages (``--sources``/``--targets``, comma-separated codes): the
+    given lists replace the config's, and its extra pairs (which name its own languages) go."""
+    import dataclasses
+
+    from sweeps.config import Languages
+
+    langs = study.languages
+    new = Languages(language_list(sources, "--sources") if sources else langs.sources,
+                    language_list(targets, "--targets") if targets else langs.targets, ())
+    if not any(s != t for s in new.sources for t in new.targets):
+        raise XferError(f"--sources {','.join(new.sources)} and --targets "
+                        f"{','.join(new.targets)} make no pair (a source is never finetuned on "
+                        "itself)")
+    return dataclasses.replace(study, languages=new)
+
+
+def language_list(text: str, option: str) -> tuple[str, ...]:
+    """Comma-separated language codes (``en,de``), each a valid name, none twice."""
+    from xfer.schema import check_name
+
+    codes = tuple(code.strip() for code in text.split(","))
+    for code in codes:
+        if not code:
+            raise XferError(f"{option}: empty language code in {text!r} (e.g. en,de)")
+        check_name(code, option)
+    if len(set(codes)) != len(codes):
+        raise XferError(f"{option}: repeated language in {text!r}")
+    return codes
 
 
 def check_corpus_folder(study: StudyConfig) -> None:
@@ -107,9 +157,9 @@ def check_corpus_folder(study: StudyConfig) -> None:
 
     from sweeps.config import NAMED_CORPORA
     from sweeps.trials import build_trials, language_budgets
-    from xfer.data.corpora import check_folder
+    from xfer.data.corpora import BUNDLED, check_folder
 
-    if study.corpus in NAMED_CORPORA:
+    if study.corpus in NAMED_CORPORA and study.corpus != BUNDLED:
         return
     extra = study.data.dev_bytes + study.data.test_bytes
     budgets = language_budgets(study, build_trials(study))

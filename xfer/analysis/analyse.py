@@ -28,9 +28,10 @@ from xfer.analysis.correlations import (
     correlations,
     largest_finetune_budget,
 )
+from xfer.analysis.coverage import left_out
 from xfer.analysis.figures import powerlaw_figure, write_figures
 from xfer.analysis.powerlaw import fit_cells, fit_power_law
-from xfer.analysis.premium import in_reference_bytes, premium_of
+from xfer.analysis.premium import in_reference_bytes
 from xfer.analysis.sections import Findings, report_text
 from xfer.analysis.sensitivity import sensitivity
 from xfer.analysis.transfer import (
@@ -85,18 +86,14 @@ def read_results(path: Path) -> pd.DataFrame:
     return frame
 
 
-def add_distances(frame: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
-    """Add the six ``distance_*`` columns; languages without a lang2vec entry get NaN + a note."""
+def add_distances(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the six ``distance_*`` columns; NaN for pairs with a language that has no lang2vec
+    entry (:func:`xfer.analysis.coverage.left_out` writes the note)."""
     frame = frame.copy()
     for column in DISTANCE_COLUMNS.values():
         frame[column] = np.nan
-    langs = sorted(set(frame["init"]) | set(frame["target"]))
-    missing = [lang for lang in langs if not similarity.has_entry(lang)]
-    if missing:
-        problems.append(Problem(f"language(s) {', '.join(missing)}", "no lang2vec/URIEL entry "
-                                "(e.g. a generated language); distances skipped", kind="note"))
     for i, cell in frame.iterrows():
-        if cell["init"] in missing or cell["target"] in missing:
+        if not (similarity.has_entry(cell["init"]) and similarity.has_entry(cell["target"])):
             continue
         for kind, value in similarity.distances(cell["init"], cell["target"]).items():
             frame.at[i, f"distance_{kind}"] = value
@@ -158,14 +155,6 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-def _premium_note(targets: list[str], problems: list[Problem]) -> None:
-    missing = [t for t in targets if premium_of(t) != premium_of(t)]  # NaN: no premium
-    if missing:
-        problems.append(Problem(f"target(s) {', '.join(missing)}", "no byte premium (no aligned "
-                                "parallel text, e.g. a generated language); D_T in English "
-                                "bytes (d_t_en) left empty", kind="note"))
-
-
 def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
                  data_dir: Path | None = None, lid_model: Path | None = None,
                  language_notes: Mapping[str, str] | None = None,
@@ -192,10 +181,9 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
     elif budget not in set(cells["budget"]):
         known = ", ".join(format_budget(int(b)) for b in sorted(set(cells["budget"])))
         raise XferError(f"--budget {budget} has no analysed cell (budgets: {known})")
-    targets = sorted(set(cells["target"]))
-    _premium_note(targets, problems)
     largest = largest_finetune_budget(cells)
-    corr = add_distances(correlation_cells(cells, largest), problems)
+    corr = add_distances(correlation_cells(cells, largest))
+    problems += left_out([*corr["init"], *corr["target"]], cells["target"])
     against = dict(DISTANCE_COLUMNS)
     if data_dir is not None:
         corr = add_contamination(corr, rows, Path(data_dir), lid_model, problems)
