@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# The GPU check (issue 17), from any folder, on a machine with an NVIDIA GPU:
+# The GPU check (issues 17 and 29), from any folder, on a machine with an NVIDIA GPU:
 #   bash bench/gpu.sh              # installs what is missing (.venv-gpu), prints within 10 min:
+#                                  # FlexAttention against the reference attention on this GPU
+#                                  # (exit 1 if they differ) and the attention kernels alone;
 #                                  # xfer's own train_step: bytes/s, host syncs per optimiser step;
-#                                  # bf16 bytes/s and share of peak, ours vs HF GPT-2; 2-GPU DDP
-#                                  # when there are 2 GPUs; projected hours of a 6e9-byte pretrain
-#   bash bench/gpu.sh --compile    # the same with torch.compile (other options: gpu_check.py -h)
+#                                  # ours vs HF GPT-2 at equal dims, bf16 autocast, the paper's
+#                                  # 512 x 1024 bytes per step (micro-batches of 32, accumulated):
+#                                  # bytes/s, share of the datasheet bf16 peak, a profile of one
+#                                  # step of each (top kernels, attention's share); 2-GPU DDP when
+#                                  # there are 2 GPUs; projected hours of a 6e9-byte pretrain
+#   bash bench/gpu.sh --compile --no-loop  # the same with torch.compile, without xfer's step
 #   bash bench/gpu.sh --smoke      # the same code on CPU with tiny dims: no GPU, no install
+# Other options (--micro, --global-batch, --steps, --rounds): python bench/gpu_check.py -h
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD RAY_USAGE_STATS_ENABLED=0
 if [ "${1:-}" = --smoke ]; then
-  exec timeout 600 python3 bench/gpu_check.py --smoke
+  exec timeout 600 python3 bench/gpu_check.py "$@"
 fi
 start=$(date +%s)
 ready='import torch, transformers; assert torch.cuda.is_available()'

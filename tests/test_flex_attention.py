@@ -119,6 +119,16 @@ TINY = ModelConfig(name="t", d_model=32, n_layers=2, n_heads=2, d_head=16, d_ff=
                    rel_buckets=8, rel_max_distance=16)
 
 
+def test_attention_path_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XFER_ATTENTION", "reference")
+    assert ByteLM(TINY).attention_path == "reference"
+    monkeypatch.delenv("XFER_ATTENTION")
+    assert ByteLM(TINY).attention_path == "auto"
+    monkeypatch.setenv("XFER_ATTENTION", "flash")
+    with pytest.raises(XferError, match="attention path must be one of auto, fused, reference"):
+        ByteLM(TINY)
+
+
 def _one_step(run: torch.nn.Module, model: ByteLM, ids: torch.Tensor
               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The next-byte loss of ``run`` (the model, or its compiled form) on ``ids`` and the

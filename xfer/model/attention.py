@@ -19,6 +19,7 @@ through it. Two interchangeable paths compute the same function:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -184,7 +185,20 @@ class BandBiasAttention(torch.autograd.Function):
 
 
 ATTENTION_PATHS = ("auto", "fused", "reference")
+ATTENTION_ENV = "XFER_ATTENTION"  # a new model's path when set (to compare the kernels' speed)
 BAND_PATH_MIN_RATIO = 4  # measured: at T = 256 (band 113) the math path trains faster
+
+
+def _check_path(path: str) -> str:
+    if path not in ATTENTION_PATHS:
+        raise XferError(f"attention path must be one of {', '.join(ATTENTION_PATHS)}, "
+                        f"got {path!r}")
+    return path
+
+
+def default_attention_path() -> str:
+    """A new model's attention path: ``$XFER_ATTENTION`` when set, else ``auto``."""
+    return _check_path(os.environ.get(ATTENTION_ENV, "auto"))
 
 
 def kernel_of(device_type: str, dtype_fits: bool, training: bool, length: int, band: int,
@@ -198,9 +212,7 @@ def kernel_of(device_type: str, dtype_fits: bool, training: bool, length: int, b
     in fp32): ``fused`` = :class:`BandBiasAttention`; ``auto`` = band when ``length`` >= 4 x
     ``band`` (bytes; the band recompute is then cheap). Other devices (XLA): the reference.
     """
-    if path not in ATTENTION_PATHS:
-        raise XferError(f"attention path must be one of {', '.join(ATTENTION_PATHS)}, "
-                        f"got {path!r}")
+    _check_path(path)
     if device_type == "cuda" and path != "reference" and (path == "fused" or training):
         return "flex"
     long_enough = length >= BAND_PATH_MIN_RATIO * band

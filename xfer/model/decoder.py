@@ -24,7 +24,12 @@ from torch import nn
 from xfer.data.vocab import VOCAB_SIZE
 from xfer.errors import XferError
 from xfer.io import first_line
-from xfer.model.attention import PositionIndex, attention, position_index
+from xfer.model.attention import (
+    PositionIndex,
+    attention,
+    default_attention_path,
+    position_index,
+)
 
 
 @dataclass(frozen=True)
@@ -224,7 +229,7 @@ class ByteLM(nn.Module, PyTorchModelHubMixin, library_name="xfer",
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self._index_cache: dict[tuple[int, str], PositionIndex] = {}
-        self.attention_path = "auto"  # one of ATTENTION_PATHS (speed only; same function)
+        self.attention_path = default_attention_path()  # speed only; the same function
         self.reset_parameters()
 
     @torch.no_grad()
