@@ -1,17 +1,26 @@
 """A tiny study run folder built by hand in well under a second (no Ray, no training): one
 scratch trial with a 16-wide model, its ledger row, result and best checkpoint, a results table
 the analysis accepts, config.json and a data manifest. The crafted-run-folder and CLI fuzz tests
-copy it and break one thing at a time."""
+copy it and break one thing at a time. The boundary's property tests (issue 28) also use the
+contract below: on a hostile input a command exits 0, or exits 2 with one line; it never hangs,
+writes nothing outside its ``--out`` and keeps memory bounded; outcomes are tallied per kind."""
 
 from __future__ import annotations
 
 import json
+import re
+import resource
 import shutil
+import signal
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from hypothesis import strategies as st
 
 from xfer.cli import main as xfer_main
 
@@ -99,3 +108,111 @@ def snapshot(root: Path) -> dict[str, tuple]:
         out[str(path.relative_to(root))] = (kind, st.st_size if kind == "file" else 0,
                                             st.st_mtime_ns if kind == "file" else 0)
     return out
+
+
+# ---- the boundary's contract (issue 28) ----
+TALLY: dict[str, Counter] = defaultdict(Counter)  # kind of input -> outcome -> cases
+MAX_RSS_GROWTH = 1 << 30  # bytes the test process's peak memory may grow over one module
+COMMAND_SECONDS = 30  # a command on a hostile input taking longer than this is a hang
+
+
+class Hang(BaseException):
+    """Raised by the alarm: a BaseException, so no handler of the command swallows it."""
+
+
+@contextmanager
+def deadline(seconds: int = COMMAND_SECONDS) -> Iterator[None]:
+    """Fail with :class:`Hang` when the block runs longer than ``seconds``."""
+    def on_alarm(*_: object) -> None:
+        raise Hang(f"no answer within {seconds} s (a hang)")
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory so far (bytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def run_contract(capsys: pytest.CaptureFixture, root: Path, kind: str, *argv: object,
+                 outs: str = "outs") -> tuple[int, str]:
+    """Run ``xfer ARGV`` in this process under the contract; tally the outcome under
+    ``kind``; (exit status, the error line or stdout)."""
+    before = snapshot(root)
+    with deadline():
+        rc, out, err = xfer(capsys, *argv)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err + out, err[-2000:]
+    changed = {k for k, v in snapshot(root).items() if before.get(k) != v}
+    if rc == 0:
+        assert all(k.startswith(outs) for k in changed), f"written outside --out: {changed}"
+        TALLY[kind]["valid result (exit 0)"] += 1
+        return rc, out
+    assert rc == 2, (rc, err[-500:])
+    assert len(lines) == 1, err[-2000:]
+    assert lines[0].startswith(f"xfer {argv[0]}: error: "), lines[0]
+    assert not changed, f"a refused input left files: {changed}"
+    TALLY[kind]["one line, exit 2"] += 1
+    return rc, lines[0]
+
+
+RAW = "@@raw@@"  # a placeholder replaced by a raw JSON token after json.dumps
+RAW_TOKENS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "9" * 5000, "1e-999",
+              "[" * 100_000 + "]" * 100_000, "2e308", "18446744073709551616"]
+hostile_values = st.one_of(
+    st.sampled_from([None, True, False, -5, -1, 0, 2**63, 2**64, 10**30, 1.5, -0.0, "",
+                     "../../evil", "/etc/passwd", "a/b", "..", ".", "abc", [], {}, [[[]]],
+                     {"a": {"b": {}}}, "x" * 300]),
+    st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10),
+    st.sampled_from(RAW_TOKENS).map(lambda t: (RAW, t)))
+
+
+def leaf_paths(data: object, prefix: tuple = ()) -> list[tuple]:
+    """Every key path of a parsed JSON document (mappings and lists), the root excluded."""
+    paths = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) \
+        if isinstance(data, list) else []
+    for key, value in items:
+        paths.append((*prefix, key))
+        paths.extend(leaf_paths(value, (*prefix, key)))
+    return paths
+
+
+def mutate_json(text: str, path_index: int, value: object, delete: bool) -> str:
+    """``text`` (a JSON document) with the value at one key path replaced by ``value`` (or
+    the key deleted); a ``(RAW, token)`` value is written as the raw token."""
+    data = json.loads(text)
+    paths = leaf_paths(data)
+    if not paths:
+        return json.dumps(value if not isinstance(value, tuple) else RAW)
+    path = paths[path_index % len(paths)]
+    parent = data
+    for key in path[:-1]:
+        parent = parent[key]
+    if delete and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = RAW if isinstance(value, tuple) else value
+    out = json.dumps(data)
+    if isinstance(value, tuple):
+        out = out.replace(json.dumps(RAW), value[1], 1)
+    return out
+
+
+def table_lines() -> list[str]:
+    """The tally as a Markdown table: kind, generated cases, outcomes."""
+    rows = ["| kind of input | generated cases | outcomes |", "|---|---:|---|"]
+    for kind in sorted(TALLY):
+        counts = TALLY[kind]
+        outcomes = "; ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+        rows.append(f"| {kind} | {sum(counts.values())} | {outcomes} |")
+    return rows
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")

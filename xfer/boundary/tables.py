@@ -12,6 +12,7 @@ from xfer.kinds import Kind
 
 MAX_ROWS = 10_000_000  # rows of one results table
 NAME_COLUMNS = ("source", "target", "init")  # language codes (init: also "scratch")
+REQUIRED = ("kind", "target", "init")  # never empty in a row
 COUNT_COLUMNS = ("budget", "seed")  # whole numbers from 0 to 2**63-1
 NUMBER_COLUMNS = ("perplexity", "dev_perplexity", "bits_per_byte", "dev_bits_per_byte", "lr")
 
@@ -50,6 +51,9 @@ def check_results(frame, where: str):  # (pandas.DataFrame, str) -> pandas.DataF
         raise XferError(f"{where}: {len(frame):,} rows, more than {MAX_ROWS:,}")
     if frame.columns.duplicated().any():
         raise XferError(f"{where}: a column name appears twice")
+    for column in REQUIRED:
+        if column in frame.columns and frame[column].isna().any():
+            raise XferError(f"{where}: {column} is empty in row {frame[column].isna().idxmax()}")
     if "kind" in frame.columns:
         bad = ~frame["kind"].map(lambda v: isinstance(v, str) and v in set(Kind))
         if bad.any():

@@ -65,7 +65,7 @@ def check_run_folder(path: Path) -> Path:
     path = Path(path).expanduser().resolve()
     if not path.is_dir():
         raise XferError(f"no such run folder: {path}")
-    if not (path / "config.json").is_file() or not (path / "ledger").is_dir():
+    if not (path / "config.json").exists() or not (path / "ledger").is_dir():
         raise XferError(f"not a study run folder (no config.json and ledger/): {path}")
     return path
 

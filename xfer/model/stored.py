@@ -16,7 +16,14 @@ from pathlib import Path
 
 import torch
 
-from xfer.boundary import open_regular, parse_json, read_json_object, regular_file, stored_bytes
+from xfer.boundary import (
+    open_regular,
+    parse_json,
+    read_json_object,
+    regular_file,
+    resolve,
+    stored_bytes,
+)
 from xfer.data.vocab import VOCAB_SIZE
 from xfer.errors import XferError
 from xfer.io import first_line
@@ -72,7 +79,7 @@ def checked_config(data: object, where: str, weights: Path) -> ModelConfig:
 def read_meta(path: Path) -> dict:
     """A checkpoint's meta.json (a mapping with a ``model`` mapping and, when present, a
     ``train`` mapping); XferError if the directory is not a checkpoint."""
-    meta_path = Path(path) / META_FILE
+    meta_path = resolve(path, META_FILE, what=f"checkpoint {path}")
     if not meta_path.exists() or not (Path(path) / MODEL_FILE).exists():
         raise XferError(f"not a checkpoint directory: {path}")
     meta = read_json_object(meta_path, f"checkpoint {path}: {META_FILE}", "model")
@@ -99,7 +106,7 @@ def checked_context(value: object, where: str) -> int:
 
 def load_state(path: Path, name: str) -> dict:
     """One torch file of a checkpoint, loaded on CPU with weights_only=True."""
-    file = Path(path) / name
+    file = resolve(path, name, what=f"checkpoint {path}")
     if not file.exists():
         raise XferError(f"checkpoint {path} has no {name}")
     try:
@@ -210,8 +217,9 @@ def load_export(folder: Path) -> tuple[ByteLM, dict]:
     import safetensors.torch
 
     folder = Path(folder)
-    weights = folder / WEIGHTS_FILE
-    data = read_json_object(folder / EXPORT_CONFIG, f"{folder / EXPORT_CONFIG}", "cfg")
+    weights = resolve(folder, WEIGHTS_FILE, what=f"export {folder}")
+    config = resolve(folder, EXPORT_CONFIG, what=f"export {folder}")
+    data = read_json_object(config, f"{config}", "cfg")
     cfg = checked_config(data["cfg"], f"{folder / EXPORT_CONFIG}", weights)
     check_safetensors(weights, cfg)
     model = ByteLM(cfg)

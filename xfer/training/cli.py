@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from xfer.boundary import read_json_object
+from xfer.boundary import open_regular, read_json_object
 from xfer.boundary.outputs import check_out as check_out_path
 from xfer.errors import XferError
 from xfer.io import first_line
@@ -94,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         name, sep, path = item.partition("=")
         if not sep or not name:
             raise XferError(f"--extra-eval wants NAME=PATH, got {item!r}")
+        open_regular(Path(path), f"--extra-eval {name}").close()  # a regular file: no FIFO
         extra[name] = Path(path)
+    if args.tensorboard:
+        check_out_path(args.tensorboard, "--tensorboard", tree=True)
     board = [TensorBoardLog(args.tensorboard)] if args.tensorboard else []
     try:
         result = train_run(get_model_config(args.model), cfg, args.data, args.lang,
