@@ -15,7 +15,7 @@ import torch.nn.attention.flex_attention as torch_flex
 
 import xfer.model.attention as attention_module
 from xfer.errors import XferError
-from xfer.model import ByteLM, ModelConfig
+from xfer.model import ByteLM, ModelConfig, flex
 from xfer.model.attention import kernel_of, position_index, reference_attention
 from xfer.model.flex import KERNEL_BLOCK, causal_block_mask, flex_attention_biased
 
@@ -88,6 +88,27 @@ def test_flex_path_equals_reference_in_fp64(cpu_backward: None, length: int) -> 
     ref = _values_and_grads(reference_attention, q, k, v, table, grad, index)
     for got, want in zip(flex, ref, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_kernel_is_compiled_once_for_every_layer(
+        cpu_backward: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path an eager model takes on CUDA: ``flex_attention`` under ``torch.compile`` (here
+    Dynamo + AOT autograd with eager kernels on CPU), called by each layer with its own table:
+    one graph, no recompilation, and each layer's result equals the reference."""
+    monkeypatch.setattr(flex, "COMPILED_DEVICES", ("cuda", "cpu"))
+    monkeypatch.setattr(flex, "_compiled", [torch.compile(torch_flex.flex_attention,
+                                                          backend="aot_eager", dynamic=False)])
+    torch._dynamo.utils.counters.clear()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for layer in range(3):
+            q, k, v, table, grad = _inputs(2, 2, 150, 8, 32, torch.float32)
+            table = table + layer
+            index = position_index(150, 32, 128, q.device)
+            got = _values_and_grads(flex_attention_biased, q, k, v, table, grad, index)
+            want = _values_and_grads(reference_attention, q, k, v, table, grad, index)
+            for a, b in zip(got, want, strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
 def test_block_mask_is_causal_and_cached() -> None:

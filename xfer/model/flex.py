@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from xfer.model.attention import PositionIndex
 
 KERNEL_BLOCK = 128  # FlexAttention's default block (bytes of queries and keys per tile)
+COMPILED_DEVICES = ("cuda",)  # device types where the kernel is compiled (elsewhere: unfused math)
 MAX_CACHED_MASKS = 8  # block masks kept (one per sequence length and device)
 _block_masks: dict[tuple[int, str], BlockMask] = {}
 _compiled: list[Callable] = []  # the compiled kernel, made on first use (imports Inductor)
@@ -65,7 +66,8 @@ def flex_attention_biased(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                           ) -> torch.Tensor:
     """Unscaled causal attention [B, H, T, Dh] with the table's bias, by FlexAttention.
 
-    ``compiled`` (CUDA): run the ``torch.compile``'d kernel, fused forward and backward;
+    ``compiled`` (on :data:`COMPILED_DEVICES`): the ``torch.compile``'d kernel, fused forward
+    and backward, compiled once per shape (each layer's bias is an input, not a constant);
     while ``torch.compile`` traces the caller the call is part of the caller's graph instead.
     Elsewhere, or not ``compiled``: FlexAttention's unfused math (the same function).
     """
@@ -76,7 +78,8 @@ def flex_attention_biased(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
         # future keys (masked by the block mask) read distance 0: no out-of-range index
         return score + bias[head, (q_idx - kv_idx).clamp(min=0)]
 
-    own_compile = compiled and q.device.type == "cuda" and not torch.compiler.is_compiling()
+    own_compile = (compiled and q.device.type in COMPILED_DEVICES
+                   and not torch.compiler.is_compiling())
     kernel = compiled_kernel() if own_compile else flex_attention
     return kernel(q, k, v, score_mod=score_mod, block_mask=causal_block_mask(q.shape[2], q.device),
                   scale=1.0)
