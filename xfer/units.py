@@ -14,7 +14,7 @@ from decimal import Decimal
 from xfer.errors import XferError
 
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9, "T": 10**12}
-_PATTERN = re.compile(r"^\s*(\d{1,40})(?:\.(\d{1,40}))?(?:e\+?(\d{1,6}))?\s*([KMGBT]?)\s*$",
+_PATTERN = re.compile(r"^\s*(\d{1,40})(?:\.(\d{1,40}))?(?:e\+?(\d{1,12}))?\s*([KMGBT]?)\s*$",
                       re.IGNORECASE)
 MIB = 2**20
 MAX_BYTE_COUNT = 2**63 - 1  # byte counts (budgets, split sizes) are int64 in every table
