@@ -22,6 +22,7 @@ from xfer.analysis.report import (
     problems_markdown,
     table2,
 )
+from xfer.analysis.run_length import run_length_markdown
 from xfer.analysis.sensitivity import sensitivity_markdown
 from xfer.analysis.transfer import SCRATCH, Problem, ScratchCurve
 from xfer.data.units import format_budget
@@ -140,6 +141,7 @@ def report_text(f: Findings) -> str:
     parts += ["## Departures from the paper",
               departures_markdown(interp=f.interp, largest=f.largest,
                                   contamination_on=f.contamination_on, lid_model=f.lid_model),
+              "## Run lengths", run_length_markdown(f.rows),
               "## Skipped and flagged", problems_markdown(f.problems)]
     if notes.notes:
         parts.append(notes.render())

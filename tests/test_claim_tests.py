@@ -1,0 +1,119 @@
+"""The three-state tests and per-seed statistics behind "The paper's claims": every expected value
+is computed here independently (scipy directly, explicit resampling, or by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from xfer.analysis import claim_stats as cs
+from xfer.analysis.claim_tests import (
+    ALPHA,
+    INCONCLUSIVE,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    bonferroni,
+    exceeds,
+    t_bounds,
+    twoway_rho_bounds,
+    welch_bounds,
+    within,
+)
+
+
+def test_level_is_five_percent_per_side() -> None:
+    assert ALPHA == 0.05
+    assert bonferroni(0.05, 5) == pytest.approx(0.01)
+    assert bonferroni(0.05, 0) == 0.05
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0, 4.0], [0.3, -0.1, 0.2, 0.9], [5.0, 5.5]])
+def test_t_bounds_is_scipys_90_percent_interval(values: list[float]) -> None:
+    x = np.array(values)
+    low, high = stats.t.interval(0.90, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert t_bounds(x) == pytest.approx((x.mean(), low, high))
+    low, high = stats.t.interval(0.98, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert t_bounds(x, 0.01)[1:] == pytest.approx((low, high))
+
+
+def test_t_bounds_needs_two_values() -> None:
+    assert all(math.isnan(v) for v in t_bounds(np.array([1.0, np.nan])))
+
+
+def test_welch_bounds_is_scipys_welch_interval() -> None:
+    a, b = np.array([3.0, 4.5, 5.0]), np.array([1.0, 1.2, 2.9, 2.0])
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
+    assert welch_bounds(a, b) == pytest.approx((a.mean() - b.mean(), ci.low, ci.high))
+    assert all(math.isnan(v) for v in welch_bounds(a, b[:1]))
+    assert welch_bounds(np.ones(3), np.zeros(2)) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("low, high, verdict", [
+    (0.01, 2.0, SUPPORTED), (0.0, 2.0, INCONCLUSIVE), (-1.0, 0.5, INCONCLUSIVE),
+    (-1.0, 0.49, NOT_SUPPORTED), (-1.0, -0.5, NOT_SUPPORTED), (math.nan, 1.0, INCONCLUSIVE)])
+def test_exceeds(low: float, high: float, verdict: str) -> None:
+    assert exceeds(0.3, low, high, floor=0.0, margin=0.5).verdict == verdict
+
+
+@pytest.mark.parametrize("low, high, verdict", [
+    (0.05, 0.25, SUPPORTED), (0.0, 0.25, INCONCLUSIVE), (0.05, 0.3, INCONCLUSIVE),
+    (-0.4, 0.0, NOT_SUPPORTED), (0.3, 0.9, NOT_SUPPORTED), (-0.1, 0.5, INCONCLUSIVE)])
+def test_within(low: float, high: float, verdict: str) -> None:
+    d = within(0.1, low, high, lo=0.0, hi=0.3)
+    assert d.verdict == verdict
+    assert ("out of reach" in d.reach) == (high - low >= 0.3)
+
+
+def _expanded_rho(x: np.ndarray, y: np.ndarray, copies: np.ndarray) -> float:
+    return float(stats.spearmanr(np.repeat(x, copies), np.repeat(y, copies))[0])
+
+
+def test_twoway_bootstrap_against_explicit_resampling() -> None:
+    rng = np.random.default_rng(3)
+    rows, cols = np.repeat(["en", "ru", "zh"], 6), np.tile(list("abcdef"), 3)
+    x = np.round(rng.normal(size=18), 1)  # ties, as distances have
+    y = 0.5 * x + rng.normal(size=18)
+    rho, low, high = twoway_rho_bounds(y, x, rows, cols, alpha=0.01, resamples=300, seed=7)
+    assert rho == pytest.approx(stats.spearmanr(x, y)[0])
+    draw = np.random.default_rng(7)
+    r_draws, c_draws = draw.integers(0, 3, (300, 3)), draw.integers(0, 6, (300, 6))
+    r_index = np.unique(rows, return_inverse=True)[1]
+    c_index = np.unique(cols, return_inverse=True)[1]
+    boot = []
+    for dr, dc in zip(r_draws, c_draws, strict=True):
+        copies = np.bincount(dr, minlength=3)[r_index] * np.bincount(dc, minlength=6)[c_index]
+        boot.append(_expanded_rho(x, y, copies))
+    z = np.arctanh(np.clip([b for b in boot if np.isfinite(b)], -0.9999, 0.9999))
+    half = stats.norm.ppf(0.99) * np.std(z, ddof=1)
+    assert (low, high) == pytest.approx((np.tanh(np.arctanh(rho) - half),
+                                         np.tanh(np.arctanh(rho) + half)))
+
+
+def test_twoway_bootstrap_degenerate() -> None:
+    assert math.isnan(twoway_rho_bounds(np.ones(3), np.ones(3), np.arange(3), np.arange(3))[0])
+    rho, low, _ = twoway_rho_bounds(np.arange(5.0), np.arange(5.0), np.zeros(5), np.arange(5))
+    assert rho == pytest.approx(1.0) and math.isnan(low)  # one source: no two-way interval
+
+
+def test_stand_out_terms_by_hand() -> None:
+    # seeds x (en, ru, zh); seed 0's own values are not used to choose its odd source
+    m = np.array([[10.0, 2.0, 1.0], [9.0, 3.0, 2.0], [11.0, 1.0, 3.0]])
+    out = cs.stand_out_terms(m, k=3.0)
+    # seed 0: others mean (10, 2, 2.5): odd en (gap 7.5 vs 0.5); c = 10 - 1.5, e oriented by
+    # zh > ru on the others: e = 1 - 2 = -1
+    assert out[0] == pytest.approx(8.5 - 3 * -1.0)
+    # seed 1: others (10.5, 1.5, 2): odd en; c = 9 - 2.5; zh > ru there: e = 2 - 3
+    assert out[1] == pytest.approx(6.5 - 3 * -1.0)
+    # seed 2: others (9.5, 2.5, 1.5): odd en; c = 11 - 2; ru > zh there: e = 1 - 3
+    assert out[2] == pytest.approx(9.0 - 3 * -2.0)
+    # the odd source below the others: the same values (orientations flip with the data)
+    assert cs.stand_out_terms(-m, k=3.0) == pytest.approx(out)
+    assert cs.stand_out_terms(m[:1]).tolist() != cs.stand_out_terms(m[:1]).tolist()  # NaN
+
+
+def test_comparable_terms_by_hand() -> None:
+    m = np.array([[9.0, 4.0, 3.5], [6.0, 2.0, 2.5]])
+    assert cs.comparable_terms(m, ratio=3.0) == pytest.approx([3.5 - 3.0, 2.0 - 2.0])
