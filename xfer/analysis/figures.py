@@ -5,7 +5,8 @@
 - ``dt_by_target.png``: D_T (MiB) per target by source at the report budget; dashed lines: the
   average over targets of the best source's D_T and of the worst source's D_T. Hatched bars are
   bounds (clamped D_E).
-- ``dt_by_source.png``: box plot of D_T (MiB) per source over its cells.
+- ``dt_by_source.png``: box plot of D_T (MiB) per source over its cells; bound cells drawn as
+  triangles (▲ a lower bound, ▼ an upper one, ◆ seeds bound both ways).
 - ``powerlaw.png``: D_T against D_F (bytes, log-log) over the exact cells with D_T > 0, one colour
   per source, with the fitted D_T = k·(D_F)^α per source (solid) and per pair (dotted).
 """
@@ -22,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from xfer.analysis.transfer import EXACT, SCRATCH  # noqa: E402
+from xfer.analysis.transfer import EXACT, LOWER, SCRATCH, UPPER  # noqa: E402
 from xfer.data.units import format_budget  # noqa: E402
 from xfer.io import atomic_write  # noqa: E402
 
@@ -113,11 +114,15 @@ def dt_by_source_figure(cells: pd.DataFrame, path: Path) -> Path:
     data = [ft.loc[ft["init"] == s, "d_t_mib"].to_numpy() for s in sources]
     if sources:
         ax.boxplot(data, tick_labels=sources)
-        for i, values in enumerate(data, start=1):
-            ax.scatter(np.full(len(values), i), values, s=8, alpha=0.6)
+        marks = {EXACT: "o", LOWER: "^", UPPER: "v", "mixed": "D"}
+        for i, source in enumerate(sources, start=1):
+            mine = ft[ft["init"] == source]
+            for bound, group in mine.groupby("bound"):
+                ax.scatter(np.full(len(group), i), group["d_t_mib"], s=8 if bound == EXACT else 20,
+                           marker=marks.get(bound, "o"), color=f"C{i % 10}", alpha=0.6)
     ax.set_xlabel("source")
     ax.set_ylabel("D_T (MiB)")
-    ax.set_title("D_T distribution per source")
+    ax.set_title("D_T distribution per source (▲ lower bound, ▼ upper bound)")
     fig.tight_layout()
     return _save(fig, path)
 

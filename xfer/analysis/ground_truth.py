@@ -206,9 +206,9 @@ TESTS_TEXT = (
     "p this design (its seeds, levels and rows) can reach. *adjacent steps*: each step of the "
     "declared order on its own, one-sided paired t over the seeds in the direction of the mean; "
     "a rise significant after Holm across every step of the table turns **recovered** into "
-    "**trend recovered, order broken at** that step. *top above control*: the most divergent level's D_T lies above "
-    "the control's (one-sided Mann-Whitney, p < 0.05). ρ: Spearman over the levels' seeds, "
-    "descriptive.")
+    "**trend recovered, order broken at** that step. *top above control*: the most divergent "
+    "level's D_T lies above the control's (one-sided Mann-Whitney, p < 0.05). ρ: Spearman over "
+    "the levels' seeds, descriptive.")
 
 
 def markdown(table: pd.DataFrame, verdict: pd.DataFrame, truth: Truth) -> str:

@@ -73,7 +73,8 @@ def step_text(step: object) -> str:
     if not step.seeds:
         return f"{step.step}: no seeds"
     if step.mean_fall_mib >= 0:
-        return f"{step.step} falls ({step.falls}/{step.seeds} seeds, p {trend.format_p(step.p_falls)})"
+        return (f"{step.step} falls ({step.falls}/{step.seeds} seeds, p "
+                f"{trend.format_p(step.p_falls)})")
     mark = " **reversed**" if step.reversed else ""
     return (f"{step.step} rises{mark} ({step.falls}/{step.seeds} seeds fall, p "
             f"{trend.format_p(step.p_rises)}; Holm {trend.format_p(step.p_rises_holm)})")
