@@ -179,9 +179,9 @@ def test_slow_commands_are_shown_and_covered() -> None:
     assert all(covered(target) for target in SLOW.values())
 
 
-def broken_links(page: Path) -> list[str]:
-    """The relative links of ``page`` that leave the repository, name nothing, or name a heading
-    the target page lacks."""
+def broken_links(page: Path, root: Path = ROOT) -> list[str]:
+    """The relative links of ``page`` that leave ``root`` (the repository), name nothing, or name
+    a heading the target page lacks."""
     prose = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M)
     bad = []
     for target in LINK.findall(prose):
@@ -189,7 +189,7 @@ def broken_links(page: Path) -> list[str]:
             continue
         path, _, fragment = target.partition("#")
         dest = (page.parent / path).resolve() if path else page
-        if not dest.is_relative_to(ROOT):
+        if not dest.is_relative_to(root):
             bad.append(f"{target}: outside the repository")
         elif not dest.exists():
             bad.append(f"{target}: no such file")
@@ -216,6 +216,13 @@ def test_readme_opens_with_the_two_commands() -> None:
         "python -m pytest -q"]
 
 
+def test_method_page_names_the_reports_default_interpolation() -> None:
+    from sweeps.config import Analysis
+
+    said = re.search(r"The report's default is `(\w+)`", (ROOT / "docs/method.md").read_text())
+    assert said is not None and said.group(1) == Analysis().interp
+
+
 def test_the_checks_can_fail(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text("# A page\n\n```bash\nxfer distance en de  # six distances\n"
@@ -225,7 +232,7 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     assert slug("Verdicts: recovered, `twin`'s") == "verdicts-recovered-twins"
     assert anchors(page) == {"a-page"}
     assert not covered("tests/test_docs.py::test_no_such_test")
-    page.write_text("[up](../../etc/passwd) [gone](nothing.md) [here](#a-page) [x](#nowhere) "
+    page.write_text("# A page\n[up](../../etc/passwd) [gone](nothing.md) [here](#a-page) [x](#nowhere) "
                     "[web](https://example.org)")
-    assert [b.split(":")[1] for b in broken_links(page)] == [
+    assert [b.split(":")[1] for b in broken_links(page, tmp_path)] == [
         " outside the repository", " no such file", " no such heading"]
