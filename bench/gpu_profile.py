@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -129,15 +130,18 @@ def attention_check(device: torch.device, heads: int, d_head: int, lengths: tupl
                     tolerance: float = 1e-4) -> tuple[list[str], bool]:
     """FlexAttention (compiled on CUDA) against the reference in fp32 on ``device``: the
     largest difference of the output and of the q, k, v and table gradients, each relative to
-    the reference's largest entry when that is above 1. On CPU the forward only (FlexAttention
+    the reference's largest entry when that is above 1; the table's gradient from the kernel at
+    every length, from the band recompute at the last. On CPU the forward only (FlexAttention
     refuses gradients there; tests/test_flex_attention.py checks them with its math)."""
     grads = device.type == "cuda"
     lines, ok = [], True
-    for length in lengths:
+    runs = [(length, "kernel") for length in lengths] + [(lengths[-1], "band")]
+    for length, table_gradient in runs:
         q, k, v, table, grad, index = _attention_inputs(2, heads, length, d_head, 32, 128, device,
                                                         torch.float32)
+        flex = partial(flex_attention_biased, table_gradient=table_gradient)
         results = []
-        for fn in (flex_attention_biased, reference_attention):
+        for fn in (flex, reference_attention):
             inputs = [x.clone().requires_grad_(grads) for x in (q, k, v, table)]
             out = fn(*inputs, index)
             results.append([out, *torch.autograd.grad(out, inputs, grad)] if grads else [out])
@@ -145,22 +149,25 @@ def attention_check(device: torch.device, heads: int, d_head: int, lengths: tupl
                   for a, b in zip(*results, strict=True)]
         ok &= max(errors) <= tolerance and all(e == e for e in errors)  # NaN fails too
         named = zip(("out", "dq", "dk", "dv", "dtable"), errors, strict=False)  # CPU: out only
-        lines.append(f"  T {length}: " + ", ".join(f"{n} {e:.1e}" for n, e in named))
+        lines.append(f"  T {length}, table gradient by {table_gradient}: "
+                     + ", ".join(f"{n} {e:.1e}" for n, e in named))
     return lines, ok
 
 
 def attention_times(device: torch.device, batch: int, heads: int, length: int, d_head: int,
                     dtype: torch.dtype, reps: int = 5) -> list[str]:
     """Lines: milliseconds of one attention forward + backward (CPU: forward) at these shapes,
-    for FlexAttention with the bias table's gradient, FlexAttention with a constant table (the
-    cost of that gradient), SDPA with the bias as a float mask (the reference path) and causal
-    SDPA without bias (GPT-2's kernel)."""
+    for FlexAttention with the bias table's gradient (by its kernel; by the band recompute),
+    FlexAttention with a constant table (the cost of that gradient), SDPA with the bias as a
+    float mask (the reference path) and causal SDPA without bias (GPT-2's kernel)."""
     q, k, v, table, grad, index = _attention_inputs(batch, heads, length, d_head, 32, 128, device,
                                                     dtype)
     backward = device.type == "cuda"
     causal = lambda q, k, v, table, index: F.scaled_dot_product_attention(  # noqa: E731
         q, k, v, is_causal=True)
-    kernels = {"flex, table gradient": (flex_attention_biased, True),
+    kernels = {"flex, table gradient by kernel": (flex_attention_biased, True),
+               "flex, table gradient by band": (partial(flex_attention_biased,
+                                                        table_gradient="band"), True),
                "flex, constant table": (flex_attention_biased, False),
                "reference (SDPA + float mask)": (reference_attention, True),
                "causal SDPA, no bias (GPT-2)": (causal, False)}
@@ -178,5 +185,5 @@ def attention_times(device: torch.device, batch: int, heads: int, length: int, d
                 out.backward(grad)
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
-        lines.append(f"  {name:32s} {best * 1e3:8.2f} ms")
+        lines.append(f"  {name:34s} {best * 1e3:8.2f} ms")
     return lines

@@ -17,7 +17,12 @@ import xfer.model.attention as attention_module
 from xfer.errors import XferError
 from xfer.model import ByteLM, ModelConfig, flex
 from xfer.model.attention import kernel_of, position_index, reference_attention
-from xfer.model.flex import KERNEL_BLOCK, causal_block_mask, flex_attention_biased
+from xfer.model.flex import (
+    KERNEL_BLOCK,
+    TABLE_GRADIENTS,
+    causal_block_mask,
+    flex_attention_biased,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 
@@ -61,16 +66,19 @@ CASES = [  # batch, heads, length (bytes), d_head, buckets, max distance (bytes)
 ]
 
 
+@pytest.mark.parametrize("table_gradient", TABLE_GRADIENTS)
 @pytest.mark.parametrize(("batch", "heads", "length", "d_head", "buckets", "distance"), CASES)
 def test_flex_path_equals_reference_in_fp32(cpu_backward: None, batch: int, heads: int,
                                             length: int, d_head: int, buckets: int,
-                                            distance: int) -> None:
+                                            distance: int, table_gradient: str) -> None:
     """Output and the q, k, v and bias-table gradients within 1e-5 of the reference (relative
-    to the largest reference entry when that is above 1), lengths off the 128-byte block too."""
+    to the largest reference entry when that is above 1), lengths off the 128-byte block too;
+    the table's gradient from FlexAttention's backward and from the band recompute."""
     q, k, v, table, grad = _inputs(batch, heads, length, d_head, buckets, torch.float32)
     index = position_index(length, buckets, distance, q.device)
-    flex = _values_and_grads(lambda *a: flex_attention_biased(*a, compiled=False),
-                             q, k, v, table, grad, index)
+    flex = _values_and_grads(
+        lambda *a: flex_attention_biased(*a, compiled=False, table_gradient=table_gradient),
+        q, k, v, table, grad, index)
     ref = _values_and_grads(reference_attention, q, k, v, table, grad, index)
     for name, got, want in zip(("out", "dq", "dk", "dv", "dtable"), flex, ref, strict=True):
         scale = max(1.0, want.abs().max().item())
@@ -78,13 +86,16 @@ def test_flex_path_equals_reference_in_fp32(cpu_backward: None, batch: int, head
     assert ref[4].abs().sum() > 0 or length == 1  # the table's gradient is not trivially zero
 
 
+@pytest.mark.parametrize("table_gradient", TABLE_GRADIENTS)
 @pytest.mark.parametrize("length", [130, 2 * KERNEL_BLOCK + 1])
-def test_flex_path_equals_reference_in_fp64(cpu_backward: None, length: int) -> None:
+def test_flex_path_equals_reference_in_fp64(cpu_backward: None, length: int,
+                                            table_gradient: str) -> None:
     """In float64 the two paths agree to rounding: the same function, not a close one."""
     q, k, v, table, grad = _inputs(2, 2, length, 8, 32, torch.float64)
     index = position_index(length, 32, 128, q.device)
-    flex = _values_and_grads(lambda *a: flex_attention_biased(*a, compiled=False),
-                             q, k, v, table, grad, index)
+    flex = _values_and_grads(
+        lambda *a: flex_attention_biased(*a, compiled=False, table_gradient=table_gradient),
+        q, k, v, table, grad, index)
     ref = _values_and_grads(reference_attention, q, k, v, table, grad, index)
     for got, want in zip(flex, ref, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
@@ -134,6 +145,9 @@ def test_kernel_choice_per_device_and_path() -> None:
             for p in ("auto", "fused")} == {"reference"}
     with pytest.raises(XferError, match="attention path must be one of"):
         kernel_of("cpu", True, True, 10, 3, "flash")
+    with pytest.raises(ValueError, match="table_gradient must be one of"):
+        flex_attention_biased(*_inputs(1, 1, 4, 2, 8, torch.float32)[:4],
+                              position_index(4, 8, 16, torch.device("cpu")), table_gradient="x")
 
 
 TINY = ModelConfig(name="t", d_model=32, n_layers=2, n_heads=2, d_head=16, d_ff=64,

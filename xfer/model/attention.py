@@ -113,7 +113,7 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table
 BAND_BLOCK = 64  # query rows per block of the band recompute (measured fastest at T = 1024)
 
 
-def _band_bias_grad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+def band_bias_grad(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
                     lse: torch.Tensor, grad_out: torch.Tensor, table: torch.Tensor,
                     index: PositionIndex) -> torch.Tensor:
     """Gradient of the loss w.r.t. the bias table [buckets, H] from the band of distances.
@@ -180,7 +180,7 @@ class BandBiasAttention(torch.autograd.Function):
             grad_out, q, k, v, out, lse, 0.0, True, attn_mask=mask, scale=1.0)
         dtable = None
         if ctx.needs_input_grad[3]:
-            dtable = _band_bias_grad(q, k, v, out, lse, grad_out, table, ctx.index)
+            dtable = band_bias_grad(q, k, v, out, lse, grad_out, table, ctx.index)
         return dq, dk, dv, dtable, None
 
 

@@ -61,17 +61,49 @@ def distance_bias(table: torch.Tensor, index: PositionIndex) -> torch.Tensor:
     return table.t()[:, index.by_distance]
 
 
+class BandTableGradient(torch.autograd.Function):
+    """The attention output as it is; its backward gives the bias table's gradient by the CPU
+    path's band recompute (:func:`xfer.model.attention.band_bias_grad`, in the table's dtype)
+    instead of
+    FlexAttention's scatter into the captured bias."""
+
+    @staticmethod
+    def forward(ctx, out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                lse: torch.Tensor, table: torch.Tensor, index: PositionIndex) -> torch.Tensor:
+        ctx.save_for_backward(q, k, v, out, lse, table)
+        ctx.index = index
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        from xfer.model.attention import band_bias_grad
+
+        q, k, v, out, lse, table = ctx.saved_tensors
+        q, k, v, out, lse, grad = (x.to(table.dtype) for x in (q, k, v, out, lse, grad_out))
+        dtable = band_bias_grad(q, k, v, out, lse, grad.contiguous(), table, ctx.index)
+        return grad_out, None, None, None, None, dtable, None
+
+
+TABLE_GRADIENTS = ("kernel", "band")  # how the bias table gets its gradient (see below)
+
+
 def flex_attention_biased(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                          table: torch.Tensor, index: PositionIndex, compiled: bool = True
-                          ) -> torch.Tensor:
+                          table: torch.Tensor, index: PositionIndex, compiled: bool = True,
+                          table_gradient: str = "kernel") -> torch.Tensor:
     """Unscaled causal attention [B, H, T, Dh] with the table's bias, by FlexAttention.
 
     ``compiled`` (on :data:`COMPILED_DEVICES`): the ``torch.compile``'d kernel, fused forward
     and backward, compiled once per shape (each layer's bias is an input, not a constant);
     while ``torch.compile`` traces the caller the call is part of the caller's graph instead.
     Elsewhere, or not ``compiled``: FlexAttention's unfused math (the same function).
+    ``table_gradient``: ``kernel`` = FlexAttention's backward scatters into the captured bias;
+    ``band`` = the bias is a constant inside the kernel and :class:`BandTableGradient` gives the
+    table's gradient (the same gradient).
     """
-    bias = distance_bias(table, index)
+    if table_gradient not in TABLE_GRADIENTS:
+        raise ValueError(f"table_gradient must be one of {TABLE_GRADIENTS}, got {table_gradient!r}")
+    band = table_gradient == "band"
+    bias = distance_bias(table.detach() if band else table, index)
 
     def score_mod(score: torch.Tensor, batch: torch.Tensor, head: torch.Tensor,
                   q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
@@ -81,5 +113,8 @@ def flex_attention_biased(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     own_compile = (compiled and q.device.type in COMPILED_DEVICES
                    and not torch.compiler.is_compiling())
     kernel = compiled_kernel() if own_compile else flex_attention
-    return kernel(q, k, v, score_mod=score_mod, block_mask=causal_block_mask(q.shape[2], q.device),
-                  scale=1.0)
+    mask = causal_block_mask(q.shape[2], q.device)
+    if not band:
+        return kernel(q, k, v, score_mod=score_mod, block_mask=mask, scale=1.0)
+    out, lse = kernel(q, k, v, score_mod=score_mod, block_mask=mask, scale=1.0, return_lse=True)
+    return BandTableGradient.apply(out, q, k, v, lse.detach(), table, index)
