@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from sweeps.config import load_config
 from sweeps.grid import check_corpus_folder, main, with_corpus, with_languages
+from xfer.analysis.analyse import run_analysis
 from xfer.analysis.coverage import DISTANCE_FIELDS, left_out
 from xfer.data.corpora import BUNDLED, bundled_corpus, bundled_parallel, open_corpus
 from xfer.errors import XferError
@@ -118,3 +121,21 @@ def test_bad_language_lists_are_one_line_errors(args: tuple[str, ...], message: 
     assert status == 2 and out == ""
     (line,) = err.strip().splitlines()
     assert line.startswith("python -m sweeps.grid: error:") and message in line
+
+
+def test_report_says_what_it_left_out_and_why(tmp_path: Path) -> None:
+    rows = [("scratch", t, b, p) for t in ("fi", "et", "xx")
+            for b, p in ((1000, 10.0), (4000, 5.0), (9000, 4.0))]
+    rows += [("en", t, b, p) for t in ("fi", "et", "xx") for b, p in ((1000, 6.0), (4000, 4.5))]
+    table = pd.DataFrame(rows, columns=["init", "target", "budget", "perplexity"]).assign(seed=0)
+    outcome = run_analysis(table, tmp_path)
+    assert not [p for p in outcome.problems if p.kind == "error"]
+    notes = [line for line in outcome.report.read_text(encoding="utf-8").splitlines()
+             if line.startswith("- **note** — ")]
+    assert len(notes) == 2
+    assert notes[0].startswith("- **note** — language(s) xx: no lang2vec/URIEL entry")
+    assert notes[1].startswith("- **note** — target(s) et, xx: no byte premium")
+    cells = pd.read_csv(tmp_path / "correlation_cells.csv").set_index("target")
+    assert math.isnan(cells.loc["xx", "distance_genetic"])
+    assert cells.loc["et", "distance_genetic"] > 0
+    assert math.isnan(cells.loc["et", "d_t_en"]) and cells.loc["fi", "d_t_en"] > 0
