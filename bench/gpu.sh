@@ -9,7 +9,7 @@
 #                                  # bytes/s, share of the datasheet bf16 peak, a profile of one
 #                                  # step of each (top kernels, attention's share); 2-GPU DDP when
 #                                  # there are 2 GPUs; projected hours of a 6e9-byte pretrain
-#   bash bench/gpu.sh --compile --no-loop  # the same with torch.compile, without xfer's step
+#   bash bench/gpu.sh --compile --no-loop --no-attention  # ours vs GPT-2 under torch.compile
 #   bash bench/gpu.sh --smoke      # the same code on CPU with tiny dims: no GPU, no install
 # Other options (--micro, --global-batch, --steps, --rounds): python bench/gpu_check.py -h
 set -euo pipefail

@@ -156,6 +156,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--loop-only", action="store_true",
                         help="only xfer's own step (syncs per step, bytes/s)")
     parser.add_argument("--no-loop", action="store_true", help="skip xfer's own step")
+    parser.add_argument("--no-attention", action="store_true",
+                        help="skip FlexAttention's check and the attention kernels' timings")
     args = parser.parse_args()
     if args.micro < 1 or args.global_batch < 1 or args.global_batch % args.micro:
         parser.error(f"--global-batch {args.global_batch} must be a positive multiple of "
@@ -184,7 +186,7 @@ def main() -> None:
           f"optimiser step in {batch // micro} micro-batches of {micro}; "
           f"{dev.autocast_dtype or torch.float32}{', compiled' if args.compile else ''}")
     failed = False
-    if not args.loop_only:
+    if not (args.loop_only or args.no_attention):
         lines, ok = attention_check(dev.torch_device, cfg.n_heads, cfg.d_head, (seq_len - 24,
                                                                                 seq_len))
         failed |= not ok
