@@ -44,8 +44,8 @@ def causal_block_mask(length: int, device: torch.device) -> BlockMask:
     if key not in _block_masks:
         if len(_block_masks) >= MAX_CACHED_MASKS:
             _block_masks.clear()
-        _block_masks[key] = create_block_mask(_causal, None, None, length, length,
-                                                  device=device, BLOCK_SIZE=KERNEL_BLOCK)
+        _block_masks[key] = create_block_mask(_causal, None, None, length, length, device=device,
+                                              BLOCK_SIZE=KERNEL_BLOCK)
     return _block_masks[key]
 
 
