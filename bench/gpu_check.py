@@ -1,5 +1,7 @@
-"""The GPU check (run by bench/gpu.sh): the paper model's bf16 training throughput against HF
-GPT-2 at equal dimensions in this process, on the paper's global batch (512 x 1024 bytes per
+"""The GPU check (run by bench/gpu.sh): the paper model's training speed against HF GPT-2.
+
+The paper model's bf16 training throughput against HF GPT-2 at equal dimensions in this
+process, on the paper's global batch (512 x 1024 bytes per
 optimiser step, in micro-batches with gradient accumulation), with a profile of one step of
 each; FlexAttention against the reference attention on this GPU and the attention kernels
 timed alone; xfer's own optimiser step (the training loop's train_step) with its host syncs per
