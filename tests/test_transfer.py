@@ -72,6 +72,7 @@ def test_loglog_interpolates_log_bytes_against_log_perplexity():
     d_e, bound = effective_data([5.0, 6.0, 3.0, 12.0], curve)
     assert d_e.tolist() == pytest.approx([2 * M * 2 ** share, 2 * M, 4 * M, 1 * M])
     assert bound.tolist() == ["exact", "exact", "lower", "upper"]
+    assert data_transfer(effective_data([3.0, 12.0], curve)[0], [4 * M, M]).tolist() == [0, 0]
     assert effective_data(5.0, curve, "log")[0][0] == pytest.approx(2 * M * 2 ** 0.5)
     with pytest.raises(XferError, match="interpolation"):
         effective_data(5.0, curve, "cubic")

@@ -95,6 +95,7 @@ def effective_data(perplexity: float | np.ndarray, curve: ScratchCurve,
         d_e = np.exp(np.interp(p, xp, np.log(fp)))
     else:
         d_e = np.exp(np.interp(np.log(p), np.log(xp), np.log(fp)))
+    d_e = np.where(p <= xp[0], fp[0], np.where(p >= xp[-1], fp[-1], d_e))  # ends exact in bytes
     bound = np.where(p < xp[0], LOWER, np.where(p > xp[-1], UPPER, EXACT))
     return d_e, bound
 
