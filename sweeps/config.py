@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from xfer.training.config import TrainConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-NAMED_CORPORA = ("synthetic", "mc4")  # corpus names xfer.data.prepare knows; else a folder
+NAMED_CORPORA = ("synthetic", "mc4", "bundled")  # names xfer.data.prepare knows; else a folder
 
 
 def _bytes(*default: Any) -> Any:

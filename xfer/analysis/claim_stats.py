@@ -25,8 +25,14 @@ STAND_OUT_REFUTE = -0.1  # refuted below -10% of the level: selection noise bias
 COMPARABLE_RATIO = 3.0  # a target's smallest source D_T ≥ its largest / 3
 
 
+def with_seed(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``seed`` column (0 where a table has none: one replicate)."""
+    return rows if "seed" in rows.columns else rows.assign(seed=0)
+
+
 def _cube(small: pd.DataFrame, sources: Sequence[str], value: str) -> pd.DataFrame:
     """(target, seed) × ``sources`` table of ``value``; bounds and non-finite values NaN."""
+    small = with_seed(small)
     rows = small[small["init"].isin(sources)]
     exact = rows[value].astype(float).where(rows["bound"] == EXACT)
     table = exact.groupby([rows["target"], rows["seed"], rows["init"]]).mean().unstack("init")
@@ -146,6 +152,7 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     with h half the log range): 0 for an exact power law. Uses finetuned rows with an exact,
     positive D_T; returns the table, the points used and the points left out (bounds and
     D_T ≤ 0, which a log cannot take)."""
+    rows = with_seed(rows)
     ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])]
     usable = (ft["bound"] == EXACT) & (ft["d_t"].astype(float) > 0)
     fit = ft[usable]

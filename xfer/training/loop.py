@@ -78,6 +78,7 @@ class RunResult:
     wall_s: float
     bytes_per_s: float
     best_checkpoint: str
+    stopped_early: bool = False  # ended by patience (False: ran to its step cap or epochs)
     extra: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -88,7 +89,8 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict) -> RunResult:
         names = set(cls.__dataclass_fields__) - {"extra"}
-        return cls(**{k: data[k] for k in names},
+        optional = {"stopped_early"}  # absent from result.json files written before it existed
+        return cls(**{k: data[k] for k in names if k in data or k not in optional},
                    extra={k: v for k, v in data.items() if k not in names})
 
 
@@ -356,6 +358,7 @@ def finish(r: Run, data_dir: Path, extra_eval: dict[str, Path] | None) -> RunRes
         test_bits_per_byte=scores.pop("test_bits_per_byte"), bytes_seen=bytes_seen,
         steps=state.step, epochs=state.step / r.length.steps_per_epoch, wall_s=state.wall_s,
         bytes_per_s=bytes_seen / max(state.wall_s, 1e-9), best_checkpoint=str(best),
+        stopped_early=bool(state.stopped_early),
         extra={k: v for k, v in scores.items() if not k.startswith(("dev_", "test_"))})
     if r.workers.is_main:
         atomic_write_json(r.out_dir / ckpt.RESULT_FILE, result.to_dict(), indent=2,
