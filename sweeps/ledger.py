@@ -24,8 +24,8 @@ from xfer.schema import NAME_PATTERN, check_name
 
 # Columns of the results table, in order (one row per trial).
 COLUMNS = ["kind", "init", "source", "target", "budget", "seed", "perplexity", "dev_perplexity",
-           "bits_per_byte", "dev_bits_per_byte", "bytes_seen", "steps", "wall_s", "checkpoint",
-           "key", "node", "started_at", "ended_at", "lr"]
+           "bits_per_byte", "dev_bits_per_byte", "bytes_seen", "steps", "stopped_early", "wall_s",
+           "checkpoint", "key", "node", "started_at", "ended_at", "lr"]
 # Columns of the downstream table (one row per downstream trial; accuracy 0..1).
 DOWNSTREAM_COLUMNS = ["kind", "init", "source", "target", "seed", "accuracy", "accuracy_before",
                       "best_epoch", "steps", "wall_s", "checkpoint", "key", "node", "started_at",
@@ -53,6 +53,7 @@ def make_row(trial: TrialSpec, metrics: dict, checkpoint: str | None) -> dict:
         "bits_per_byte": metrics.get("test_bits_per_byte"),
         "dev_bits_per_byte": metrics.get("dev_bits_per_byte"),
         "bytes_seen": metrics.get("bytes_seen"), "steps": metrics.get("steps"),
+        "stopped_early": metrics.get("stopped_early"),  # False: ran to its step cap or epochs
         "wall_s": metrics.get("wall_s"), "checkpoint": checkpoint, "key": trial.key,
         "node": metrics.get("node_id"),
         "started_at": metrics.get("started_at"), "ended_at": metrics.get("ended_at"),
