@@ -8,6 +8,7 @@ writes nothing outside its ``--out`` and keeps memory bounded; outcomes are tall
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import shutil
@@ -216,3 +217,34 @@ def table_lines() -> list[str]:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")
+
+
+SPECIALS = ["fifo", "folder", "device", "link out", "dangling link", "sparse 1 TiB",
+            "truncated", "empty"]
+
+
+def make_special(path: Path, special: str, outside: Path) -> None:
+    """Replace ``path`` (a file, or nothing) by a special file of kind ``special``
+    (:data:`SPECIALS`); links out point into ``outside``."""
+    old = path.read_bytes() if path.is_file() else b""
+    path.unlink(missing_ok=True)
+    if special == "fifo":
+        os.mkfifo(path)
+    elif special == "folder":
+        path.mkdir()
+    elif special == "device":
+        path.symlink_to("/dev/zero")
+    elif special == "link out":
+        target = outside / f"{path.name}.outside"
+        target.write_bytes(old)
+        path.symlink_to(target)
+    elif special == "dangling link":
+        path.symlink_to(outside / "missing")
+    elif special == "sparse 1 TiB":
+        with open(path, "wb") as fh:
+            fh.write(old[:64])
+            fh.truncate(1 << 40)
+    elif special == "truncated":
+        path.write_bytes(old[: len(old) // 2])
+    elif special == "empty":
+        path.write_bytes(b"")

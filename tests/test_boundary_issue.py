@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.crafted_util import KEY, TARGET
+from tests.crafted_util import KEY, TALLY, TARGET, table_lines
 from tests.test_crafted_runfolder import (  # noqa: F401  template: the module's fixture
     Case,
     edit_json,
@@ -118,6 +118,7 @@ ISSUE_CASES = [
 def test_issue_case(case: Case, template: tuple[Path, Path], tmp_path: Path,  # noqa: F811
                     capsys: pytest.CaptureFixture) -> None:
     check_case(case, template, tmp_path, capsys)
+    TALLY["the issue's named inputs (commands)"]["one line, exit 2"] += 1
 
 
 DEFAULT = (Path(__file__).resolve().parents[1] / "sweeps" / "configs" / "default.yaml")
@@ -148,6 +149,7 @@ def test_issue_study_yaml(name: str, tmp_path: Path) -> None:
     with pytest.raises(XferError, match=expect) as info:
         load_config(str(path))
     assert "\n" not in str(info.value)
+    TALLY["the issue's named inputs (study YAML)"]["one XferError line"] += 1
 
 
 def manifest_case(root: Path, name: str) -> None:
@@ -173,9 +175,10 @@ def test_issue_manifests(name: str, tmp_path: Path) -> None:
     root.mkdir(exist_ok=True)
     splits = {}
     for split in ("dev", "test", "train"):
-        (folder / f"{split}.bin").write_bytes(bytes(np.arange(100) % 200))
+        (folder / f"{split}.bin").write_bytes((np.arange(100) % 200).astype(np.uint8).tobytes())
         splits[split] = {"file": f"{split}.bin", "bytes": 100}
     (folder / "manifest.json").write_text(json.dumps({"splits": splits, "budgets": {}}))
+    assert load_split(folder.parent, "qt", "dev").size == 100  # unbroken, it loads
     if name.startswith("language"):
         (root / "qt").symlink_to(folder)
     else:
@@ -184,3 +187,11 @@ def test_issue_manifests(name: str, tmp_path: Path) -> None:
         with pytest.raises(XferError) as info:
             load_split(root, "qt", split)
         assert "\n" not in str(info.value)
+        TALLY["the issue's named inputs (manifests)"]["one XferError line"] += 1
+
+
+def test_zz_table_of_kinds_and_outcomes() -> None:
+    """Print the table of the cases the boundary tests ran in this session (all of
+    tests/test_boundary*.py when run together: ``pytest -s tests/test_boundary*.py``)."""
+    print("\n" + "\n".join(table_lines()))
+    assert sum(sum(c.values()) for c in TALLY.values()) > 0

@@ -59,30 +59,27 @@ def check_results(frame, where: str):  # (pandas.DataFrame, str) -> pandas.DataF
         if bad.any():
             i = bad.idxmax()
             raise _bad(where, "kind", i, frame.at[i, "kind"], f"one of {', '.join(Kind)}")
-    for column in NAME_COLUMNS:
-        if column not in frame.columns:
-            continue
-        bad = ~frame[column].map(lambda v: v is None or (isinstance(v, float) and v != v) or (
+    def names(values):  # None/NaN (no source) or a valid name
+        return values.map(lambda v: v is None or (isinstance(v, float) and v != v) or (
             isinstance(v, str) and len(v) <= MAX_NAME and bool(NAME_PATTERN.fullmatch(v))))
-        if bad.any():
-            i = bad.idxmax()
-            raise _bad(where, column, i, frame.at[i, column], "a valid language name")
-    for column in COUNT_COLUMNS:
-        if column not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[column], errors="coerce").astype(float)
-        bad = ~(np.isfinite(values) & (values >= 0) & (values < 2.0**63) & (values % 1 == 0))
-        if bad.any():
-            i = bad.idxmax()
-            raise _bad(where, column, i, frame.at[i, column], "a whole number from 0 to 2**63-1")
-    for column in NUMBER_COLUMNS:
-        if column not in frame.columns:
-            continue
-        values = frame[column]
+
+    def counts(values):
+        numbers = pd.to_numeric(values, errors="coerce").astype(float)
+        return np.isfinite(numbers) & (numbers >= 0) & (numbers < 2.0**63) & (numbers % 1 == 0)
+
+    def numbers(values):  # empty, or finite and not negative
         numeric = pd.to_numeric(values, errors="coerce").astype(float)
-        bad = (values.notna() & numeric.isna()) | np.isinf(numeric) | (numeric < 0)
-        if bad.any():
-            i = bad.idxmax()
-            raise _bad(where, column, i, frame.at[i, column], "a finite number >= 0 (or empty)")
+        return ~((values.notna() & numeric.isna()) | np.isinf(numeric) | (numeric < 0))
+
+    for columns, good, what in ((NAME_COLUMNS, names, "a valid language name"),
+                                (COUNT_COLUMNS, counts, "a whole number from 0 to 2**63-1"),
+                                (NUMBER_COLUMNS, numbers, "a finite number >= 0 (or empty)")):
+        for column in columns:
+            if column not in frame.columns:
+                continue
+            ok = good(frame[column])
+            if not ok.all():
+                i = (~ok).idxmax()
+                raise _bad(where, column, i, frame.at[i, column], what)
     return frame
 
