@@ -217,6 +217,19 @@ def test_readme_opens_with_the_two_commands() -> None:
         "python -m pytest -q"]
 
 
+def test_cli_page_names_every_option() -> None:
+    """docs/cli.md names every option of ``python -m sweeps.grid`` and of every ``xfer``
+    command but ``xfer train``, whose options are the training config's fields."""
+    page = (ROOT / "docs/cli.md").read_text()
+    helps = [["python", "-m", "sweeps.grid", "--help"]] + [
+        ["xfer", name, "--help"] for name in ("prepare", "analyse", "premium", "lid", "distance",
+                                             "export", "generate")]
+    missing = {" ".join(argv[:-1]): sorted(set(re.findall(r"--[a-z0-9-]+", in_process(argv)[1]))
+                                          - {"--help"} - set(re.findall(r"--[a-z0-9-]+", page)))
+               for argv in helps}
+    assert {k: v for k, v in missing.items() if v} == {}
+
+
 def test_method_page_names_the_reports_default_interpolation() -> None:
     from sweeps.config import Analysis
 
