@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from xfer.analysis import claims
+from xfer.analysis.claim_tests import twoway_rho_bounds
 from xfer.analysis.claims import (
     CLAIM_COLUMNS,
     INCONCLUSIVE,
@@ -195,7 +196,7 @@ def test_correlation_claims_follow_the_bonferroni_interval() -> None:
     table = _table(_rows(_paper_like()), corr)
     family = 2 + 3
     for variable, column in claims.CONTAMINATION.items():
-        rho, low, high = claims.rho_bounds(corr["d_t"], corr[column], corr["init"],
+        rho, low, high = twoway_rho_bounds(corr["d_t"], corr[column], corr["init"],
                                            corr["target"], alpha=0.05 / family)
         row = table.loc[f"D_T correlates only weakly with {variable}"]
         assert row["interval"] == f"{rho:.3g} [{low:.3g}, {high:.3g}]"

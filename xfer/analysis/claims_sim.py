@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from xfer.analysis import claim_verdicts as cv
 from xfer.analysis import claims
 from xfer.analysis.claim_tests import NOT_SUPPORTED, SUPPORTED
 from xfer.analysis.premium import premium_of
@@ -162,7 +163,7 @@ SCENARIOS = [
     Scenario("contamination", "paper", _corr_only(0.23)),
     Scenario("typology", "null", _corr_only(claims.WEAK_RHO)),
     Scenario("typology", "paper", _corr_only(-0.12)),
-    Scenario("power-law form", "null", _rows_only(paper_means(), bend=claims.BEND_MARGIN)),
+    Scenario("power-law form", "null", _rows_only(paper_means(), bend=cv.BEND_MARGIN)),
     Scenario("power-law form", "paper", _rows_only(paper_means())),
     Scenario("α near 0.18", "null", _rows_only(paper_means(), alpha=0.36)),
     Scenario("α near 0.18", "paper", _rows_only(paper_means(), alpha=0.18)),
