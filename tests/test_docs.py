@@ -14,8 +14,10 @@ a later command can use what an earlier one wrote. How a command runs:
 - ``export NAME=VALUE ...``: sets the variables for the page's later commands;
 - anything else: ``bash -c`` in that folder, the virtual environment's ``bin`` first on PATH.
 
-Each must exit 0. Links: every ``[text](target)`` that is not a URL must name a file or folder
-inside the repository, and a ``#fragment`` a heading of that page.
+Each must exit 0. A ```text block right after a ```bash block is the output of that block's
+last command: each of its lines must appear in what the command printed. Links: every
+``[text](target)`` that is not a URL must name a file or folder inside the repository, and a
+``#fragment`` a heading of that page.
 """
 
 from __future__ import annotations
@@ -76,18 +78,27 @@ SLOW = {
         "tests/test_security.py::test_dashboard_of_a_local_run_opens_with_its_token",
 }
 
-BLOCK = re.compile(r"^```bash\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```[ \t]*$", re.S | re.M)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 OUTSIDE = re.compile(r"\.\./shared\b|DESIGN\.md")  # the lab's notes beside the checkout
 SHELL = re.compile(r"&&|\|\||[|;<>$`]")
 
 
-def commands(text: str) -> list[str]:
-    """The commands of every ```bash block of a page, continuation lines joined."""
-    out: list[str] = []
-    for block in BLOCK.findall(text):
+def steps(text: str) -> list[tuple[str, list[str]]]:
+    """Every command of the page's ```bash blocks (continuation lines joined), each with the
+    output lines it must print: a ```text block right after its block, for the block's last."""
+    out: list[tuple[str, list[str]]] = []
+    previous = None
+    for fence in FENCE.finditer(text):
+        lang, body = fence.groups()
+        follows = previous is not None and not text[previous.end():fence.start()].strip()
+        if lang == "text" and follows and previous.group(1) == "bash" and out:
+            out[-1] = (out[-1][0], [line for line in body.splitlines() if line.strip()])
+        previous = fence
+        if lang != "bash":
+            continue
         pending = ""
-        for raw in block.splitlines():
+        for raw in body.splitlines():
             part = raw.strip()
             if part.endswith("\\"):
                 pending += part[:-1].rstrip() + " "
@@ -95,8 +106,13 @@ def commands(text: str) -> list[str]:
             line = re.sub(r"\s{2,}#.*$", "", pending + part).strip()
             pending = ""
             if line and not line.startswith("#"):
-                out.append(line)
+                out.append((line, []))
     return out
+
+
+def commands(text: str) -> list[str]:
+    """The commands of every ```bash block of a page."""
+    return [command for command, _ in steps(text)]
 
 
 def slug(heading: str) -> str:
@@ -157,7 +173,7 @@ def test_every_command_a_page_shows_runs(page: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(workdir(tmp_path))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    for command in commands(page.read_text()):
+    for command, expected in steps(page.read_text()):
         if command in SLOW:
             assert covered(SLOW[command]), f"{command!r}: its coverer {SLOW[command]} is missing"
             continue
@@ -172,6 +188,8 @@ def test_every_command_a_page_shows_runs(page: Path, tmp_path: Path,
             ran = done.returncode, done.stdout + done.stderr
         code, output = ran
         assert code == 0, f"{page.name}: `{command}` exited {code}:\n{output[-2000:]}"
+        unseen = [line for line in expected if line not in output]
+        assert unseen == [], f"{page.name}: `{command}` printed:\n{output[-2000:]}"
 
 
 def test_slow_commands_are_shown_and_covered() -> None:
@@ -211,7 +229,7 @@ def test_readme_is_short() -> None:
 
 
 def test_readme_opens_with_the_two_commands() -> None:
-    first = BLOCK.search((ROOT / "README.md").read_text())
+    first = FENCE.search((ROOT / "README.md").read_text())
     assert first is not None and commands(first.group(0)) == [
         'pip install torch==2.13.0 && pip install -e ".[dev]" && python -m sweeps.grid',
         "python -m pytest -q"]
@@ -242,6 +260,8 @@ def test_the_checks_can_fail(tmp_path: Path) -> None:
     page.write_text("# A page\n\n```bash\nxfer distance en de  # six distances\n"
                     "python -m sweeps.grid \\\n  --dry-run\n```\n")
     assert commands(page.read_text()) == ["xfer distance en de", "python -m sweeps.grid --dry-run"]
+    assert steps("```bash\nxfer premium ru\n```\n```text\nru  en  1.992\n```\n") == [
+        ("xfer premium ru", ["ru  en  1.992"])]
     assert in_process(["xfer", "distance", "en", "xx"])[0] != 0
     assert slug("Verdicts: recovered, `twin`'s") == "verdicts-recovered-twins"
     assert anchors(page) == {"a-page"}
