@@ -223,6 +223,13 @@ def test_every_relative_link_resolves_inside_the_repository(page: Path) -> None:
     assert broken_links(page) == []
 
 
+def test_the_index_links_every_page() -> None:
+    index = ROOT / "docs" / "README.md"
+    linked = {(index.parent / target.partition("#")[0]).resolve()
+              for target in LINK.findall(index.read_text())}
+    assert [p.name for p in PAGES[1:] if p != index and p.resolve() not in linked] == []
+
+
 def test_readme_is_short() -> None:
     lines = len((ROOT / "README.md").read_text().splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
