@@ -8,7 +8,8 @@ default study on seeds 0-4 and 1000-1004) it estimates the generating model of
 :func:`xfer.analysis.calibration.simulate_results`: the reference's scratch curve (per budget,
 the mean log perplexity over every seed), each source's true finetune perplexity (the mean log
 perplexity of its finetunes at the study's smallest finetuning budget) and the seeds' spread of
-log perplexity (pooled standard deviations, scratch and finetune apart). It then simulates
+log perplexity: per scratch budget, and for finetunes split into a shift shared by every
+finetune of a seed and the rest (a two-way analysis of variance, sources × seeds). It simulates
 ``--studies`` studies per seed count, each one through the report's own functions
 (``compute_transfer``, ``summarise_cells``, the ground-truth verdicts with their Holm
 adjustment and the adjacent-step tests), and prints the share of studies in which each axis,
@@ -36,16 +37,29 @@ from xfer.errors import XferError
 from xfer.kinds import Kind
 
 
-def _pooled_sd(logs: pd.Series, groups: list[pd.Series]) -> float:
-    """Pooled within-group standard deviation of ``logs`` (ddof 1 per group)."""
-    resid = logs - logs.groupby(groups).transform("mean")
-    dof = len(logs) - logs.groupby(groups).ngroups
+def _sd(values: pd.Series, groups: list[pd.Series]) -> float:
+    """Pooled within-group standard deviation of ``values`` (ddof 1 per group)."""
+    resid = values - values.groupby(groups).transform("mean")
+    dof = len(values) - values.groupby(groups).ngroups
     return float(np.sqrt((resid ** 2).sum() / dof)) if dof > 0 else float("nan")
 
 
-def estimate(run_dirs: list[Path]) -> tuple[Truth, dict, dict, float, float, int]:
-    """(truth, scratch points {budget: perplexity}, sources {name: perplexity}, σ scratch, σ
-    finetune, finetuning budget) from the run folders' results into the truth's reference."""
+def seed_split(logs: pd.DataFrame) -> tuple[float, float]:
+    """(σ of the rest, σ of a seed's shared shift) of a sources × seeds table of finetune log
+    perplexities, complete rows only: the two-way ANOVA's residual mean square and its seed
+    component (mean square of seeds − residual) / sources, floored at 0."""
+    x = logs.dropna().to_numpy(float)
+    n_seeds, n_sources = x.shape
+    resid = x - x.mean(axis=0) - x.mean(axis=1, keepdims=True) + x.mean()
+    ms_resid = (resid ** 2).sum() / ((n_seeds - 1) * (n_sources - 1))
+    ms_seed = n_sources * ((x.mean(axis=1) - x.mean()) ** 2).sum() / (n_seeds - 1)
+    return float(np.sqrt(ms_resid)), float(np.sqrt(max(0.0, (ms_seed - ms_resid) / n_sources)))
+
+
+def estimate(run_dirs: list[Path]) -> tuple[Truth, dict, dict, dict]:
+    """(truth, scratch points {budget: perplexity}, sources {name: perplexity}, noise: the
+    keyword arguments of :func:`xfer.analysis.calibration.simulate_results`) from the run
+    folders' results into the truth's reference."""
     frames, truth = [], None
     for i, run_dir in enumerate(run_dirs):
         inputs = analysis_inputs(run_dir)
@@ -59,14 +73,20 @@ def estimate(run_dirs: list[Path]) -> tuple[Truth, dict, dict, float, float, int
     rows = rows.assign(log=np.log(rows["perplexity"].astype(float)))
     scratch = rows[rows["init"] == "scratch"]
     finetune = rows[rows["init"] != "scratch"]
+    if scratch["budget"].nunique() < 2 or finetune.empty:
+        raise XferError("the runs need a scratch curve and finetunes into "
+                        f"{truth.reference}")
     budget = int(finetune["budget"].min())
     finetune = finetune[finetune["budget"] == budget]
     points = np.exp(scratch.groupby("budget")["log"].mean())
     sources = np.exp(finetune.groupby("init")["log"].mean())
-    return (truth, {float(b): float(p) for b, p in points.items()},
-            {str(s): float(p) for s, p in sources.items()},
-            _pooled_sd(scratch["log"], [scratch["budget"]]),
-            _pooled_sd(finetune["log"], [finetune["init"]]), budget)
+    sd_scratch = [_sd(group["log"], [group["run"]]) for _, group in scratch.groupby("budget")]
+    sd_rest, sd_seed = seed_split(finetune.pivot_table(index=["run", "seed"], columns="init",
+                                                       values="log"))
+    noise = {"scratch": {float(b): float(p) for b, p in points.items()},
+             "sigma_scratch": sd_scratch, "sigma_finetune": sd_rest, "sigma_seed": sd_seed,
+             "finetune_budget": budget}
+    return truth, noise["scratch"], {str(s): float(p) for s, p in sources.items()}, noise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,13 +102,17 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
         if min(seeds) < 2 or args.studies < 1:
             raise XferError("--seeds needs counts of at least 2 and --studies at least 1")
-        truth, points, sources, sd_s, sd_f, budget = estimate(runs)
+        truth, points, sources, noise = estimate(runs)
     except (XferError, ValueError) as exc:
         print(f"power: error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    print(f"model from {len(runs)} run(s): scratch {len(points)} points, σ {sd_s:.3f}; "
-          f"{len(sources)} sources at {budget} bytes, σ {sd_f:.3f} (log perplexity)")
+    budget = noise["finetune_budget"]
+    sd_s = ", ".join(f"{sd:.3f}" for sd in noise["sigma_scratch"])
+    print(f"model from {len(runs)} run(s), σ of log perplexity: scratch {sd_s} at "
+          f"{', '.join(f'{b:.0f}' for b in points)} bytes; {len(sources)} sources at {budget} "
+          f"bytes, σ {noise['sigma_finetune']:.3f} each and {noise['sigma_seed']:.3f} shared "
+          "by a seed's finetunes")
     curve = scratch_curve(list(points), list(points.values()))
     for name, ppl in sources.items():
         d_e, bound = effective_data(ppl, curve)
@@ -96,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {name:10s} perplexity {ppl:.3f}, D_T on the mean curve {mark}"
               f"{data_transfer(d_e, budget)[0]:.0f} bytes")
     for n in seeds:
-        found = cal.simulated_verdicts(sources, truth, n, args.studies, seed=n, scratch=points,
-                                       sigma_scratch=sd_s, sigma_finetune=sd_f,
-                                       finetune_budget=budget)
+        found = cal.simulated_verdicts(sources, truth, n, args.studies, seed=n, **noise)
         hit = found["verdict"] == RECOVERED
         per_axis = hit.groupby(found["axis"], sort=False).mean()
         every = hit.groupby(found["study"]).all().mean()

@@ -18,6 +18,7 @@ SOURCES = {"lex25": 4.4, "lex50": 4.7, "lex100": 5.1, "script25": 4.5, "twin": 5
 
 
 def run_folder(tmp_path: Path, n_seeds: int = 5) -> Path:
+    """A run folder of a simulated study: config.json and results.parquet."""
     run = tmp_path / "default-x"
     run.mkdir()
     config = {"corpus": "synthetic", "languages": {"sources": list(SOURCES),
@@ -30,12 +31,22 @@ def run_folder(tmp_path: Path, n_seeds: int = 5) -> Path:
 
 
 def test_the_model_is_estimated_from_the_run(tmp_path: Path) -> None:
-    truth, points, sources, sd_s, sd_f, budget = POWER["estimate"]([run_folder(tmp_path)])
-    assert truth.reference == "base" and budget == cal.FINETUNE_BUDGET
+    truth, points, sources, noise = POWER["estimate"]([run_folder(tmp_path, 8)])
+    assert truth.reference == "base" and noise["finetune_budget"] == cal.FINETUNE_BUDGET
     assert list(points) == pytest.approx(cal.BUDGETS.tolist())
     assert list(points.values()) == pytest.approx(cal.true_curve().tolist(), rel=0.03)
     assert sources == pytest.approx(SOURCES, rel=0.05)
-    assert 0.005 < sd_s < 0.04 and 0.02 < sd_f < 0.07  # simulated with 0.02 and 0.04
+    assert all(0.005 < sd < 0.04 for sd in noise["sigma_scratch"])  # simulated: 0.02
+    assert 0.025 < noise["sigma_finetune"] < 0.055 and noise["sigma_seed"] < 0.03  # 0.04, 0
+
+
+def test_seed_split_by_hand() -> None:
+    """Two seeds x two sources, log perplexities [[1, 2], [3, 6]]: residual mean square 1 (one
+    degree of freedom), seeds' mean square 2·(1.5² + 1.5²)/1 = 9: shared σ √((9 − 1)/2) = 2."""
+    import pandas as pd
+
+    rest, seed = POWER["seed_split"](pd.DataFrame([[1.0, 2.0], [3.0, 6.0]]))
+    assert (rest, seed) == pytest.approx((1.0, 2.0))
 
 
 def test_power_prints_the_share_recovered(tmp_path: Path, capsys) -> None:

@@ -17,7 +17,7 @@ process's: a finetune of true perplexity p is worth D_E = ppl⁻¹(p) bytes on t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,13 +69,16 @@ def true_d_t(perplexity: float | np.ndarray, budget: float = FINETUNE_BUDGET) ->
 
 def simulate_results(rng: np.random.Generator, sources: Mapping[str, float], n_seeds: int, *,
                      scratch: Mapping[float, float] | None = None,
-                     sigma_scratch: float = SIGMA_SCRATCH, sigma_finetune: float = SIGMA_FINETUNE,
+                     sigma_scratch: float | Sequence[float] = SIGMA_SCRATCH,
+                     sigma_finetune: float = SIGMA_FINETUNE, sigma_seed: float = 0.0,
                      finetune_budget: int = FINETUNE_BUDGET) -> pd.DataFrame:
     """One simulated results table into :data:`TARGET` (columns init, target, budget, seed,
     perplexity): per seed, a scratch run at every budget of ``scratch`` (budget in bytes ->
     true perplexity; default the true curve at :data:`BUDGETS`) and a finetune of
     ``finetune_budget`` bytes per source (name -> true perplexity), each with its own noise in
-    log perplexity."""
+    log perplexity (``sigma_scratch``: one sd, or one per scratch budget); ``sigma_seed``: a
+    shift of log perplexity shared by every finetune of a seed (its pretrain-independent luck,
+    e.g. data order)."""
     points = scratch or dict(zip(BUDGETS.tolist(), true_curve().tolist(), strict=True))
     budgets = np.array(list(points), dtype=np.int64)
     base = np.log(np.array(list(points.values()), dtype=float))
@@ -84,7 +87,8 @@ def simulate_results(rng: np.random.Generator, sources: Mapping[str, float], n_s
     frames = []
     for s in range(n_seeds):
         curve = np.exp(base + rng.normal(0, sigma_scratch, len(base)))
-        tuned = np.exp(centre + rng.normal(0, sigma_finetune, len(centre)))
+        tuned = np.exp(centre + rng.normal(0, sigma_finetune, len(centre))
+                       + rng.normal(0, sigma_seed))
         frames.append(pd.DataFrame({
             "init": ["scratch"] * len(budgets) + names, "target": TARGET,
             "budget": np.concatenate([budgets, np.full(len(names), finetune_budget)]),
