@@ -83,7 +83,7 @@ class Ledger:
         if self.dir.is_dir() and not self.dir.is_symlink():
             for key in list_names(self.dir, "ledger", ".json"):
                 try:  # a regular file within its size, depth and number limits
-                    row = read_json(self.dir / f"{key}.json")
+                    row = read_json(self.dir / f"{key}.json", finite=False)  # NaN metrics
                 except XferError:
                     continue  # unreadable entry: the trial simply runs again
                 if valid_row(row, key):

@@ -115,5 +115,6 @@ def read_json_object(path: Path, what: str, required_key: str | None) -> dict:
     """The JSON object in the regular file ``path`` (at most :data:`MAX_JSON_BYTES`), which
     must hold ``required_key`` when one is given; XferError naming ``what`` (e.g. "checkpoint
     x: meta.json") when it cannot be read, parsed, is too large or lacks the key
-    (:func:`xfer.boundary.read_json_object`)."""
-    return _read_json_object(path, what, required_key)
+    (:func:`xfer.boundary.read_json_object`; NaN and Infinity accepted, as files xfer writes
+    hold them)."""
+    return _read_json_object(path, what, required_key, finite=False)

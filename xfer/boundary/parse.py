@@ -70,11 +70,20 @@ def check_depth(data: object, what: str, max_depth: int = MAX_DEPTH) -> None:
         stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
 
 
-def parse_json(raw: bytes, what: str) -> Any:
-    """The JSON value in ``raw`` (UTF-8), within the limits above; XferError naming ``what``."""
+def _json_any_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number of {len(text)} characters (at most {MAX_NUMBER_CHARS})")
+    return float(text)
+
+
+def parse_json(raw: bytes, what: str, *, finite: bool = True) -> Any:
+    """The JSON value in ``raw`` (UTF-8), within the limits above; XferError naming ``what``.
+    ``finite=False`` accepts ``NaN`` and ``Infinity`` (files xfer writes with them, e.g. a
+    checkpoint's best dev loss before the first evaluation; their readers check each field)."""
     try:
-        data = json.loads(raw.decode("utf-8"), parse_int=_json_int, parse_float=_json_float,
-                          parse_constant=_json_constant)
+        data = json.loads(raw.decode("utf-8"), parse_int=_json_int,
+                          parse_float=_json_float if finite else _json_any_float,
+                          parse_constant=_json_constant if finite else float)
     except RecursionError:
         raise XferError(f"{what}: nested more than {MAX_DEPTH} levels deep") from None
     except UnicodeError as exc:
@@ -85,16 +94,18 @@ def parse_json(raw: bytes, what: str) -> Any:
     return data
 
 
-def read_json(path: Path, what: str | None = None, kind: str = "json") -> Any:
-    """The JSON value in the regular file ``path`` (:func:`xfer.boundary.files.read_bytes`)."""
+def read_json(path: Path, what: str | None = None, kind: str = "json", *,
+              finite: bool = True) -> Any:
+    """The JSON value in the regular file ``path`` (:func:`xfer.boundary.files.read_bytes`,
+    :func:`parse_json`)."""
     where = what or str(path)
-    return parse_json(read_bytes(path, where, kind), where)
+    return parse_json(read_bytes(path, where, kind), where, finite=finite)
 
 
 def read_json_object(path: Path, what: str, required_key: str | None = None,
-                     kind: str = "json") -> dict:
+                     kind: str = "json", *, finite: bool = True) -> dict:
     """The JSON object in ``path``, which must hold ``required_key`` when one is given."""
-    data = read_json(path, what, kind)
+    data = read_json(path, what, kind, finite=finite)
     if not isinstance(data, dict):
         raise XferError(f"{what}: not valid: not a JSON object")
     if required_key is not None and required_key not in data:

@@ -82,7 +82,7 @@ def ledger_row(run_dir: Path, key: str) -> dict:
     row_path = resolve(run_dir, "ledger", f"{check_name(key, 'trial key')}.json",
                        what=f"ledger entry {key}")
     where = f"ledger row {row_path}"
-    row = read_json_object(row_path, where, "kind")
+    row = read_json_object(row_path, where, "kind", finite=False)  # a diverged run's NaN
     require(row, ROW_SPEC, where)
     if row.get("key", key) != key:
         raise XferError(f"{where}: its key {str(row.get('key'))[:80]!r} is not {key!r}")
@@ -114,7 +114,7 @@ def trial_record(run_dir: Path, key: str) -> dict:
     for parts in ((RESULT_FILE,), ("best", META_FILE), ("best", MODEL_FILE)):
         resolve(folder, *parts, what=f"trial {key}")
     result = read_json_object(folder / RESULT_FILE, f"{folder / RESULT_FILE}",
-                              "test_perplexity")
+                              "test_perplexity", finite=False)  # then checked field by field
     require(result, RESULT_SPEC, f"{folder / RESULT_FILE}")
     for name in RESULT_SPEC:
         finite(result[name], f"{folder / RESULT_FILE}: {name}", 0, 2.0**63)

@@ -82,7 +82,8 @@ def read_meta(path: Path) -> dict:
     meta_path = resolve(path, META_FILE, what=f"checkpoint {path}")
     if not meta_path.exists() or not (Path(path) / MODEL_FILE).exists():
         raise XferError(f"not a checkpoint directory: {path}")
-    meta = read_json_object(meta_path, f"checkpoint {path}: {META_FILE}", "model")
+    meta = read_json_object(meta_path, f"checkpoint {path}: {META_FILE}", "model",
+                            finite=False)  # its best dev loss is Infinity before an eval
     for key in ("model", "train"):
         if key in meta and not isinstance(meta[key], dict):
             raise XferError(f"{meta_path}: {key!r} is not a mapping")
@@ -219,7 +220,7 @@ def load_export(folder: Path) -> tuple[ByteLM, dict]:
     folder = Path(folder)
     weights = resolve(folder, WEIGHTS_FILE, what=f"export {folder}")
     config = resolve(folder, EXPORT_CONFIG, what=f"export {folder}")
-    data = read_json_object(config, f"{config}", "cfg")
+    data = read_json_object(config, f"{config}", "cfg", finite=False)  # cfg checked by type
     cfg = checked_config(data["cfg"], f"{folder / EXPORT_CONFIG}", weights)
     check_safetensors(weights, cfg)
     model = ByteLM(cfg)

@@ -68,7 +68,7 @@ def check_out(out: Path) -> None:
     out = check_out_path(out, "--out", tree=True)
     result = out / RESULT_FILE
     if result.exists() or result.is_symlink():
-        data = read_json_object(result, f"{result}", "test_perplexity")
+        data = read_json_object(result, f"{result}", "test_perplexity", finite=False)
         try:
             RunResult.from_dict(data)
         except Exception as exc:  # noqa: BLE001  an untrusted file: any error is one line
