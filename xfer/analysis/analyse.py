@@ -212,7 +212,7 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
         len(results), rows, cells, result.curves, budget, largest, corr, corr_table, fit, sens,
         comm, figures, problems, interp, data_dir is not None, lid_model, truth,
         language_notes=language_notes, extra_sections=dict(extra_sections or {}),
-        claims=claims_section(rows, cells, corr_table, fit, out_dir))
+        claims=claims_section(rows, cells, corr, fit, out_dir))
     if truth is not None:
         findings.truth_rows = ground_truth.truth_table(cells, truth)
         findings.verdicts = ground_truth.verdicts(findings.truth_rows, rows, truth)
