@@ -117,3 +117,27 @@ def test_stand_out_terms_by_hand() -> None:
 def test_comparable_terms_by_hand() -> None:
     m = np.array([[9.0, 4.0, 3.5], [6.0, 2.0, 2.5]])
     assert cs.comparable_terms(m, ratio=3.0) == pytest.approx([3.5 - 3.0, 2.0 - 2.0])
+
+
+def test_weighted_ranks_are_scipys_on_the_expanded_sample() -> None:
+    from xfer.analysis.claim_tests import _weighted_ranks, _weighted_rho
+
+    values = np.array([3.0, 1.0, 3.0, 2.0, 5.0])
+    weights = np.array([[1, 2, 0, 3, 1], [2, 1, 1, 1, 0]], dtype=float)
+    ranks = _weighted_ranks(values, weights)
+    for row, w in zip(ranks, weights.astype(int), strict=True):
+        expanded = stats.rankdata(np.repeat(values, w))
+        assert np.repeat(row, w) == pytest.approx(expanded)
+    # a resample where one variable is constant, or no cell is drawn, has no ρ
+    rho = _weighted_rho(values, np.arange(5.0), np.array([[0, 0, 2, 0, 0], [0.0] * 5,
+                                                         [1, 1, 1, 1, 1]]))
+    assert np.isnan(rho[0]) and np.isnan(rho[1])
+    assert rho[2] == pytest.approx(stats.spearmanr(values, np.arange(5.0))[0])
+
+
+def test_undecided_keeps_its_reason() -> None:
+    from xfer.analysis.claim_tests import undecided
+
+    d = undecided("no pairs")
+    assert (d.verdict, d.reach) == (INCONCLUSIVE, "no pairs") and math.isnan(d.estimate)
+    assert d.interval_text() == "nan [nan, nan]"

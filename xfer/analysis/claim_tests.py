@@ -121,12 +121,11 @@ def bonferroni(alpha: float, tests: int) -> float:
 
 
 def _weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Average ranks of ``values`` (n) in each resample where cell i appears ``weights[b, i]``
-    times (B × n): the copies of a value share the mean of the ranks they occupy."""
-    _, group = np.unique(values, return_inverse=True)
-    onehot = np.zeros((len(values), group.max() + 1))
-    onehot[np.arange(len(values)), group] = 1
-    per_value = weights @ onehot
+    """Average ranks (1-based) of ``values`` (n) in each resample where cell i appears
+    ``weights[b, i]`` times (B × n): the copies of a value share the mean of the ranks they
+    occupy, as :func:`scipy.stats.rankdata` gives them on the expanded sample."""
+    distinct, group = np.unique(values, return_inverse=True)
+    per_value = weights @ (values[:, None] == distinct[None, :])  # B × distinct values
     before = np.cumsum(per_value, axis=1) - per_value
     return (before + (per_value + 1) / 2)[:, group]
 
@@ -134,12 +133,12 @@ def _weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _weighted_rho(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Spearman ρ of x on y in each resample of ``weights`` (B × n copies per cell)."""
     rx, ry = _weighted_ranks(x, weights), _weighted_ranks(y, weights)
-    total = np.maximum(weights.sum(axis=1, keepdims=True), 1)  # no cell drawn: ρ is NaN below
-    dx = rx - (weights * rx).sum(axis=1, keepdims=True) / total
-    dy = ry - (weights * ry).sum(axis=1, keepdims=True) / total
-    cov = (weights * dx * dy).sum(axis=1)
-    den = np.sqrt((weights * dx * dx).sum(axis=1) * (weights * dy * dy).sum(axis=1))
-    return np.where(den > 0, cov / np.where(den > 0, den, 1), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):  # no cell, or no spread: 0/0 is NaN
+        total = weights.sum(axis=1, keepdims=True)
+        dx = rx - (weights * rx).sum(axis=1, keepdims=True) / total
+        dy = ry - (weights * ry).sum(axis=1, keepdims=True) / total
+        cov = (weights * dx * dy).sum(axis=1)
+        return cov / np.sqrt((weights * dx * dx).sum(axis=1) * (weights * dy * dy).sum(axis=1))
 
 
 def twoway_rho_bounds(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.ndarray, *,
