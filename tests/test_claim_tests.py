@@ -41,6 +41,9 @@ def test_t_bounds_is_scipys_90_percent_interval(values: list[float]) -> None:
 
 def test_t_bounds_needs_two_values() -> None:
     assert all(math.isnan(v) for v in t_bounds(np.array([1.0, np.nan])))
+    assert t_bounds([1.0, None, 2.0, np.inf, 4.0]) == t_bounds(np.array([1.0, 2.0, 4.0]))
+    assert welch_bounds([1.0, None, 3.0, 4.0], [0.0, np.nan, 1.0]) == welch_bounds(
+        np.array([1.0, 3.0, 4.0]), np.array([0.0, 1.0]))
 
 
 def test_welch_bounds_is_scipys_welch_interval() -> None:
@@ -71,6 +74,26 @@ def _expanded_rho(x: np.ndarray, y: np.ndarray, copies: np.ndarray) -> float:
     return float(stats.spearmanr(np.repeat(x, copies), np.repeat(y, copies))[0])
 
 
+def _explicit_twoway(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                     alpha: float, resamples: int, seed: int) -> tuple[float, float]:
+    """The two-way bootstrap interval by explicit resampling (np.repeat + scipy.spearmanr)."""
+    r_index = np.unique(rows, return_inverse=True)[1]
+    c_index = np.unique(cols, return_inverse=True)[1]
+    n_r, n_c = r_index.max() + 1, c_index.max() + 1
+    draw = np.random.default_rng(seed)
+    r_draws = draw.integers(0, n_r, (resamples, n_r))
+    c_draws = draw.integers(0, n_c, (resamples, n_c))
+    boot = []
+    for dr, dc in zip(r_draws, c_draws, strict=True):
+        copies = np.bincount(dr, minlength=n_r)[r_index] * np.bincount(dc, minlength=n_c)[c_index]
+        if copies.sum() >= 2 and np.ptp(np.repeat(x, copies)) and np.ptp(np.repeat(y, copies)):
+            boot.append(_expanded_rho(x, y, copies))
+    z = np.arctanh(np.clip(boot, -0.9999, 0.9999))
+    half = stats.norm.ppf(1 - alpha) * np.std(z, ddof=1)
+    centre = np.arctanh(np.clip(stats.spearmanr(x, y)[0], -0.9999, 0.9999))
+    return float(np.tanh(centre - half)), float(np.tanh(centre + half))
+
+
 def test_twoway_bootstrap_against_explicit_resampling() -> None:
     rng = np.random.default_rng(3)
     rows, cols = np.repeat(["en", "ru", "zh"], 6), np.tile(list("abcdef"), 3)
@@ -78,18 +101,30 @@ def test_twoway_bootstrap_against_explicit_resampling() -> None:
     y = 0.5 * x + rng.normal(size=18)
     rho, low, high = twoway_rho_bounds(y, x, rows, cols, alpha=0.01, resamples=300, seed=7)
     assert rho == pytest.approx(stats.spearmanr(x, y)[0])
-    draw = np.random.default_rng(7)
-    r_draws, c_draws = draw.integers(0, 3, (300, 3)), draw.integers(0, 6, (300, 6))
-    r_index = np.unique(rows, return_inverse=True)[1]
-    c_index = np.unique(cols, return_inverse=True)[1]
-    boot = []
-    for dr, dc in zip(r_draws, c_draws, strict=True):
-        copies = np.bincount(dr, minlength=3)[r_index] * np.bincount(dc, minlength=6)[c_index]
-        boot.append(_expanded_rho(x, y, copies))
-    z = np.arctanh(np.clip([b for b in boot if np.isfinite(b)], -0.9999, 0.9999))
-    half = stats.norm.ppf(0.99) * np.std(z, ddof=1)
-    assert (low, high) == pytest.approx((np.tanh(np.arctanh(rho) - half),
-                                         np.tanh(np.arctanh(rho) + half)))
+    assert (low, high) == pytest.approx(_explicit_twoway(y, x, rows, cols, 0.01, 300, 7))
+    # the defaults: 1000 resamples, seed 0, α 0.05 per side
+    assert twoway_rho_bounds(y, x, rows, cols)[1:] == pytest.approx(
+        _explicit_twoway(y, x, rows, cols, 0.05, 1000, 0))
+    # a cell missing one value is left out (not the other cells)
+    y2 = y.copy()
+    y2[4] = np.nan
+    x2 = x.astype(object)
+    x2[5] = None
+    keep = np.arange(18) > 5
+    keep[:4] = True
+    assert twoway_rho_bounds(y2, x2, rows, cols) == pytest.approx(
+        twoway_rho_bounds(y[keep], x[keep], rows[keep], cols[keep]))
+
+
+def test_twoway_bootstrap_edges() -> None:
+    rows, cols = np.array(["en", "en", "ru", "ru"]), np.array(["a", "b", "a", "b"])
+    rho, low, high = twoway_rho_bounds(np.array([1.0, 3, 2, 4]), np.array([1.0, 2, 3, 4]),
+                                       rows, cols)  # 4 cells, 2 sources, 2 targets: enough
+    assert rho == pytest.approx(0.8) and np.isfinite(low) and np.isfinite(high)
+    x = np.arange(12.0)  # a perfect inverse ranking: ρ -1, every resample -1
+    rho, low, high = twoway_rho_bounds(-x, x, np.repeat(["a", "b", "c"], 4),
+                                       np.tile(list("wxyz"), 3))
+    assert (rho, low, high) == pytest.approx((-1.0, -0.9999, -0.9999))
 
 
 def test_twoway_bootstrap_degenerate() -> None:

@@ -24,10 +24,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 ALPHA = 0.05
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+RHO_CLIP = 0.9999  # |ρ| = 1 has no Fisher z: clipped here
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,16 @@ def undecided(why: str) -> Decision:
     return Decision(math.nan, math.nan, math.nan, INCONCLUSIVE, why)
 
 
+def finite(values: np.ndarray) -> np.ndarray:
+    """``values`` as floats without NaN, ±inf or None."""
+    x = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+    return x[np.isfinite(x)]
+
+
 def t_bounds(values: np.ndarray, alpha: float = ALPHA) -> tuple[float, float, float]:
     """Mean of ``values`` (NaNs dropped) with its two-sided 1 − 2α Student t interval (n − 1
     degrees of freedom); NaNs with fewer than two values."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
+    x = finite(values)
     if len(x) < 2:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
@@ -71,8 +78,7 @@ def welch_bounds(a: np.ndarray, b: np.ndarray,
                  alpha: float = ALPHA) -> tuple[float, float, float]:
     """mean(a) − mean(b) with its two-sided 1 − 2α Welch interval (Welch–Satterthwaite degrees of
     freedom); NaNs with fewer than two finite values on a side."""
-    a = np.asarray(a, float)[np.isfinite(np.asarray(a, float))]
-    b = np.asarray(b, float)[np.isfinite(np.asarray(b, float))]
+    a, b = finite(a), finite(b)
     if len(a) < 2 or len(b) < 2:
         return math.nan, math.nan, math.nan
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
@@ -150,27 +156,27 @@ def twoway_rho_bounds(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.n
     the pair is drawn, so cells sharing a language move together. The interval is normal on
     Fisher's z with the bootstrap's standard deviation; NaNs with fewer than 4 cells, a
     constant variable or fewer than two sources or targets."""
-    y, x = np.asarray(y, float), np.asarray(x, float)
-    keep = np.isfinite(y) & np.isfinite(x)
-    y, x, rows, cols = y[keep], x[keep], np.asarray(rows)[keep], np.asarray(cols)[keep]
-    if len(y) < 4:
+    frame = pd.DataFrame({"y": pd.to_numeric(pd.Series(y, dtype=object), errors="coerce"),
+                          "x": pd.to_numeric(pd.Series(x, dtype=object), errors="coerce"),
+                          "r": np.asarray(rows), "c": np.asarray(cols)})
+    frame = frame[np.isfinite(frame[["y", "x"]].to_numpy(float)).all(axis=1)]
+    if len(frame) < 4:
         return math.nan, math.nan, math.nan
-    _, r = np.unique(rows, return_inverse=True)
-    _, c = np.unique(cols, return_inverse=True)
-    rho = float(_weighted_rho(x, y, np.ones((1, len(y))))[0])
-    if r.max() < 1 or c.max() < 1 or not math.isfinite(rho):
+    y, x = frame["y"].to_numpy(float), frame["x"].to_numpy(float)
+    r, c = (pd.factorize(frame[k], sort=True)[0] for k in ("r", "c"))
+    rho = float(stats.spearmanr(x, y)[0]) if np.ptp(x) and np.ptp(y) else math.nan
+    n_r, n_c = r.max() + 1, c.max() + 1
+    if min(n_r, n_c) < 2 or not math.isfinite(rho):  # one language on a side: no interval
         return rho, math.nan, math.nan
     rng = np.random.default_rng(seed)
-    n_r, n_c = r.max() + 1, c.max() + 1
     draws_r = rng.integers(0, n_r, (resamples, n_r))
     draws_c = rng.integers(0, n_c, (resamples, n_c))
-    count_r, count_c = np.zeros((resamples, n_r)), np.zeros((resamples, n_c))
-    np.add.at(count_r, (np.arange(resamples)[:, None], draws_r), 1)
-    np.add.at(count_c, (np.arange(resamples)[:, None], draws_c), 1)
-    boot = _weighted_rho(x, y, count_r[:, r] * count_c[:, c])
-    z = np.arctanh(np.clip(boot[np.isfinite(boot)], -0.9999, 0.9999))
-    if len(z) < resamples // 2:
+    count_r = (draws_r[:, :, None] == np.arange(n_r)).sum(axis=1)  # copies of each source
+    count_c = (draws_c[:, :, None] == np.arange(n_c)).sum(axis=1)
+    boot = _weighted_rho(x, y, (count_r[:, r] * count_c[:, c]).astype(float))
+    z = np.arctanh(np.clip(boot[np.isfinite(boot)], -RHO_CLIP, RHO_CLIP))
+    if len(z) < resamples / 2:  # declared: an interval needs half the resamples with a ρ
         return rho, math.nan, math.nan
     half = float(stats.norm.ppf(1 - alpha) * z.std(ddof=1))
-    centre = math.atanh(max(-0.9999, min(0.9999, rho)))
+    centre = math.atanh(float(np.clip(rho, -RHO_CLIP, RHO_CLIP)))
     return rho, math.tanh(centre - half), math.tanh(centre + half)
