@@ -264,3 +264,33 @@ def test_section_files_and_absence(tmp_path: Path) -> None:
     assert claims_section(generated, pd.DataFrame(), None, fit_power_law(generated),
                           tmp_path / "none") is None
     assert not (tmp_path / "none").exists()
+
+
+def test_verdicts_do_not_depend_on_scale() -> None:
+    """D_T of a few bytes (a tiny study's MiB are ~1e-3): the same verdicts as at the paper's."""
+    tiny = {pair: value * 1e-4 for pair, value in _paper_like().items()}
+    big, small = _table(_rows(_paper_like())), _table(_rows(tiny))
+    assert big["verdict"].tolist() == small["verdict"].tolist()
+    assert small.loc["pt→es gets the most transfer into Spanish", "verdict"] == SUPPORTED
+
+
+def test_spanish_reports_the_closest_source() -> None:
+    from xfer.analysis import claim_verdicts as cv
+
+    dt = _paper_like()
+    dt[("ru", "es")] = 160.0  # ru closest to pt (164.47), en at 121.14
+    small = _rows(dt, spread=0.01).query("budget == 1500")
+    d, closest = cv.spanish(small, ["en", "ru", "zh"])
+    pt = small[small.init == "pt"]["d_t_mib"].to_numpy()
+    ru = small[(small.init == "ru") & (small.target == "es")]["d_t_mib"].to_numpy()
+    assert closest == "ru" and d.estimate == pytest.approx((pt - ru).mean())
+    assert cv.spanish(small[small.init != "zh"], ["en", "ru", "zh"])[0].verdict == INCONCLUSIVE
+
+
+def test_commutativity_needs_both_directions() -> None:
+    from xfer.analysis import claim_verdicts as cv
+
+    assert cv.commutativity(np.array([]), np.array([1.0, 2.0])).reach == "a direction is missing"
+    assert cv.commutativity(np.array([1.0, 2.0]), np.array([])).reach == "a direction is missing"
+    d = cv.commutativity(np.array([0.5, 0.52, 0.51]), np.array([0.2, 0.21, 0.2]))
+    assert d.verdict == SUPPORTED  # a level below 1 MiB decides like any other

@@ -52,7 +52,7 @@ def seed_matrix(small: pd.DataFrame, target: str, sources: Sequence[str],
 
 def _odd_index(means: np.ndarray) -> int:
     """The index of the source farthest from the middle of three (top or bottom)."""
-    order = np.argsort(means, kind="stable")
+    order = sorted(range(3), key=lambda i: means[i])  # Python's sort: stable on ties
     low, mid, high = means[order]
     return int(order[2] if high - mid >= mid - low else order[0])
 
@@ -117,12 +117,12 @@ def seed_means(table: pd.DataFrame) -> np.ndarray:
     return table.mean(axis=1, skipna=True).to_numpy(float)
 
 
-def paired_differences(small: pd.DataFrame, first: str, second: str, target: str,
-                       value: str = "d_t_mib") -> np.ndarray:
+def paired_differences(small: pd.DataFrame, first: str, second: str,
+                       target: str) -> np.ndarray:
     """Per seed, ``first``→target minus ``second``→target (same seed, same target scratch
     curve: the pairing removes the scratch curve's seed noise); exact values only."""
-    m = seed_matrix(small, target, [first, second], value)
-    return (m[first] - m[second]).to_numpy(float)
+    m = seed_matrix(small, target, [first, second])
+    return (m[first] - m[second]).to_numpy()
 
 
 def exact_values(small: pd.DataFrame, source: str, target: str,

@@ -90,10 +90,10 @@ def spanish(small: pd.DataFrame, others: list[str]) -> tuple[Decision, str]:
     diffs = {x: cs.paired_differences(small, src, x, tgt) for x in others}
     low = {x: t_bounds(d)[1] for x, d in diffs.items()}
     high = {x: t_bounds(d, bonferroni(ALPHA, len(others)))[2] for x, d in diffs.items()}
-    means = {x: float(np.mean(d)) if len(d) else math.nan for x, d in diffs.items()}
-    closest = min(means, key=lambda x: means[x] if math.isfinite(means[x]) else math.inf)
     if not all(math.isfinite(v) for v in (*low.values(), *high.values())):
-        return undecided("fewer than two exact seeds for a source"), closest
+        return undecided("fewer than two exact seeds for a source"), ""
+    means = {x: float(np.mean(d)) for x, d in diffs.items()}
+    closest = min(means, key=means.get)
     lowest, highest = min(low.values()), min(high.values())
     verdict = SUPPORTED if lowest > 0 else NOT_SUPPORTED if highest < 0 else INCONCLUSIVE
     return Decision(means[closest], lowest, highest, verdict), closest

@@ -144,8 +144,9 @@ def spanish_claim(small: pd.DataFrame) -> dict:
         return _row(claim, paper, "no pt→es data", undecided("pt→es or another source missing"),
                     test)
     d, closest = cv.spanish(small, others)
-    ours = ", ".join(f"{s} {_g(_mean(cs.exact_values(small, s, tgt)[0]))}"
-                     for s in (src, *others)) + f" MiB; closest: {closest}"
+    means = ", ".join(f"{s} {_g(_mean(cs.exact_values(small, s, tgt)[0]))}"
+                      for s in (src, *others))
+    ours = f"{means} MiB" + (f"; closest: {closest}" if closest else "")
     return _row(claim, paper, ours, d, test)
 
 
