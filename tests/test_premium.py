@@ -70,3 +70,13 @@ def test_shipped_premiums_match_the_bundled_flores_text():
         assert premium.premium_of(p.language) == pytest.approx(p.premium)
     assert premium.premium_of("en") == 1.0 and premium.premium_of("ru") > 1.9
     assert premium.premium_of("base") != premium.premium_of("base")  # NaN: generated language
+
+
+def test_parallel_never_reads_outside_its_folder(aligned, tmp_path, capsys):
+    # Aligned with en.txt, so a premium would come out if the name reached outside DIR.
+    (tmp_path / "x.txt").write_text("\n".join(RU) + "\n", encoding="utf-8")
+    (aligned / "fr.txt").symlink_to(tmp_path / "x.txt")  # a link inside DIR leading out
+    for language, named in (("../x", "'../x' is not a valid name"), ("fr", "leads outside")):
+        assert main(["premium", language, "--parallel", str(aligned)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("xfer premium: error:") and named in err[0]

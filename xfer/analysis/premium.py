@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from xfer.boundary import check_name, read_bytes, resolve
 from xfer.errors import XferError
 from xfer.io import atomic_write_json
 
@@ -49,11 +50,11 @@ def aligned_lines(folder: Path, language: str) -> list[bytes]:
     folder = Path(folder)
     if not folder.is_dir():
         raise XferError(f"parallel text folder not found: {folder}")
-    path = folder / f"{language}.txt"
-    if not path.is_file():
+    path = resolve(folder, f"{check_name(language, 'language')}.txt", what="--parallel")
+    if not path.exists():
         have = ", ".join(sorted(p.stem for p in folder.glob("*.txt"))) or "none"
         raise XferError(f"no parallel text for {language!r} in {folder} (languages: {have})")
-    return [line.strip() for line in path.read_bytes().splitlines()]
+    return [line.strip() for line in read_bytes(path, f"{path}", "text").splitlines()]
 
 
 def common_bytes(texts: dict[str, list[bytes]]) -> tuple[dict[str, int], int]:
