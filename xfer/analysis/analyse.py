@@ -44,10 +44,10 @@ from xfer.analysis.transfer import (
 )
 from xfer.analysis.truth_figure import ground_truth_figure
 from xfer.analysis.tuning import choose_by_dev, chosen_markdown
-from xfer.data.units import format_budget, parse_bytes
 from xfer.errors import XferError
 from xfer.io import atomic_write
 from xfer.kinds import Kind
+from xfer.units import format_budget, parse_bytes
 
 CONTAMINATION_COLUMNS = {"contamination on source": "contamination_on_source",
                          "contamination on target": "contamination_on_target"}
@@ -63,27 +63,13 @@ class Analysis:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """A results table from ``.csv`` or ``.parquet``; any loader error, or a budget that is not
-    a whole number of bytes fitting int64, is one XferError naming the file."""
-    from xfer.io import first_line
-    from xfer.schema import MAX_BYTE_COUNT
+    """A results table from ``.csv`` or ``.parquet``, checked at the input boundary
+    (:func:`xfer.boundary.tables.read_table`); any problem is one XferError naming the file."""
+    from xfer.boundary.tables import read_table
 
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).exists():
         raise XferError(f"results table not found: {path}")
-    if path.suffix not in (".parquet", ".csv"):
-        raise XferError(f"results table must be .csv or .parquet: {path}")
-    try:
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001  any loader error of an untrusted file: one line
-        raise XferError(f"cannot read results table {path}: {first_line(exc)}") from None
-    if "budget" in frame.columns:
-        budget = pd.to_numeric(frame["budget"], errors="coerce").astype(float)
-        bad = np.isfinite(budget) & ((budget.abs() > MAX_BYTE_COUNT) | (budget % 1 != 0))
-        if bad.any():
-            raise XferError(f"results table {path}: budget {budget[bad].iloc[0]:g} (row "
-                            f"{bad.idxmax()}) is not a whole number of bytes below 2**63")
-    return frame
+    return read_table(Path(path))
 
 
 def add_distances(frame: pd.DataFrame) -> pd.DataFrame:
