@@ -111,14 +111,23 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     capsys.readouterr()
 
     bad = paper_table()
-    bad.loc[0, "perplexity"] = -1.0
+    twice = bad.iloc[20]
     bad = pd.concat([bad, bad.iloc[[20]]])  # a duplicated cell without a seed column
     path = tmp_path / "bad.parquet"
     bad.to_parquet(path)
     assert main(["analyse", str(path), "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "scratch->ar@6000000" in err[0] and "no seed column" in err[0]
+    cell = f"{twice['init']}->{twice['target']}@{twice['budget']}"
+    assert len(err) == 1 and cell in err[0] and "no seed column" in err[0]
     assert (tmp_path / "bad" / "report.md").is_file()  # the rest was analysed
+
+    bad = paper_table()
+    bad.loc[0, "perplexity"] = -1.0  # refused when the table is read: nothing is analysed
+    bad.to_parquet(path)
+    assert main(["analyse", str(path), "--out", str(tmp_path / "negative")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "perplexity -1 (row 0)" in err[0] and str(path) in err[0]
+    assert not (tmp_path / "negative").exists()
 
     missing = tmp_path / "missing.csv"
     pd.DataFrame({"init": ["scratch"], "target": ["de"]}).to_csv(missing, index=False)
