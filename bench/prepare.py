@@ -87,7 +87,7 @@ def synthetic_speed(megabytes: float = 5.0) -> dict[str, float] | None:
 
 def main() -> None:
     from xfer.data.corpora import bundled_corpus
-    from xfer.data.units import parse_bytes
+    from xfer.units import parse_bytes
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="200MB", help="input size, e.g. 200MB, 1GB (decimal units)")

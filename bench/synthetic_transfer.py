@@ -33,8 +33,8 @@ from xfer.analysis.runfolder import declared_truth
 from xfer.analysis.transfer import compute_transfer, summarise_cells
 from xfer.analysis.tuning import choose_by_dev
 from xfer.data import prepare
-from xfer.data.units import format_budget
 from xfer.training.loop import run
+from xfer.units import format_budget
 
 
 def train_one(job: tuple[StudyConfig, TrialSpec, Path, Path | None]) -> dict:

@@ -29,12 +29,12 @@ import torch
 
 from sweeps.config import load_config
 from xfer.data import load_split, prepare
-from xfer.data.units import parse_bytes
 from xfer.model import ByteLM
 from xfer.training import checkpoint as ckpt
 from xfer.training import loop
 from xfer.training.batches import epoch_order, make_batch
 from xfer.training.config import run_length
+from xfer.units import parse_bytes
 
 PARTS = {"evaluate": (loop, "evaluate"), "checkpoint writes": (ckpt, "save_checkpoint"),
          "checkpoint pruning": (ckpt, "prune"), "final scoring": (loop, "finish"),

@@ -8,9 +8,9 @@ from sweeps.config import StudyConfig
 from sweeps.estimate import device_hours, parameter_count, trial_costs, trial_hours
 from sweeps.trials import TrialSpec, build_trials, count_by_kind, language_budgets, pairs
 from xfer.analysis.coverage import left_out
-from xfer.data.units import format_budget
 from xfer.downstream.finetune import KEEP_CHECKPOINTS
 from xfer.training.config import Kind
+from xfer.units import format_budget
 
 WEIGHT_BYTES = 4  # fp32 weights, per parameter
 STEP_CHECKPOINT_BYTES = 3 * WEIGHT_BYTES  # weights + AdamW's two fp32 moments, per parameter

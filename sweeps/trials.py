@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from sweeps.config import StudyConfig
-from xfer.data.units import format_budget
 from xfer.training.config import Kind
+from xfer.units import format_budget
 
 
 @dataclass(frozen=True)

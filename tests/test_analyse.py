@@ -13,7 +13,7 @@ import pytest
 from xfer.analysis.analyse import analyse, run_analysis
 from xfer.analysis.premium import premium_of
 from xfer.cli import main
-from xfer.data.units import MIB
+from xfer.units import MIB
 
 TARGETS = "ar de en es fi id ja ko ru zh".split()
 SCRATCH_6M = [6.44, 14.82, 16.28, 12.54, 12.71, 12.00, 12.47, 11.69, 6.27, 15.34]

@@ -3,8 +3,8 @@ import pytest
 
 from xfer.cli import main
 from xfer.data import vocab
-from xfer.data.units import format_budget, parse_budgets, parse_bytes, to_mib
 from xfer.errors import XferError
+from xfer.units import format_budget, parse_budgets, parse_bytes, to_mib
 
 
 def test_parse_bytes_names_and_integers():

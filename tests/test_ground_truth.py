@@ -13,7 +13,7 @@ from xfer.analysis.analyse import analyse
 from xfer.analysis.ground_truth import CONTRADICTED, INCONCLUSIVE, RECOVERED, Truth
 from xfer.analysis.intervals import t_interval
 from xfer.analysis.transfer import compute_transfer, summarise_cells
-from xfer.data.units import MIB
+from xfer.units import MIB
 
 ZERO = {"content": 0.0, "lexicon": 0.0, "script": 0.0, "grammar": 0.0}
 TRUTH = Truth("base", {

@@ -18,7 +18,7 @@ from xfer.analysis.report import _number, markdown_table
 from xfer.analysis.stats import DEFAULT_RESAMPLES, correlation_table
 from xfer.analysis.transfer import SCRATCH
 from xfer.analysis.trend import format_p
-from xfer.data.units import format_budget
+from xfer.units import format_budget
 
 VALUES = {"d_t": "D_T", "d_t_en": "D_T in en bytes"}
 POOLED = "all"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from xfer.analysis import contamination
 from xfer.analysis.stats import DEFAULT_RESAMPLES
-from xfer.data.units import format_budget
+from xfer.units import format_budget
 
 
 def departures_markdown(*, interp: str, largest: int | None, contamination_on: bool,

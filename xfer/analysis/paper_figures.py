@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from xfer.analysis.intervals import log_t_interval, t_interval  # noqa: E402
-from xfer.data.units import format_budget  # noqa: E402
 from xfer.io import atomic_write  # noqa: E402
+from xfer.units import format_budget  # noqa: E402
 
 HERNANDEZ_ALPHA = 0.18
 SCRATCH = "scratch"

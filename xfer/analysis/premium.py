@@ -167,7 +167,7 @@ def in_reference_bytes(frame: pd.DataFrame, reference: str = REFERENCE) -> pd.Da
     divided by the shipped premium of the row's target; NaN for a target without one (e.g. a
     generated language). ``d_t_en_mib_std`` and the interval ``d_t_en_mib_ci_low/high`` too
     when ``frame`` has ``d_t_std`` and ``d_t_mib_ci_low/high``."""
-    from xfer.data.units import MIB
+    from xfer.units import MIB
 
     premiums = frame["target"].map(lambda t: premium_of(str(t), reference)).astype(float)
     out = frame.assign(d_t_en=frame["d_t"] / premiums)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from xfer.analysis.transfer import LOWER, SCRATCH, UPPER, Problem, ScratchCurve
-from xfer.data.units import format_budget
+from xfer.units import format_budget
 
 MISSING = "–"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from xfer.data.units import format_budget
+from xfer.units import format_budget
 
 FLAT = 0.01  # a scratch-curve stretch falling by less than 1% of its perplexity is flat
 SCRATCH = "scratch"

@@ -25,7 +25,7 @@ from xfer.analysis.report import (
 from xfer.analysis.run_length import run_length_markdown
 from xfer.analysis.sensitivity import sensitivity_markdown
 from xfer.analysis.transfer import SCRATCH, Problem, ScratchCurve
-from xfer.data.units import format_budget
+from xfer.units import format_budget
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from xfer.data.units import format_budget
 from xfer.errors import XferError
+from xfer.units import format_budget
 
 CELL = ["kind", "init", "target", "budget", "seed"]
 

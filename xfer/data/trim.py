@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from xfer.cli import ArgumentParser
-from xfer.data.units import parse_bytes
 from xfer.errors import XferError, exit_on_error
+from xfer.units import parse_bytes
 
 PROG = "python -m xfer.data.trim"
 DEFAULT_BYTES = 500_000  # text kept per language, UTF-8 bytes with newlines
