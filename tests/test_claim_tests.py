@@ -144,6 +144,13 @@ def test_stand_out_terms_by_hand() -> None:
     assert out[1] == pytest.approx(6.5 - 3 * -1.0)
     # seed 2: others (9.5, 2.5, 1.5): odd en; c = 11 - 2; ru > zh there: e = 1 - 3
     assert out[2] == pytest.approx(9.0 - 3 * -2.0)
+    assert np.isfinite(cs.stand_out_terms(m[:2])).all()  # two seeds: one chooses for the other
+    # ties on the other seeds: the odd source is the last, c and e oriented positive
+    tied = np.array([[5.0, 1.0, 2.0], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+    assert cs.stand_out_terms(tied)[0] == pytest.approx((2.0 - 3.0) - 3 * (5.0 - 1.0))
+    # the odd source low, between a third and a half of the other two's sum on the other seeds
+    low = np.array([[1.0, 8.0, 10.0], [6.0, 9.0, 10.0], [7.0, 9.0, 10.0]])  # others 6.5, 9, 10
+    assert cs.stand_out_terms(low)[0] == pytest.approx(-(1.0 - 9.0) - 3 * -(8.0 - 10.0))
     # the odd source below the others: the same values (orientations flip with the data)
     assert cs.stand_out_terms(-m, k=3.0) == pytest.approx(out)
     assert cs.stand_out_terms(m[:1]).tolist() != cs.stand_out_terms(m[:1]).tolist()  # NaN

@@ -294,3 +294,39 @@ def test_commutativity_needs_both_directions() -> None:
     assert cv.commutativity(np.array([1.0, 2.0]), np.array([])).reach == "a direction is missing"
     d = cv.commutativity(np.array([0.5, 0.52, 0.51]), np.array([0.2, 0.21, 0.2]))
     assert d.verdict == SUPPORTED  # a level below 1 MiB decides like any other
+
+
+def test_paper_numbers_in_english_bytes() -> None:
+    from xfer.analysis import claim_verdicts as cv
+
+    shipped = {"en": 257386, "ru": 512640, "zh": 238057}  # premiums.json: FLORES-200 bytes
+    assert cv.paper_en("en", "ru") == pytest.approx(75.64 * shipped["en"] / shipped["ru"], 1e-3)
+    assert cv.paper_en("ru", "zh") == pytest.approx(26.18 * shipped["en"] / shipped["zh"], 1e-3)
+    for a, b in (("en", "ru"), ("ru", "en")):
+        assert cv.paper_order(a, b) == (("ru", "en"), ("en", "ru"))
+    assert cv.paper_order("zh", "ru") == (("ru", "zh"), ("zh", "ru"))
+
+
+def test_correlation_guards_and_distance_names() -> None:
+    from xfer.analysis import claim_verdicts as cv
+
+    corr = _corr(0.1)
+    for frame in (corr.drop(columns="d_t"), corr.iloc[0:0], None):
+        assert cv.correlation(frame, "contamination_on_source", 0.0, 0.3).reach == \
+            "no such column"
+    row = claims.typology_claim(corr)
+    assert "syntactic" in row["ours"] and "distance_" not in row["ours"]
+
+
+def test_no_typology_is_supported_with_many_languages() -> None:
+    from xfer.analysis import claim_verdicts as cv
+
+    rng = np.random.default_rng(5)
+    sources, targets = [f"s{i}" for i in range(20)], [f"t{j}" for j in range(50)]
+    cells = pd.DataFrame([(s, t) for s in sources for t in targets], columns=["init", "target"])
+    cells["d_t"] = rng.normal(size=len(cells))
+    for kind in ("syntactic", "genetic"):
+        cells[f"distance_{kind}"] = rng.normal(size=len(cells))  # independent of D_T
+    decision, found = cv.no_typology(cells)
+    assert set(found) == {"syntactic", "genetic"}
+    assert decision.verdict == SUPPORTED, decision

@@ -75,7 +75,8 @@ def stand_out_terms(m: np.ndarray, k: float = STAND_OUT_K) -> np.ndarray:
         c_sign = 1.0 if others[odd] >= (others[a] + others[b]) / 2 else -1.0
         e_sign = 1.0 if others[a] >= others[b] else -1.0
         c = c_sign * (m[s, odd] - (m[s, a] + m[s, b]) / 2)
-        out[s] = c - k * e_sign * (m[s, a] - m[s, b])
+        e = e_sign * (m[s, a] - m[s, b])
+        out[s] = c - k * e
     return out
 
 

@@ -107,7 +107,8 @@ def paper_en(source: str, target: str) -> float:
 
 def paper_order(a: str, b: str) -> tuple[tuple[str, str], tuple[str, str]]:
     """The two directions of a↔b, the paper's larger one in English bytes first."""
-    return ((a, b), (b, a)) if paper_en(a, b) > paper_en(b, a) else ((b, a), (a, b))
+    first = max((a, b), (b, a), key=lambda pair: paper_en(*pair))
+    return first, first[::-1]
 
 
 def commutativity(x: np.ndarray, y: np.ndarray) -> Decision:
@@ -137,9 +138,8 @@ def correlation(corr: pd.DataFrame | None, column: str, lo: float, hi: float) ->
     Bonferroni level of :func:`family`, against (lo, hi)."""
     if corr is None or corr.empty or column not in corr.columns or "d_t" not in corr.columns:
         return undecided("no such column")
-    rho, low, high = twoway_rho_bounds(corr["d_t"].to_numpy(float),
-                                       corr[column].to_numpy(float), corr["init"].to_numpy(),
-                                       corr["target"].to_numpy(),
+    rho, low, high = twoway_rho_bounds(corr["d_t"].to_numpy(), corr[column].to_numpy(),
+                                       corr["init"].to_numpy(), corr["target"].to_numpy(),
                                        alpha=bonferroni(ALPHA, family(corr)))
     return within(rho, low, high, lo=lo, hi=hi)
 
