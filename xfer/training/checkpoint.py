@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from xfer.boundary.outputs import temp_prefix
 from xfer.errors import XferError
 from xfer.io import replace_dir
 from xfer.model import ByteLM, ModelConfig
@@ -53,7 +54,7 @@ def save_checkpoint(path: Path, model: ByteLM, meta: dict, trainer: dict | None 
     """Write a checkpoint directory at ``path`` atomically (replacing any old one), on CPU."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path.name), dir=path.parent))
     torch.save(on_cpu(model.state_dict()), tmp / MODEL_FILE)
     if trainer is not None:
         torch.save(on_cpu(trainer), tmp / TRAINER_FILE)
