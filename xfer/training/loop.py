@@ -9,7 +9,6 @@ scores its best checkpoint (:func:`finish`). :class:`Run` holds what a run works
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xfer.boundary import read_json_object
 from xfer.data import load_split
 from xfer.errors import XferError
 from xfer.io import atomic_write_json
@@ -160,7 +160,9 @@ def run(model: ModelConfig, cfg: TrainConfig, data_dir: Path, lang: str, budget:
     if (out_dir / ckpt.RESULT_FILE).is_file():
         ckpt.check_run_settings(ckpt.read_meta(out_dir / "best"), model, "train", cfg.to_dict(),
                                 out_dir, defaults=TrainConfig.defaults())
-        return RunResult.from_dict(json.loads((out_dir / ckpt.RESULT_FILE).read_text()))
+        return RunResult.from_dict(read_json_object(out_dir / ckpt.RESULT_FILE,
+                                                    f"{out_dir / ckpt.RESULT_FILE}", None,
+                                                    finite=False))
     r = setup(model, cfg, data_dir, lang, budget, out_dir, init_checkpoint=init_checkpoint,
               resume_from=resume_from, callbacks=callbacks, workers=workers)
     train(r)
