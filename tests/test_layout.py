@@ -90,9 +90,13 @@ def test_no_module_over_the_line_limit():
     assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
-# The library's layers: a package imports only the packages below it (and the top-level modules
-# errors, io, schema, memory, kinds, which import no package but data's units). The model does
-# not know the training loop's files; the analysis knows neither training nor downstream.
+# The library's layers: a package imports only the packages below it and the base (BASE: the
+# top-level modules errors, units, io, schema, memory, kinds and the xfer.boundary package, which
+# imports only errors and kinds; the base imports nothing above it). The model does not know the
+# training loop's files; the analysis knows neither training nor downstream.
+BASE = {"xfer.errors", "xfer.units", "xfer.io", "xfer.schema", "xfer.memory", "xfer.kinds",
+        "xfer.boundary"}
+BOUNDARY_IMPORTS = {"xfer.errors", "xfer.kinds", "xfer.boundary"}
 LAYERS = {
     "xfer.data": set(),
     "xfer.model": {"xfer.data"},
@@ -114,4 +118,17 @@ def test_packages_import_only_the_layers_below() -> None:
             if dep_package in LAYERS and dep_package != package and \
                     dep_package not in LAYERS[package]:
                 bad.append(f"{module} imports {dep}")
+    assert not bad, "; ".join(sorted(set(bad)))
+
+
+def test_the_base_imports_only_the_base() -> None:
+    known = modules()
+    bad = []
+    for module, path in known.items():
+        top = ".".join(module.split(".")[:2])
+        if top not in BASE:
+            continue
+        allowed = BOUNDARY_IMPORTS if top == "xfer.boundary" else BASE
+        bad += [f"{module} imports {dep}" for dep, _ in imports(path, known)
+                if ".".join(dep.split(".")[:2]) not in allowed]
     assert not bad, "; ".join(sorted(set(bad)))
