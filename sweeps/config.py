@@ -93,14 +93,15 @@ class RunSettings:
 class Analysis:
     """Options passed to ``xfer.analysis.analyse.analyse``: the budget of the headline table (bytes;
     default its choice), a fastText language-ID model file, whether to run contamination, and
-    Eq. 1's interpolation ("linear" in bytes, the paper's, or "log"). They change no trial, so
+    Eq. 1's interpolation ("loglog", the default: log bytes against log perplexity; "linear" in
+    bytes, the paper's; or "log" bytes against perplexity). They change no trial, so
     they are left out of the config hash: the same study with other analysis options
     re-analyses its run folder without retraining."""
 
     budget: int | None = _bytes(None)
     lid_model: str | None = None
     contamination: bool = True
-    interp: str = "linear"
+    interp: str = "loglog"  # xfer.analysis.transfer.DEFAULT_INTERP (bench/calibration.py)
 
 
 @dataclass(frozen=True)

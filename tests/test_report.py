@@ -19,8 +19,9 @@ def _cells():
             ("en", "de", 2 * K, 3.0, 0),  # lower bound
             ("scratch", "fi", K, 9.0, 0), ("scratch", "fi", 4 * K, 5.0, 0),
             ("en", "fi", K, 12.0, 0)]  # upper bound
+    rows += [(i, t, b, p, 1) for i, t, b, p, s in rows[:4]]  # seed 1's own de scratch curve
     result = compute_transfer(pd.DataFrame(rows, columns=["init", "target", "budget",
-                                                          "perplexity", "seed"]))
+                                                          "perplexity", "seed"]), "linear")
     return summarise_cells(result.rows), result.curves
 
 
@@ -30,7 +31,7 @@ def test_table2_footnotes_and_seeds():
     text = table2(cells, K, ["de", "fi", "ko"], ["en"], curves, notes)
     lines = text.splitlines()
     assert lines[0] == "| init | de | fi | ko |"
-    assert lines[2].startswith("| scratch ppl | 10.00[^1] | 9.00 | – |")  # de not monotone
+    assert lines[2].startswith("| scratch ppl | 10.00 ± 0.00[^1] | 9.00 | – |")  # not monotone
     # seeds 5 and 6: the mean in log space (as the scratch curve's), sqrt(30) = 5.48
     assert "| en ppl | 5.48 ± 0.71 | 12.00 | – |" in text
     # de seeds: D_E 5K and 2K on the envelope 10 (1K), 6 (2K), 4 (8K): D_T 4K and 1K; the

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xfer.analysis.ground_truth import Truth, generated_truth
-from xfer.analysis.transfer import INTERPOLATIONS
+from xfer.analysis.transfer import DEFAULT_INTERP, INTERPOLATIONS
 from xfer.boundary import read_json_object, regular_file, resolve
 from xfer.boundary.tables import read_table
 from xfer.errors import XferError
@@ -34,7 +34,7 @@ class AnalysisInputs:
     budget: int | None = None
     data_dir: Path | None = None
     lid_model: Path | None = None
-    interp: str = "linear"
+    interp: str = DEFAULT_INTERP
     language_notes: dict[str, str] | None = None
     extra_sections: dict[str, str] | None = None
     truth: Truth | None = None
@@ -139,7 +139,7 @@ def analysis_inputs(path: Path, *, out: Path | None = None, budget: int | None =
             raise XferError("--out is required when analysing a results table")
         if path.exists():  # a missing table is the analysis's own one-line error
             read_table(path)
-        return AnalysisInputs(path, out, budget, data_dir, lid_model, interp or "linear")
+        return AnalysisInputs(path, out, budget, data_dir, lid_model, interp or DEFAULT_INTERP)
     results = resolve(path, "results.parquet", what="results.parquet")
     if not results.exists():
         raise XferError(f"run folder {path} has no results.parquet (no trial has finished, or "
@@ -152,5 +152,5 @@ def analysis_inputs(path: Path, *, out: Path | None = None, budget: int | None =
         data_dir = resolve(path, "data", what="data")
     return AnalysisInputs(
         results, out or path / "report", budget if budget is not None else study_budget,
-        data_dir, lid_model, interp or study_interp or "linear", language_notes(study),
+        data_dir, lid_model, interp or study_interp or DEFAULT_INTERP, language_notes(study),
         _downstream(path), declared_truth(study))

@@ -17,7 +17,13 @@ import pandas as pd
 from xfer.analysis.correlations import SIGNIFICANT, correlation_cells, rho_p
 from xfer.analysis.report import markdown_table
 from xfer.analysis.stats import DEFAULT_RESAMPLES, correlation_table
-from xfer.analysis.transfer import EXACT, INTERPOLATIONS, compute_transfer, summarise_cells
+from xfer.analysis.transfer import (
+    DEFAULT_INTERP,
+    EXACT,
+    INTERPOLATIONS,
+    compute_transfer,
+    summarise_cells,
+)
 
 KEYS = ["init", "target", "budget"]
 COLUMNS = ["variant", "variable", "n", "n_pairs", "rho", "p", "sign_changed",
@@ -38,7 +44,7 @@ def variants(results: pd.DataFrame, corr: pd.DataFrame, against: Mapping[str, st
 
 
 def sensitivity(results: pd.DataFrame, corr: pd.DataFrame, against: Mapping[str, str], *,
-                interp: str = "linear", largest: int | None = None,
+                interp: str = DEFAULT_INTERP, largest: int | None = None,
                 n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> pd.DataFrame:
     """Pooled Spearman ρ (pairs permuted) of D_T against each variable in each variant, with
     ``sign_changed`` and ``significance_changed`` (p < 0.05 or not) against the baseline."""
