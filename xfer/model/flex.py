@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
+from xfer.model.band import band_bias_grad
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from xfer.model.attention import PositionIndex
+    from xfer.model.band import PositionIndex
 
 KERNEL_BLOCK = 128  # FlexAttention's default block (bytes of queries and keys per tile)
 COMPILED_DEVICES = ("cuda",)  # device types where the kernel is compiled (elsewhere: unfused math)
@@ -63,9 +65,8 @@ def distance_bias(table: torch.Tensor, index: PositionIndex) -> torch.Tensor:
 
 class BandTableGradient(torch.autograd.Function):
     """The attention output as it is; its backward gives the bias table's gradient by the CPU
-    path's band recompute (:func:`xfer.model.attention.band_bias_grad`, in the table's dtype)
-    instead of
-    FlexAttention's scatter into the captured bias."""
+    path's band recompute (:func:`xfer.model.band.band_bias_grad`, in the table's dtype)
+    instead of FlexAttention's scatter into the captured bias."""
 
     @staticmethod
     def forward(ctx, out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -76,8 +77,6 @@ class BandTableGradient(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        from xfer.model.attention import band_bias_grad
-
         q, k, v, out, lse, table = ctx.saved_tensors
         q, k, v, out, lse, grad = (x.to(table.dtype) for x in (q, k, v, out, lse, grad_out))
         dtable = band_bias_grad(q, k, v, out, lse, grad.contiguous(), table, ctx.index)
