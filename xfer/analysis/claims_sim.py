@@ -206,14 +206,3 @@ def rates(scenario: Scenario, noise: float, studies: int, seed: int = 0) -> tupl
             counts += (v == SUPPORTED, v == NOT_SUPPORTED)
             total += 1
     return float(counts[0] / total), float(counts[1] / total)
-
-
-def rate_table(studies: int, noises: tuple[float, ...] = NOISES, seed: int = 0) -> pd.DataFrame:
-    """Every scenario at every noise level: ``supported`` and ``not_supported`` shares."""
-    out = []
-    for k, sc in enumerate(SCENARIOS):
-        for noise in noises:
-            sup, nsup = rates(sc, noise, studies, seed=seed + 1000 * k)
-            out.append({"claim": sc.claim, "scenario": sc.kind, "noise": noise,
-                        "supported": sup, "not_supported": nsup})
-    return pd.DataFrame(out)
