@@ -330,3 +330,47 @@ def test_no_typology_is_supported_with_many_languages() -> None:
     decision, found = cv.no_typology(cells)
     assert set(found) == {"syntactic", "genetic"}
     assert decision.verdict == SUPPORTED, decision
+
+
+def test_targets_enter_by_their_seeds() -> None:
+    """Per target: every source needed, two seeds with exact values at least, seeds aligned by
+    their number (a target missing seed 1 does not shift seed 2's value onto seed 1)."""
+    from xfer.analysis import claim_stats as cs
+    from xfer.analysis import claim_verdicts as cv
+
+    rows = _rows(_paper_like(), spread=0.05).query("budget == 1500")
+    rows = rows[~((rows.init == "zh") & (rows.target == "ar"))]  # ar lacks zh: not a target here
+    rows.loc[(rows.target == "de") & (rows.seed == 1), "bound"] = "lower"  # de: seeds 0, 2
+    rows.loc[(rows.target == "fi") & (rows.seed > 0), "bound"] = "upper"  # fi: one seed left
+    zero = (rows.target == "ko")
+    rows.loc[zero, "d_t_mib"] = 0.0  # no level: left out of the mean, not divided by 0
+    table, left = cs.per_target(rows, ("en", "ru", "zh"), cs.comparable_terms)
+    assert list(table.columns) == ["de", "es", "id", "ja"] and left == ["fi"]
+    assert table["de"].isna().tolist() == [False, True, False]
+    by_hand = []
+    for seed in range(3):
+        terms = []
+        for t in table.columns:
+            pair = rows[(rows.target == t) & (rows.bound == "exact") & (rows.init != "pt")]
+            if t == "de" and seed == 1:
+                continue
+            m = pair.pivot_table(index="seed", columns="init", values="d_t_mib")
+            v = m.loc[seed, ["en", "ru", "zh"]].to_numpy()
+            terms.append((v.min() - v.max() / 3) / np.abs(m.to_numpy()).mean())
+        by_hand.append(np.mean(terms))
+    assert cs.seed_means(table) == pytest.approx(by_hand)
+    over = cv.comparable(rows)
+    assert (over.targets, over.seeds, over.left_out) == (4, 3, ["fi"])
+    assert cv.comparable(rows[rows.init == "en"]).decision.reach == "no target with all sources"
+
+
+def test_stands_out_refutes_only_below_its_margin() -> None:
+    from xfer.analysis import claim_verdicts as cv
+
+    dt = _paper_like()
+    c = (9 - 0.05 * 31.5) / 3.05  # (c - 3e) / ((31.5 + c) / 3) = -0.05 with e = 1
+    for t in ("ar", "de", "es", "fi", "id", "ja", "ko"):
+        dt.update({("en", t): 10.5 + c, ("ru", t): 11.0, ("zh", t): 10.0})
+    over = cv.stands_out(_rows(dt, spread=0.0001).query("budget == 1500"))
+    assert over.decision.estimate == pytest.approx(-0.05, abs=1e-3)
+    assert -0.1 < over.decision.high < 0 and over.decision.verdict == INCONCLUSIVE

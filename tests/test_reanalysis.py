@@ -21,7 +21,7 @@ STUDY = {
                 "scratch": ["2K", "5K", "10K", "20K", "40K"]},
     "model": {"preset": "tiny", "d_model": 32},
     "train": {"seq_len": 64, "batch_size": 4, "micro_batch_size": 4},  # 2 kB holds a batch
-    "analysis": {"contamination": False},
+    "analysis": {"contamination": False, "interp": "linear"},
 }
 SOURCE_GAIN = {"base": 1.5, "twin": 1.2}  # finetuned perplexity = scratch's / gain
 

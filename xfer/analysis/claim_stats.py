@@ -30,24 +30,22 @@ def with_seed(rows: pd.DataFrame) -> pd.DataFrame:
     return rows if "seed" in rows.columns else rows.assign(seed=0)
 
 
-def _cube(small: pd.DataFrame, sources: Sequence[str], value: str) -> pd.DataFrame:
-    """(target, seed) × ``sources`` table of ``value``; bounds and non-finite values NaN."""
+def cube(small: pd.DataFrame, sources: Sequence[str]) -> pd.DataFrame:
+    """(target, seed) × ``sources`` table of D_T (MiB); bounds and non-finite values NaN."""
     small = with_seed(small)
     rows = small[small["init"].isin(sources)]
-    exact = rows[value].astype(float).where(rows["bound"] == EXACT)
+    exact = rows["d_t_mib"].astype(float).where(rows["bound"] == EXACT)
     table = exact.groupby([rows["target"], rows["seed"], rows["init"]]).mean().unstack("init")
     return table.reindex(columns=list(sources))
 
 
-def seed_matrix(small: pd.DataFrame, target: str, sources: Sequence[str],
-                value: str = "d_t_mib", cube: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Seeds × ``sources`` table of ``value`` into ``target``; bounds and non-finite values are
-    NaN, and seeds lacking any source are dropped."""
-    cube = _cube(small, sources, value) if cube is None else cube
-    if target not in cube.index.get_level_values(0):
-        return pd.DataFrame(columns=list(sources), dtype=float)
-    table = cube.xs(target, level="target")
-    return table[np.isfinite(table.to_numpy(float)).all(axis=1)]
+def seed_matrix(table: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Seeds × sources D_T into ``target`` from a :func:`cube`: the seeds with an exact,
+    finite value for every source."""
+    if target not in table.index.get_level_values("target"):
+        return table.iloc[0:0].droplevel("target")
+    rows = table.xs(target, level="target")
+    return rows[np.isfinite(rows.to_numpy(float)).all(axis=1)]
 
 
 def _odd_index(means: np.ndarray) -> int:
@@ -88,22 +86,22 @@ def comparable_terms(m: np.ndarray, ratio: float = COMPARABLE_RATIO) -> np.ndarr
     return m.min(axis=1) - m.max(axis=1) / ratio
 
 
-def per_target(small: pd.DataFrame, sources: Sequence[str], terms: callable,
-               value: str = "d_t_mib") -> tuple[pd.DataFrame, list[str]]:
+def per_target(small: pd.DataFrame, sources: Sequence[str],
+               terms: callable) -> tuple[pd.DataFrame, list[str]]:
     """Seeds × targets table of ``terms`` over each target finetuned from every one of
     ``sources`` (sources themselves are not targets here), each divided by the target's level
     (the mean |D_T| of its sources over all seeds) so that targets weigh alike and the value is
-    a share of the level; and the targets left out for bounds or missing seeds."""
+    a share of the level; and the targets that had every source but fewer than two seeds with
+    exact values (bounds), left out."""
     columns, left_out = {}, []
-    cube = _cube(small, sources, value)
+    table = cube(small, sources)
     for target in sorted(set(small["target"]) - set(sources)):
-        m = seed_matrix(small, target, sources, value, cube)
+        m = seed_matrix(table, target)
+        trained = set(small.loc[small["target"] == target, "init"]) >= set(sources)
         if len(m) < 2:
-            if small[(small["target"] == target) & small["init"].isin(sources)]["init"].nunique() \
-                    == len(sources):
-                left_out.append(target)
+            left_out += [target] if trained else []
             continue
-        values = m.to_numpy(float)
+        values = m.to_numpy()
         level = float(np.abs(values).mean())
         if level > 0:
             columns[target] = pd.Series(terms(values) / level, index=m.index)
@@ -112,17 +110,15 @@ def per_target(small: pd.DataFrame, sources: Sequence[str], terms: callable,
 
 def seed_means(table: pd.DataFrame) -> np.ndarray:
     """Per seed, the mean over targets (columns) of a seeds × targets table: the replicate's
-    value of a claim averaged over its targets (NaN where a seed has none)."""
-    if table.empty:
-        return np.array([])
-    return table.mean(axis=1, skipna=True).to_numpy(float)
+    value of a claim averaged over the targets it has (NaN where a seed has none)."""
+    return table.mean(axis=1).to_numpy()
 
 
 def paired_differences(small: pd.DataFrame, first: str, second: str,
                        target: str) -> np.ndarray:
     """Per seed, ``first``→target minus ``second``→target (same seed, same target scratch
     curve: the pairing removes the scratch curve's seed noise); exact values only."""
-    m = seed_matrix(small, target, [first, second])
+    m = seed_matrix(cube(small, [first, second]), target)
     return (m[first] - m[second]).to_numpy()
 
 

@@ -64,10 +64,10 @@ class Over:
 
 def _over_targets(small: pd.DataFrame, terms: callable, margin: float) -> Over:
     table, left = cs.per_target(small, PAPER_SOURCES, terms)
+    if table.empty:
+        return Over(undecided("no target with all sources"), 0, 0, left)
     values = cs.seed_means(table)
-    d = exceeds(*t_bounds(values), margin=margin) if len(values) else \
-        undecided("no target with all sources")
-    return Over(d, table.shape[1], len(values), left)
+    return Over(exceeds(*t_bounds(values), margin=margin), table.shape[1], len(values), left)
 
 
 def comparable(small: pd.DataFrame) -> Over:
