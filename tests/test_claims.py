@@ -91,7 +91,7 @@ def test_comparable_interval_by_hand() -> None:
             terms.append((v.min() - v.max() / 3) / level)
         per_seed.append(np.mean(terms))
     x = np.array(per_seed)
-    low, high = stats.t.interval(0.90, 2, loc=x.mean(), scale=stats.sem(x))
+    low, high = stats.t.interval(0.94, 2, loc=x.mean(), scale=stats.sem(x))  # 0.03 per side
     row = claims.comparable_claim(small)
     assert row["interval"] == f"{x.mean():.3g} [{low:.3g}, {high:.3g}]"
     assert row["verdict"] == (SUPPORTED if low > 0 else NOT_SUPPORTED if high < 0

@@ -38,6 +38,10 @@ HERNANDEZ_ALPHA = 0.18  # Hernandez et al. 2021, text -> code transfer exponent
 ALPHA_FACTOR = 2.0  # "near 0.18": within a factor 2
 MIN_BUDGETS, MIN_SPAN = 3, 8.0  # the power law's tests need >= 3 budgets spanning >= 8x
 MAX_LEFT_OUT = 0.1  # power law: more than 10% of points left out (D_T <= 0) biases alpha
+# The over-target claims decide at 0.03 per side: their cross-fitted per-seed values are not
+# quite independent (each seed's odd source is chosen on the others), and at 0.05 per side
+# bench/claims.py measured 7.5% false supported at the region's edge.
+OVER_TARGETS_ALPHA = 0.03
 PAPER_SOURCES = ("en", "ru", "zh")
 SPANISH_CONTROL = ("pt", "es")
 CONTAMINATION = {"contamination on source": "contamination_on_source",
@@ -67,7 +71,8 @@ def _over_targets(small: pd.DataFrame, terms: callable, margin: float) -> Over:
     if table.empty:
         return Over(undecided("no target with all sources"), 0, 0, left)
     values = cs.seed_means(table)
-    return Over(exceeds(*t_bounds(values), margin=margin), table.shape[1], len(values), left)
+    return Over(exceeds(*t_bounds(values, OVER_TARGETS_ALPHA), margin=margin), table.shape[1],
+                len(values), left)
 
 
 def comparable(small: pd.DataFrame) -> Over:

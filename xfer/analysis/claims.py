@@ -62,6 +62,7 @@ SCALE_NOTE = ("Scale differs from the paper's by orders of magnitude (its pretra
               "bytes, D_T in tens of MiB): directions, ranks and shares are compared, not "
               "magnitudes.")
 LEVEL = f"{1 - 2 * ALPHA:.0%} interval (α {ALPHA} per side)"
+OVER_LEVEL = f"{1 - 2 * cv.OVER_TARGETS_ALPHA:.0%} interval (α {cv.OVER_TARGETS_ALPHA} per side)"
 POWER_LAW_CLAIMS = {"bend": "D_T = k·D_F^α (the power law's form)",
                     "alpha": f"α near Hernandez et al.'s {HERNANDEZ_ALPHA} (within "
                              f"{cv.ALPHA_FACTOR:g}×)"}
@@ -108,7 +109,7 @@ def comparable_claim(small: pd.DataFrame) -> dict:
                 f"mean over {over.targets} targets of (min − max/{r:g}) / level, {over.seeds} "
                 "seeds", over.decision,
                 f"per seed: mean over targets of min − max/{r:g} of the seed's sources' D_T over "
-                f"the target's mean D_T; Student t {LEVEL} over seeds; > 0 supports, < 0 "
+                f"the target's mean D_T; Student t {OVER_LEVEL} over seeds; > 0 supports, < 0 "
                 "refutes", _left_text(over.left_out))
 
 
@@ -125,7 +126,7 @@ def stands_out_claim(small: pd.DataFrame) -> dict:
                 "seeds", over.decision, "per seed and target: the odd source chosen on the other "
                 "seeds (so choosing it after seeing the data does not bias it), c its distance "
                 "from the other two's midpoint, e their gap, over the target's mean D_T; mean "
-                f"over targets; Student t {LEVEL} over seeds; > 0 supports, < "
+                f"over targets; Student t {OVER_LEVEL} over seeds; > 0 supports, < "
                 f"{cs.STAND_OUT_REFUTE:g} refutes", _left_text(over.left_out))
 
 
