@@ -46,7 +46,8 @@ def test_paper_table2(tmp_path):
     table = paper_table()
     table.loc[len(table)] = {"init": "en", "target": "ko", "budget": BUDGETS[1], "perplexity": 0.9}
     report = analyse(table, tmp_path, language_notes={"ko": "ground truth: SOV, Hangul"},
-                     extra_sections={"Downstream accuracy": "| source | acc |\n| --- | --- |"})
+                     extra_sections={"Downstream accuracy": "| source | acc |\n| --- | --- |"},
+                     interp="linear")  # the paper's Eq. 1, to compare with its Table 2
     out = pd.read_csv(tmp_path / "transfer.csv")
     assert len(out) == len(table)
     for column in ("scratch_perplexity", "d_e", "d_t", "d_t_mib", "bound"):
@@ -192,7 +193,8 @@ def test_generated_languages_skip_distances_with_a_note(tmp_path):
             ("scratch", "syn-b", 9000, 4.0), ("syn-a", "syn-b", 1000, 6.0),
             ("scratch", "de", 1000, 10.0), ("scratch", "de", 9000, 4.0), ("en", "de", 1000, 6.0)]
     table = pd.DataFrame(rows, columns=["init", "target", "budget", "perplexity"])
-    outcome = run_analysis(table, tmp_path, language_notes={"syn-b": "SOV twin of syn-a"})
+    outcome = run_analysis(table, tmp_path, language_notes={"syn-b": "SOV twin of syn-a"},
+                           interp="linear")  # D_T by hand below: the paper's Eq. 1
     assert not [p for p in outcome.problems if p.kind == "error"]
     text = outcome.report.read_text(encoding="utf-8")
     assert "syn-a, syn-b" in text and "no lang2vec/URIEL entry" in text
@@ -230,7 +232,16 @@ def test_default_d_t_is_eq_1_and_2_by_hand_and_log_interpolation_differs(tmp_pat
     table = pd.concat([_scratch_beyond_table().assign(seed=s, perplexity=lambda f, s=s:
                                                       f["perplexity"] * (1 + 0.05 * s))
                        for s in (0, 1)], ignore_index=True)
-    run_analysis(table, tmp_path / "linear")
+    run_analysis(table, tmp_path / "default")  # loglog: log bytes against log perplexity
+    default = pd.read_csv(tmp_path / "default" / "transfer.csv")
+    ft = default[(default["init"] == "en") & (default["target"] == "de") & (default["seed"] == 0)
+                 & (default["bound"] == "exact")]
+    scratch = table[(table["init"] == "scratch") & (table["target"] == "de")
+                    & (table["seed"] == 0)].sort_values("perplexity")
+    hand = np.exp(np.interp(np.log(ft["perplexity"]), np.log(scratch["perplexity"]),
+                            np.log(scratch["budget"])))
+    assert len(ft) and ft["d_e"].to_numpy() == pytest.approx(hand)
+    run_analysis(table, tmp_path / "linear", interp="linear")
     out = pd.read_csv(tmp_path / "linear" / "transfer.csv")
     def hand_d_t(rows: pd.DataFrame, scratch: pd.DataFrame) -> np.ndarray:
         curve = np.exp(np.log(scratch["perplexity"]).groupby(scratch["budget"]).mean())

