@@ -4,6 +4,7 @@ is computed here independently (scipy directly, explicit resampling, or by hand)
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -52,6 +53,9 @@ def test_welch_bounds_is_scipys_welch_interval() -> None:
     assert welch_bounds(a, b) == pytest.approx((a.mean() - b.mean(), ci.low, ci.high))
     assert all(math.isnan(v) for v in welch_bounds(a, b[:1]))
     assert welch_bounds(np.ones(3), np.zeros(2)) == (1.0, 1.0, 1.0)
+    a, b = np.array([1.0, 3.0]), np.array([0.0, 2.0])  # two values each, equal variances
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
+    assert welch_bounds(a, b) == pytest.approx((1.0, ci.low, ci.high))
 
 
 @pytest.mark.parametrize("low, high, verdict", [
@@ -96,7 +100,7 @@ def _explicit_twoway(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.nd
 
 def test_twoway_bootstrap_against_explicit_resampling() -> None:
     rng = np.random.default_rng(3)
-    rows, cols = np.repeat(["en", "ru", "zh"], 6), np.tile(list("abcdef"), 3)
+    rows, cols = np.repeat(["zh", "en", "ru"], 6), np.tile(list("fbdcae"), 3)  # unsorted
     x = np.round(rng.normal(size=18), 1)  # ties, as distances have
     y = 0.5 * x + rng.normal(size=18)
     rho, low, high = twoway_rho_bounds(y, x, rows, cols, alpha=0.01, resamples=300, seed=7)
@@ -110,7 +114,8 @@ def test_twoway_bootstrap_against_explicit_resampling() -> None:
     y2[4] = np.nan
     x2 = x.astype(object)
     x2[5] = None
-    keep = np.arange(18) > 5
+    x2[6] = "n/a"  # text read from a table: not a number
+    keep = np.arange(18) > 6
     keep[:4] = True
     assert twoway_rho_bounds(y2, x2, rows, cols) == pytest.approx(
         twoway_rho_bounds(y[keep], x[keep], rows[keep], cols[keep]))
@@ -171,8 +176,10 @@ def test_weighted_ranks_are_scipys_on_the_expanded_sample() -> None:
         expanded = stats.rankdata(np.repeat(values, w))
         assert np.repeat(row, w) == pytest.approx(expanded)
     # a resample where one variable is constant, or no cell is drawn, has no ρ
-    rho = _weighted_rho(values, np.arange(5.0), np.array([[0, 0, 2, 0, 0], [0.0] * 5,
-                                                         [1, 1, 1, 1, 1]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # degenerate resamples are expected: no warning
+        rho = _weighted_rho(values, np.arange(5.0), np.array([[0, 0, 2, 0, 0], [0.0] * 5,
+                                                             [1, 1, 1, 1, 1]]))
     assert np.isnan(rho[0]) and np.isnan(rho[1])
     assert rho[2] == pytest.approx(stats.spearmanr(values, np.arange(5.0))[0])
 

@@ -21,6 +21,7 @@ spread. The error rates and power of every claim at the small study's design are
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,9 +58,14 @@ def undecided(why: str) -> Decision:
     return Decision(math.nan, math.nan, math.nan, INCONCLUSIVE, why)
 
 
+def _numeric(values: np.ndarray) -> np.ndarray:
+    """``values`` as floats; what is not a number (None, text) becomes NaN."""
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
+
+
 def finite(values: np.ndarray) -> np.ndarray:
     """``values`` as floats without NaN, ±inf or None."""
-    x = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+    x = _numeric(values)
     return x[np.isfinite(x)]
 
 
@@ -154,17 +160,17 @@ def twoway_rho_bounds(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.n
     two-way (pigeonhole) bootstrap: sources (``rows``) and targets (``cols``) are resampled with
     replacement independently and every cell of a drawn (source, target) pair enters as often as
     the pair is drawn, so cells sharing a language move together. The interval is normal on
-    Fisher's z with the bootstrap's standard deviation; NaNs with fewer than 4 cells, a
-    constant variable or fewer than two sources or targets."""
-    frame = pd.DataFrame({"y": pd.to_numeric(pd.Series(y, dtype=object), errors="coerce"),
-                          "x": pd.to_numeric(pd.Series(x, dtype=object), errors="coerce"),
-                          "r": np.asarray(rows), "c": np.asarray(cols)})
-    frame = frame[np.isfinite(frame[["y", "x"]].to_numpy(float)).all(axis=1)]
+    Fisher's z with the bootstrap's standard deviation over the resamples that have a ρ (a
+    resample where a variable is constant has none); NaNs with fewer than 4 cells, a constant
+    variable or fewer than two sources or targets."""
+    frame = pd.DataFrame({"y": _numeric(y), "x": _numeric(x), "r": np.asarray(rows),
+                          "c": np.asarray(cols)})
+    frame = frame[np.isfinite(frame["y"]) & np.isfinite(frame["x"])]
     if len(frame) < 4:
         return math.nan, math.nan, math.nan
-    y, x = frame["y"].to_numpy(float), frame["x"].to_numpy(float)
+    y, x = frame["y"].to_numpy(), frame["x"].to_numpy()
     r, c = (pd.factorize(frame[k], sort=True)[0] for k in ("r", "c"))
-    rho = float(stats.spearmanr(x, y)[0]) if np.ptp(x) and np.ptp(y) else math.nan
+    rho = _weighted_rho(x, y, np.ones((1, len(x)))).item()  # NaN for a constant variable
     n_r, n_c = r.max() + 1, c.max() + 1
     if min(n_r, n_c) < 2 or not math.isfinite(rho):  # one language on a side: no interval
         return rho, math.nan, math.nan
@@ -173,10 +179,11 @@ def twoway_rho_bounds(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.n
     draws_c = rng.integers(0, n_c, (resamples, n_c))
     count_r = (draws_r[:, :, None] == np.arange(n_r)).sum(axis=1)  # copies of each source
     count_c = (draws_c[:, :, None] == np.arange(n_c)).sum(axis=1)
-    boot = _weighted_rho(x, y, (count_r[:, r] * count_c[:, c]).astype(float))
+    boot = _weighted_rho(x, y, count_r[:, r] * count_c[:, c])
+    # resamples where a variable is constant have no ρ and are left out
     z = np.arctanh(np.clip(boot[np.isfinite(boot)], -RHO_CLIP, RHO_CLIP))
-    if len(z) < resamples / 2:  # declared: an interval needs half the resamples with a ρ
-        return rho, math.nan, math.nan
-    half = float(stats.norm.ppf(1 - alpha) * z.std(ddof=1))
+    with warnings.catch_warnings():  # fewer than two resamples with a ρ: no spread, NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        half = float(stats.norm.ppf(1 - alpha) * np.std(z, ddof=1))
     centre = math.atanh(float(np.clip(rho, -RHO_CLIP, RHO_CLIP)))
     return rho, math.tanh(centre - half), math.tanh(centre + half)
