@@ -316,6 +316,12 @@ def test_correlation_guards_and_distance_names() -> None:
             "no such column"
     row = claims.typology_claim(corr)
     assert "syntactic" in row["ours"] and "distance_" not in row["ours"]
+    corr["distance_genetic"] = -corr["d_t"] + 0.01 * np.arange(len(corr))  # ρ near -1
+    decision, found = cv.no_typology(corr)
+    rhos = {k: stats.spearmanr(corr["d_t"], corr[f"distance_{k}"])[0] for k in found}
+    assert decision.estimate == pytest.approx(rhos["genetic"]) and rhos["genetic"] < -0.9
+    assert decision.low == pytest.approx(min(d.low for d in found.values()))
+    assert "out of reach" in decision.reach  # the other distances' intervals are wide
 
 
 def test_no_typology_is_supported_with_many_languages() -> None:
@@ -342,10 +348,11 @@ def test_targets_enter_by_their_seeds() -> None:
     rows = rows[~((rows.init == "zh") & (rows.target == "ar"))]  # ar lacks zh: not a target here
     rows.loc[(rows.target == "de") & (rows.seed == 1), "bound"] = "lower"  # de: seeds 0, 2
     rows.loc[(rows.target == "fi") & (rows.seed > 0), "bound"] = "upper"  # fi: one seed left
+    rows.loc[(rows.target == "id") & (rows.init == "ru"), "bound"] = "upper"  # id: none left
     zero = (rows.target == "ko")
     rows.loc[zero, "d_t_mib"] = 0.0  # no level: left out of the mean, not divided by 0
     table, left = cs.per_target(rows, ("en", "ru", "zh"), cs.comparable_terms)
-    assert list(table.columns) == ["de", "es", "id", "ja"] and left == ["fi"]
+    assert list(table.columns) == ["de", "es", "ja"] and left == ["fi", "id"]
     assert table["de"].isna().tolist() == [False, True, False]
     by_hand = []
     for seed in range(3):
@@ -360,7 +367,7 @@ def test_targets_enter_by_their_seeds() -> None:
         by_hand.append(np.mean(terms))
     assert cs.seed_means(table) == pytest.approx(by_hand)
     over = cv.comparable(rows)
-    assert (over.targets, over.seeds, over.left_out) == (4, 3, ["fi"])
+    assert (over.targets, over.seeds, over.left_out) == (3, 3, ["fi", "id"])
     assert cv.comparable(rows[rows.init == "en"]).decision.reach == "no target with all sources"
 
 

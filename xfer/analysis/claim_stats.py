@@ -136,10 +136,10 @@ def _within(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
     cols = [x] if extra is None else [x, extra]
     frame = pd.DataFrame({"g": groups, "y": y, **{f"x{i}": c for i, c in enumerate(cols)}})
     centred = frame.drop(columns="g") - frame.groupby("g").transform("mean")
-    design = centred[[f"x{i}" for i in range(len(cols))]].to_numpy(float)
+    design = centred[[f"x{i}" for i in range(len(cols))]].to_numpy()
     if np.linalg.matrix_rank(design) < design.shape[1]:
         return np.full(design.shape[1], np.nan)
-    return np.linalg.lstsq(design, centred["y"].to_numpy(float), rcond=None)[0]
+    return np.linalg.lstsq(design, centred["y"].to_numpy())[0]
 
 
 def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:

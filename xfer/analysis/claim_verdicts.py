@@ -156,8 +156,8 @@ def weak_contamination(corr: pd.DataFrame | None, variable: str) -> Decision:
 
 def no_typology(corr: pd.DataFrame | None) -> tuple[Decision, dict[str, Decision]]:
     """Every distance's ρ inside ±WEAK_RHO supports (intersection-union), any outside refutes;
-    returns the combined decision (the widest interval's estimate and reach, the intervals'
-    hull) and each distance's."""
+    returns the combined decision (the ρ farthest from 0, the intervals' hull, the first
+    distance's note on reach) and each distance's."""
     found = {c.removeprefix("distance_"): correlation(corr, c, -WEAK_RHO, WEAK_RHO)
              for c in distance_columns(corr)}
     if not found:
@@ -165,11 +165,11 @@ def no_typology(corr: pd.DataFrame | None) -> tuple[Decision, dict[str, Decision
     verdicts = [d.verdict for d in found.values()]
     verdict = NOT_SUPPORTED if NOT_SUPPORTED in verdicts else \
         SUPPORTED if set(verdicts) == {SUPPORTED} else INCONCLUSIVE
-    widths = {k: (d.high - d.low) if math.isfinite(d.high - d.low) else math.inf
-              for k, d in found.items()}
-    widest = found[max(widths, key=widths.get)]
-    return Decision(widest.estimate, min(d.low for d in found.values()),
-                    max(d.high for d in found.values()), verdict, widest.reach), found
+    rhos = [d.estimate for d in found.values() if math.isfinite(d.estimate)]
+    extreme = max(rhos, key=abs) if rhos else math.nan
+    reach = next((d.reach for d in found.values() if d.reach), "")
+    return Decision(extreme, min(d.low for d in found.values()),
+                    max(d.high for d in found.values()), verdict, reach), found
 
 
 def power_law_design(rows: pd.DataFrame, used: int, left: int) -> str:
