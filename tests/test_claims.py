@@ -227,6 +227,9 @@ def test_bounds_never_count() -> None:
         rows.loc[rows.target == t, "bound"] = "lower"
     row = claims.comparable_claim(claims.smallest_rows(rows))
     assert row["verdict"] == INCONCLUSIVE and "left out" in row["note"]
+    rows.loc[(rows.init == "ru") & (rows.target == "en") & (rows.seed == 2), "bound"] = "lower"
+    row = claims.commutativity_claim(claims.smallest_rows(rows), "en", "ru")
+    assert row["note"] == "1 bound(s) left out"  # ru→en seed 2: a bound, not a value
 
 
 @pytest.mark.parametrize("mutate", [

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from xfer.analysis.claim_tests import finite
+
 EXACT = "exact"
 STAND_OUT_K = 3.0  # the odd source's distance from the other two's midpoint ≥ 3× their gap
 STAND_OUT_REFUTE = -0.1  # refuted below -10% of the level: selection noise biases it down
@@ -42,10 +44,8 @@ def cube(small: pd.DataFrame, sources: Sequence[str]) -> pd.DataFrame:
 def seed_matrix(table: pd.DataFrame, target: str) -> pd.DataFrame:
     """Seeds × sources D_T into ``target`` from a :func:`cube`: the seeds with an exact,
     finite value for every source."""
-    if target not in table.index.get_level_values("target"):
-        return table.iloc[0:0].droplevel("target")
-    rows = table.xs(target, level="target")
-    return rows[np.isfinite(rows.to_numpy(float)).all(axis=1)]
+    rows = table[table.index.get_level_values("target") == target].droplevel("target")
+    return rows[np.isfinite(rows.to_numpy()).all(axis=1)]
 
 
 def _odd_index(means: np.ndarray) -> int:
@@ -126,8 +126,7 @@ def exact_values(small: pd.DataFrame, source: str, target: str,
                  value: str = "d_t_mib") -> tuple[np.ndarray, int]:
     """The per-seed exact values of source→target and the count of bounds left out."""
     pair = small[(small["init"] == source) & (small["target"] == target)]
-    exact = pair[pair["bound"] == EXACT][value].to_numpy(float)
-    return exact[np.isfinite(exact)], int((pair["bound"] != EXACT).sum())
+    return finite(pair[pair["bound"] == EXACT][value]), int((pair["bound"] != EXACT).sum())
 
 
 def _within(x: np.ndarray, y: np.ndarray, groups: np.ndarray,
