@@ -165,6 +165,9 @@ def test_power_law_needs_the_budget_span() -> None:
     table = _table(narrow)
     assert table.loc["D_T = k·D_F^α (the power law's form)", "verdict"] == INCONCLUSIVE
     assert "cannot test it" in table.loc["D_T = k·D_F^α (the power law's form)", "note"]
+    three = rows.replace({"budget": {12000: 6000}})  # three budgets spanning only 4x
+    assert "3 finetune budgets spanning 4×" in _table(three).loc[
+        "D_T = k·D_F^α (the power law's form)", "note"]
     bent = rows.copy()
     bent.loc[bent.budget == 4000, ["d_t", "d_t_mib"]] *= 2.0  # far from a power law
     assert _table(bent).loc["D_T = k·D_F^α (the power law's form)", "verdict"] == NOT_SUPPORTED
