@@ -165,6 +165,14 @@ def test_power_law_needs_the_budget_span() -> None:
     table = _table(narrow)
     assert table.loc["D_T = k·D_F^α (the power law's form)", "verdict"] == INCONCLUSIVE
     assert "cannot test it" in table.loc["D_T = k·D_F^α (the power law's form)", "note"]
+    from xfer.analysis import claim_verdicts as cv
+
+    assert cv.power_law_design(rows, 9, 1) == ""  # 10% left out: still decided
+    assert "3 of 20 points" in cv.power_law_design(rows, 17, 3)
+    assert "5 of 10 points" in cv.power_law_design(rows, 5, 5)
+    assert cv.power_law_design(rows, 83, 1) == ""
+    empty = cv.power_law(rows.iloc[0:0])[0]["alpha"]
+    assert empty.verdict == INCONCLUSIVE and "cannot test it" in empty.reach
     three = rows.replace({"budget": {12000: 6000}})  # three budgets spanning only 4x
     assert "3 finetune budgets spanning 4×" in _table(three).loc[
         "D_T = k·D_F^α (the power law's form)", "note"]

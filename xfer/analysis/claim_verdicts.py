@@ -198,6 +198,6 @@ def power_law(rows: pd.DataFrame) -> tuple[dict[str, Decision], int, int]:
     why = power_law_design(rows, used, left)
     out = {}
     for column, (lo, hi) in POWER_LAW_REGIONS.items():
-        raw = t_bounds(table[column].to_numpy(float)) if len(table) else (math.nan,) * 3
+        raw = t_bounds(table[column].to_numpy())
         out[column] = Decision(*raw, INCONCLUSIVE, why) if why else within(*raw, lo=lo, hi=hi)
     return out, used, left
