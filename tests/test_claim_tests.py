@@ -16,6 +16,7 @@ from xfer.analysis.claim_tests import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
     SUPPORTED,
+    Decision,
     bonferroni,
     exceeds,
     t_bounds,
@@ -190,3 +191,39 @@ def test_undecided_keeps_its_reason() -> None:
     d = undecided("no pairs")
     assert (d.verdict, d.reach) == (INCONCLUSIVE, "no pairs") and math.isnan(d.estimate)
     assert d.interval_text() == "nan [nan, nan]"
+
+
+def test_decisions_without_an_interval_and_their_notes() -> None:
+    for d in (exceeds(0.0, math.nan, -1.0), exceeds(0.0, 1.0, math.nan),
+              within(0.0, math.nan, 0.1, lo=0.0, hi=0.3)):
+        assert (d.verdict, d.reach) == (INCONCLUSIVE, "no interval (too few values)")
+    assert exceeds(0.5, -1.0, 0.5).verdict == INCONCLUSIVE  # default margin 0: not refuted
+    assert within(0.2, 0.15, 0.25, lo=0.0, hi=0.3).reach == ""  # narrow: all reachable
+    d = within(0.2, 0.05, 0.35, lo=0.1, hi=0.3)  # width 0.3 against a region of 0.2
+    assert "width 0.3 is not below the region's 0.2" in d.reach
+    assert Decision(1.23456, -0.5, 2.0, SUPPORTED).interval_text() == "1.23 [-0.5, 2]"
+    assert Decision(1.23456, -0.5, 2.0, SUPPORTED).interval_text(2) == "1.2 [-0.5, 2]"
+
+
+def test_power_law_terms_ignore_scratch_rows_self_pairs_and_non_positive_values() -> None:
+    import pandas as pd
+
+    rows = [(s, t, b, seed, 1000.0 * (b / 1500) ** 0.5 * (1 + 0.1 * seed), "exact")
+            for s, t in (("en", "de"), ("ru", "de")) for b in (1500, 4000, 12000)
+            for seed in (0, 1)]
+    table = pd.DataFrame(rows, columns=["init", "target", "budget", "seed", "d_t", "bound"])
+    extra = pd.DataFrame([("scratch", "de", 96000, 0, 5.0, "exact"),
+                          ("de", "de", 500, 0, 7.0, "exact"),
+                          ("en", "de", 4000, 1, 0.0, "exact"),  # D_T 0: no log
+                          ("en", "de", 4000, 1, 0.5, "exact")],  # half a byte: kept
+                         columns=table.columns)
+    terms, used, left = cs.power_law_terms(pd.concat([table, extra], ignore_index=True))
+    assert (used, left) == (13, 1)
+    assert cs.budget_span(pd.concat([table, extra])) == (3, 8.0)
+    clean, _, _ = cs.power_law_terms(table)
+    assert clean.loc[0, "alpha"] == pytest.approx(0.5) and clean.loc[0, "bend"] == pytest.approx(0)
+    no_seed, _, _ = cs.power_law_terms(table[table.seed == 0].drop(columns="seed"))
+    assert no_seed["seed"].tolist() == [0] and no_seed.loc[0, "alpha"] == pytest.approx(0.5)
+    assert cs.budget_span(table.assign(budget=table.budget.replace(1500, 0)))[1] != \
+        cs.budget_span(table.assign(budget=table.budget.replace(1500, 0)))[1]  # NaN: no span
+    assert cs.budget_span(table.replace({"budget": {1500: 1, 4000: 2, 12000: 8}})) == (3, 8.0)

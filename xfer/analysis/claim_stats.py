@@ -36,7 +36,7 @@ def cube(small: pd.DataFrame, sources: Sequence[str]) -> pd.DataFrame:
     """(target, seed) × ``sources`` table of D_T (MiB); bounds and non-finite values NaN."""
     small = with_seed(small)
     rows = small[small["init"].isin(sources)]
-    exact = rows["d_t_mib"].astype(float).where(rows["bound"] == EXACT)
+    exact = rows["d_t_mib"].where(rows["bound"] == EXACT)
     table = exact.groupby([rows["target"], rows["seed"], rows["init"]]).mean().unstack("init")
     return table.reindex(columns=list(sources))
 
@@ -150,16 +150,16 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     D_T ≤ 0, which a log cannot take)."""
     rows = with_seed(rows)
     ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])]
-    usable = (ft["bound"] == EXACT) & (ft["d_t"].astype(float) > 0)
+    usable = (ft["bound"] == EXACT) & (pd.to_numeric(ft["d_t"], errors="coerce") > 0)
     fit = ft[usable]
     out = []
     for seed, g in fit.groupby("seed"):
-        x = np.log(g["budget"].to_numpy(float))
-        y = np.log(g["d_t"].to_numpy(float))
-        groups = (g["init"] + "→" + g["target"]).to_numpy()
-        centre, half = (x.max() + x.min()) / 2, (x.max() - x.min()) / 2
-        alpha = _within(x - centre, y, groups)[0]
-        gamma = _within(x - centre, y, groups, (x - centre) ** 2)[-1]
+        x = np.log(g["budget"].to_numpy())
+        y = np.log(g["d_t"].to_numpy())
+        groups = g.groupby(["init", "target"]).ngroup().to_numpy()  # one intercept per pair
+        half = (x.max() - x.min()) / 2
+        alpha = _within(x, y, groups)[0]
+        gamma = _within(x, y, groups, x**2)[-1]
         out.append({"seed": seed, "alpha": alpha, "bend": gamma * half**2})
     return pd.DataFrame(out, columns=["seed", "alpha", "bend"]), int(usable.sum()), \
         int((~usable).sum())
@@ -168,5 +168,5 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
 def budget_span(rows: pd.DataFrame) -> tuple[int, float]:
     """The finetune budgets' count and their span (largest / smallest)."""
     ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])]
-    budgets = sorted(set(ft["budget"].astype(float)))
+    budgets = sorted(set(ft["budget"]))
     return len(budgets), (budgets[-1] / budgets[0] if budgets and budgets[0] > 0 else math.nan)

@@ -50,7 +50,7 @@ class Decision:
 
 
 def _g(x: float, digits: int = 3) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.{digits}g}"
+    return f"{x:.{digits}g}"  # NaN prints as "nan"
 
 
 def undecided(why: str) -> Decision:
@@ -120,8 +120,8 @@ def within(estimate: float, low: float, high: float, *, lo: float, hi: float) ->
     if high - low >= hi - lo:
         reach = (f"supported is out of reach: the interval's width {_g(high - low)} is not "
                  f"below the region's {_g(hi - lo)}")
-    if lo < low and high < hi:
-        return Decision(estimate, low, high, SUPPORTED, reach)
+    if lo < low and high < hi:  # narrower than the region: nothing is out of reach
+        return Decision(estimate, low, high, SUPPORTED)
     if high <= lo or low >= hi:
         return Decision(estimate, low, high, NOT_SUPPORTED, reach)
     return Decision(estimate, low, high, INCONCLUSIVE, reach)
