@@ -189,7 +189,9 @@ def test_power_law_needs_the_budget_span() -> None:
 def test_power_law_terms_against_a_dummy_regression() -> None:
     rows = _rows(_paper_like(), spread=0.1, alpha=0.3)
     rows.loc[rows.index[::7], "d_t"] *= 1.3
+    rows.loc[(rows.budget == 4000) & (rows.init == "en"), "d_t"] *= 1.5  # a bend
     terms, used, left = claim_terms = claims.cs.power_law_terms(rows)
+    assert (terms["bend"].abs() > 0.05).all()
     assert left == 0 and used == len(rows) and claim_terms
     for seed, g in rows.groupby("seed"):
         pairs = pd.get_dummies(g["init"] + g["target"]).to_numpy(float)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from xfer.analysis.claim_tests import finite
+from xfer.analysis.claim_tests import _numeric, finite
 
 EXACT = "exact"
 STAND_OUT_K = 3.0  # the odd source's distance from the other two's midpoint ≥ 3× their gap
@@ -150,7 +150,7 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     D_T ≤ 0, which a log cannot take)."""
     rows = with_seed(rows)
     ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])]
-    usable = (ft["bound"] == EXACT) & (pd.to_numeric(ft["d_t"], errors="coerce") > 0)
+    usable = (ft["bound"] == EXACT) & (_numeric(ft["d_t"]) > 0)
     fit = ft[usable]
     out = []
     for seed, g in fit.groupby("seed"):
@@ -158,8 +158,8 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
         y = np.log(g["d_t"].to_numpy())
         groups = g.groupby(["init", "target"]).ngroup().to_numpy()  # one intercept per pair
         half = (x.max() - x.min()) / 2
-        alpha = _within(x, y, groups)[0]
-        gamma = _within(x, y, groups, x**2)[-1]
+        (alpha,) = _within(x, y, groups)
+        _, gamma = _within(x, y, groups, x**2)
         out.append({"seed": seed, "alpha": alpha, "bend": gamma * half**2})
     return pd.DataFrame(out, columns=["seed", "alpha", "bend"]), int(usable.sum()), \
         int((~usable).sum())

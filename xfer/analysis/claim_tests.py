@@ -145,7 +145,7 @@ def _weighted_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _weighted_rho(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Spearman ρ of x on y in each resample of ``weights`` (B × n copies per cell)."""
     rx, ry = _weighted_ranks(x, weights), _weighted_ranks(y, weights)
-    with np.errstate(invalid="ignore", divide="ignore"):  # no cell, or no spread: 0/0 is NaN
+    with np.errstate(all="ignore"):  # no cell, or no spread: 0/0 is NaN
         total = weights.sum(axis=1, keepdims=True)
         dx = rx - (weights * rx).sum(axis=1, keepdims=True) / total
         dy = ry - (weights * ry).sum(axis=1, keepdims=True) / total
@@ -183,7 +183,7 @@ def twoway_rho_bounds(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.n
     # resamples where a variable is constant have no ρ and are left out
     z = np.arctanh(np.clip(boot[np.isfinite(boot)], -RHO_CLIP, RHO_CLIP))
     with warnings.catch_warnings():  # fewer than two resamples with a ρ: no spread, NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore")
         half = float(stats.norm.ppf(1 - alpha) * np.std(z, ddof=1))
     centre = math.atanh(float(np.clip(rho, -RHO_CLIP, RHO_CLIP)))
     return rho, math.tanh(centre - half), math.tanh(centre + half)
