@@ -351,7 +351,11 @@ def test_no_typology_is_supported_with_many_languages() -> None:
         cells[f"distance_{kind}"] = rng.normal(size=len(cells))  # independent of D_T
     decision, found = cv.no_typology(cells)
     assert set(found) == {"syntactic", "genetic"}
-    assert decision.verdict == SUPPORTED, decision
+    assert decision.verdict == SUPPORTED and decision.reach == "", decision
+    sparse = cells.assign(distance_syntactic=np.nan, distance_genetic=np.nan)
+    sparse.loc[:2, ["distance_syntactic", "distance_genetic"]] = 1.0  # 3 values: no ρ
+    decision, _ = cv.no_typology(sparse)
+    assert decision.verdict == INCONCLUSIVE and math.isnan(decision.estimate)
 
 
 def test_targets_enter_by_their_seeds() -> None:

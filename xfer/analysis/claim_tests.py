@@ -49,7 +49,7 @@ class Decision:
         return f"{_g(self.estimate, digits)} [{_g(self.low, digits)}, {_g(self.high, digits)}]"
 
 
-def _g(x: float, digits: int = 3) -> str:
+def _g(x: float, digits: int) -> str:
     return f"{x:.{digits}g}"  # NaN prints as "nan"
 
 
@@ -118,8 +118,8 @@ def within(estimate: float, low: float, high: float, *, lo: float, hi: float) ->
         return Decision(estimate, low, high, INCONCLUSIVE, "no interval (too few values)")
     reach = ""
     if high - low >= hi - lo:
-        reach = (f"supported is out of reach: the interval's width {_g(high - low)} is not "
-                 f"below the region's {_g(hi - lo)}")
+        reach = (f"supported is out of reach: the interval's width {_g(high - low, 3)} is not "
+                 f"below the region's {_g(hi - lo, 3)}")
     if lo < low and high < hi:  # narrower than the region: nothing is out of reach
         return Decision(estimate, low, high, SUPPORTED)
     if high <= lo or low >= hi:
