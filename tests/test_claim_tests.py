@@ -201,6 +201,7 @@ def test_decisions_without_an_interval_and_their_notes() -> None:
     assert within(0.2, 0.15, 0.25, lo=0.0, hi=0.3).reach == ""  # narrow: all reachable
     d = within(0.2, 0.05, 0.35, lo=0.1, hi=0.3)  # width 0.3 against a region of 0.2
     assert "width 0.3 is not below the region's 0.2" in d.reach
+    assert "width 0.314 is not" in within(0.2, 0.0, 0.314159, lo=0.1, hi=0.3).reach
     assert Decision(1.23456, -0.5, 2.0, SUPPORTED).interval_text() == "1.23 [-0.5, 2]"
     assert Decision(1.23456, -0.5432, 2.345, SUPPORTED).interval_text(2) == "1.2 [-0.54, 2.3]"
     assert "out of reach" in within(0.15, 0.0, 0.3, lo=0.0, hi=0.3).reach  # width = region
