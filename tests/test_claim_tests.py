@@ -11,66 +11,55 @@ import pytest
 from scipy import stats
 
 from xfer.analysis import claim_stats as cs
-from xfer.analysis.claim_tests import (
-    ALPHA,
-    INCONCLUSIVE,
-    NOT_SUPPORTED,
-    SUPPORTED,
-    Decision,
-    bonferroni,
-    exceeds,
-    t_bounds,
-    twoway_rho_bounds,
-    welch_bounds,
-    within,
-)
+from xfer.analysis import claim_tests as ct
+from xfer.analysis.claim_tests import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 
 def test_level_is_five_percent_per_side() -> None:
-    assert ALPHA == 0.05
-    assert bonferroni(0.05, 5) == pytest.approx(0.01)
-    assert bonferroni(0.05, 0) == 0.05
+    assert ct.ALPHA == 0.05
+    assert ct.bonferroni(0.05, 5) == pytest.approx(0.01)
+    assert ct.bonferroni(0.05, 0) == 0.05
 
 
 @pytest.mark.parametrize("values", [[1.0, 2.0, 4.0], [0.3, -0.1, 0.2, 0.9], [5.0, 5.5]])
 def test_t_bounds_is_scipys_90_percent_interval(values: list[float]) -> None:
     x = np.array(values)
     low, high = stats.t.interval(0.90, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
-    assert t_bounds(x) == pytest.approx((x.mean(), low, high))
+    assert ct.t_bounds(x) == pytest.approx((x.mean(), low, high))
     low, high = stats.t.interval(0.98, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
-    assert t_bounds(x, 0.01)[1:] == pytest.approx((low, high))
+    assert ct.t_bounds(x, 0.01)[1:] == pytest.approx((low, high))
 
 
 def test_t_bounds_needs_two_values() -> None:
-    assert all(math.isnan(v) for v in t_bounds(np.array([1.0, np.nan])))
-    assert t_bounds([1.0, None, 2.0, np.inf, 4.0]) == t_bounds(np.array([1.0, 2.0, 4.0]))
-    assert welch_bounds([1.0, None, 3.0, 4.0], [0.0, np.nan, 1.0]) == welch_bounds(
+    assert all(math.isnan(v) for v in ct.t_bounds(np.array([1.0, np.nan])))
+    assert ct.t_bounds([1.0, None, 2.0, np.inf, 4.0]) == ct.t_bounds(np.array([1.0, 2.0, 4.0]))
+    assert ct.welch_bounds([1.0, None, 3.0, 4.0], [0.0, np.nan, 1.0]) == ct.welch_bounds(
         np.array([1.0, 3.0, 4.0]), np.array([0.0, 1.0]))
 
 
 def test_welch_bounds_is_scipys_welch_interval() -> None:
     a, b = np.array([3.0, 4.5, 5.0]), np.array([1.0, 1.2, 2.9, 2.0])
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
-    assert welch_bounds(a, b) == pytest.approx((a.mean() - b.mean(), ci.low, ci.high))
-    assert all(math.isnan(v) for v in welch_bounds(a, b[:1]))
-    assert welch_bounds(np.ones(3), np.zeros(2)) == (1.0, 1.0, 1.0)
+    assert ct.welch_bounds(a, b) == pytest.approx((a.mean() - b.mean(), ci.low, ci.high))
+    assert all(math.isnan(v) for v in ct.welch_bounds(a, b[:1]))
+    assert ct.welch_bounds(np.ones(3), np.zeros(2)) == (1.0, 1.0, 1.0)
     a, b = np.array([1.0, 3.0]), np.array([0.0, 2.0])  # two values each, equal variances
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.90)
-    assert welch_bounds(a, b) == pytest.approx((1.0, ci.low, ci.high))
+    assert ct.welch_bounds(a, b) == pytest.approx((1.0, ci.low, ci.high))
 
 
 @pytest.mark.parametrize("low, high, verdict", [
     (0.01, 2.0, SUPPORTED), (0.0, 2.0, INCONCLUSIVE), (-1.0, 0.5, INCONCLUSIVE),
     (-1.0, 0.49, NOT_SUPPORTED), (-1.0, -0.5, NOT_SUPPORTED), (math.nan, 1.0, INCONCLUSIVE)])
 def test_exceeds(low: float, high: float, verdict: str) -> None:
-    assert exceeds(0.3, low, high, floor=0.0, margin=0.5).verdict == verdict
+    assert ct.exceeds(0.3, low, high, floor=0.0, margin=0.5).verdict == verdict
 
 
 @pytest.mark.parametrize("low, high, verdict", [
     (0.05, 0.25, SUPPORTED), (0.0, 0.25, INCONCLUSIVE), (0.05, 0.3, INCONCLUSIVE),
     (-0.4, 0.0, NOT_SUPPORTED), (0.3, 0.9, NOT_SUPPORTED), (-0.1, 0.5, INCONCLUSIVE)])
 def test_within(low: float, high: float, verdict: str) -> None:
-    d = within(0.1, low, high, lo=0.0, hi=0.3)
+    d = ct.within(0.1, low, high, lo=0.0, hi=0.3)
     assert d.verdict == verdict
     assert ("out of reach" in d.reach) == (high - low >= 0.3)
 
@@ -104,11 +93,11 @@ def test_twoway_bootstrap_against_explicit_resampling() -> None:
     rows, cols = np.repeat(["zh", "en", "ru"], 6), np.tile(list("fbdcae"), 3)  # unsorted
     x = np.round(rng.normal(size=18), 1)  # ties, as distances have
     y = 0.5 * x + rng.normal(size=18)
-    rho, low, high = twoway_rho_bounds(y, x, rows, cols, alpha=0.01, resamples=300, seed=7)
+    rho, low, high = ct.twoway_rho_bounds(y, x, rows, cols, alpha=0.01, resamples=300, seed=7)
     assert rho == pytest.approx(stats.spearmanr(x, y)[0])
     assert (low, high) == pytest.approx(_explicit_twoway(y, x, rows, cols, 0.01, 300, 7))
     # the defaults: 1000 resamples, seed 0, α 0.05 per side
-    assert twoway_rho_bounds(y, x, rows, cols)[1:] == pytest.approx(
+    assert ct.twoway_rho_bounds(y, x, rows, cols)[1:] == pytest.approx(
         _explicit_twoway(y, x, rows, cols, 0.05, 1000, 0))
     # a cell missing one value is left out (not the other cells)
     y2 = y.copy()
@@ -118,24 +107,24 @@ def test_twoway_bootstrap_against_explicit_resampling() -> None:
     x2[6] = "n/a"  # text read from a table: not a number
     keep = np.arange(18) > 6
     keep[:4] = True
-    assert twoway_rho_bounds(y2, x2, rows, cols) == pytest.approx(
-        twoway_rho_bounds(y[keep], x[keep], rows[keep], cols[keep]))
+    assert ct.twoway_rho_bounds(y2, x2, rows, cols) == pytest.approx(
+        ct.twoway_rho_bounds(y[keep], x[keep], rows[keep], cols[keep]))
 
 
 def test_twoway_bootstrap_edges() -> None:
     rows, cols = np.array(["en", "en", "ru", "ru"]), np.array(["a", "b", "a", "b"])
-    rho, low, high = twoway_rho_bounds(np.array([1.0, 3, 2, 4]), np.array([1.0, 2, 3, 4]),
+    rho, low, high = ct.twoway_rho_bounds(np.array([1.0, 3, 2, 4]), np.array([1.0, 2, 3, 4]),
                                        rows, cols)  # 4 cells, 2 sources, 2 targets: enough
     assert rho == pytest.approx(0.8) and np.isfinite(low) and np.isfinite(high)
     x = np.arange(12.0)  # a perfect inverse ranking: ρ -1, every resample -1
-    rho, low, high = twoway_rho_bounds(-x, x, np.repeat(["a", "b", "c"], 4),
+    rho, low, high = ct.twoway_rho_bounds(-x, x, np.repeat(["a", "b", "c"], 4),
                                        np.tile(list("wxyz"), 3))
     assert (rho, low, high) == pytest.approx((-1.0, -0.9999, -0.9999))
 
 
 def test_twoway_bootstrap_degenerate() -> None:
-    assert math.isnan(twoway_rho_bounds(np.ones(3), np.ones(3), np.arange(3), np.arange(3))[0])
-    rho, low, _ = twoway_rho_bounds(np.arange(5.0), np.arange(5.0), np.zeros(5), np.arange(5))
+    assert math.isnan(ct.twoway_rho_bounds(np.ones(3), np.ones(3), np.arange(3), np.arange(3))[0])
+    rho, low, _ = ct.twoway_rho_bounds(np.arange(5.0), np.arange(5.0), np.zeros(5), np.arange(5))
     assert rho == pytest.approx(1.0) and math.isnan(low)  # one source: no two-way interval
 
 
@@ -194,17 +183,17 @@ def test_undecided_keeps_its_reason() -> None:
 
 
 def test_decisions_without_an_interval_and_their_notes() -> None:
-    for d in (exceeds(0.0, math.nan, -1.0), exceeds(0.0, 1.0, math.nan),
-              within(0.0, math.nan, 0.1, lo=0.0, hi=0.3)):
+    for d in (ct.exceeds(0.0, math.nan, -1.0), ct.exceeds(0.0, 1.0, math.nan),
+              ct.within(0.0, math.nan, 0.1, lo=0.0, hi=0.3)):
         assert (d.verdict, d.reach) == (INCONCLUSIVE, "no interval (too few values)")
-    assert exceeds(0.5, -1.0, 0.5).verdict == INCONCLUSIVE  # default margin 0: not refuted
-    assert within(0.2, 0.15, 0.25, lo=0.0, hi=0.3).reach == ""  # narrow: all reachable
-    d = within(0.2, 0.05, 0.35, lo=0.1, hi=0.3)  # width 0.3 against a region of 0.2
+    assert ct.exceeds(0.5, -1.0, 0.5).verdict == INCONCLUSIVE  # default margin 0: not refuted
+    assert ct.within(0.2, 0.15, 0.25, lo=0.0, hi=0.3).reach == ""  # narrow: all reachable
+    d = ct.within(0.2, 0.05, 0.35, lo=0.1, hi=0.3)  # width 0.3 against a region of 0.2
     assert "width 0.3 is not below the region's 0.2" in d.reach
-    assert "width 0.314 is not" in within(0.2, 0.0, 0.314159, lo=0.1, hi=0.3).reach
-    assert Decision(1.23456, -0.5, 2.0, SUPPORTED).interval_text() == "1.23 [-0.5, 2]"
-    assert Decision(1.23456, -0.5432, 2.345, SUPPORTED).interval_text(2) == "1.2 [-0.54, 2.3]"
-    assert "out of reach" in within(0.15, 0.0, 0.3, lo=0.0, hi=0.3).reach  # width = region
+    assert "width 0.314 is not" in ct.within(0.2, 0.0, 0.314159, lo=0.1, hi=0.3).reach
+    assert ct.Decision(1.23456, -0.5, 2.0, SUPPORTED).interval_text() == "1.23 [-0.5, 2]"
+    assert ct.Decision(1.23456, -0.5432, 2.345, SUPPORTED).interval_text(2) == "1.2 [-0.54, 2.3]"
+    assert "out of reach" in ct.within(0.15, 0.0, 0.3, lo=0.0, hi=0.3).reach  # width = region
 
 
 def test_power_law_terms_ignore_scratch_rows_self_pairs_and_non_positive_values() -> None:
