@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from xfer.analysis.transfer import SCRATCH, scratch_curve
 from xfer.units import format_budget
 
 FLAT = 0.01  # a scratch-curve stretch falling by less than 1% of its perplexity is flat
-SCRATCH = "scratch"
 
 
 def capped_runs(rows: pd.DataFrame) -> pd.DataFrame:
@@ -41,8 +41,8 @@ def flat_segments(rows: pd.DataFrame) -> pd.DataFrame:
     scratch = rows[rows["init"] == SCRATCH]
     out = []
     for (target, seed), curve in scratch.groupby(["target", "seed"]):
-        points = curve.groupby("budget")["perplexity"].mean().sort_index()
-        b, p = points.index.to_numpy(float), points.to_numpy(float)
+        points = scratch_curve(curve["budget"].to_numpy(), curve["perplexity"].to_numpy())
+        b, p = points.budgets, points.perplexities  # every measured point, budgets increasing
         flat = (p[:-1] - p[1:]) < FLAT * p[:-1]
         finetunes = rows[(rows["init"] != SCRATCH) & (rows["target"] == target)
                          & (rows["seed"] == seed) & np.isfinite(rows["d_e"].astype(float))]
