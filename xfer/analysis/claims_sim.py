@@ -174,20 +174,14 @@ CLAIMS: dict[str, Callable[[pd.DataFrame, pd.DataFrame | None], list[dict]]] = {
     "pt→es": lambda rows, corr: [claims.spanish_claim(claims.smallest_rows(rows))],
     "commutative": lambda rows, corr: [claims.commutativity_claim(claims.smallest_rows(rows),
                                                                   a, b)
-                                       for a, b in claims.COMMUTING if _paper_gap(a, b)],
+                                       for a, b in claims.COMMUTING
+                                       if claims.paper_gap(a, b) > claims.COMMUTE_MARGIN],
     "contamination": lambda rows, corr: [claims.contamination_claim(corr, v)
                                          for v in claims.PAPER_RHO],
     "typology": lambda rows, corr: [claims.typology_claim(corr)],
     "power-law form": lambda rows, corr: claims.power_law_claims(rows)[:1],
     "α near 0.18": lambda rows, corr: claims.power_law_claims(rows)[1:],
 }
-
-
-def _paper_gap(a: str, b: str) -> bool:
-    """True when the paper's own numbers, in English bytes, differ by more than the margin (the
-    pairs whose paper-shaped alternative is non-commutative; ru↔zh is not)."""
-    x, y = claims.paper_en(a, b), claims.paper_en(b, a)
-    return abs(x - y) / ((x + y) / 2) > claims.COMMUTE_MARGIN
 
 
 def verdicts(rows: pd.DataFrame, corr: pd.DataFrame | None, claim: str) -> list[str]:
