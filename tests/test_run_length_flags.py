@@ -36,3 +36,14 @@ def test_clean_and_unknown() -> None:
     assert "No D_E falls on a flat stretch" in run_length_markdown(rows)
     assert "does not say how runs ended" in run_length_markdown(rows.drop(columns="stopped_early"))
     assert capped_runs(rows.iloc[0:0]).empty and flat_segments(rows.iloc[0:0]).empty
+
+
+def test_seed_with_one_scratch_point_has_no_curve() -> None:
+    """A seed with one scratch budget (or an unusable point) has no curve to be flat on: it is
+    skipped, not an error that stops the report (a tuned study has such seeds)."""
+    rows = _rows()
+    one = pd.DataFrame([("scratch", "de", 1000, 7, 8.0, 1000.0, True),
+                        ("scratch", "de", 2000, 7, float("nan"), float("nan"), True),
+                        ("en", "de", 1000, 7, 5.995, 3000.0, True)], columns=rows.columns)
+    flat = flat_segments(pd.concat([rows, one], ignore_index=True))
+    assert sorted(zip(flat["init"], flat["seed"], strict=True)) == [("en", 0)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from xfer.analysis.transfer import SCRATCH, scratch_curve
+from xfer.analysis.transfer import SCRATCH, seed_curves
 from xfer.units import format_budget
 
 FLAT = 0.01  # a scratch-curve stretch falling by less than 1% of its perplexity is flat
@@ -38,10 +38,9 @@ def flat_segments(rows: pd.DataFrame) -> pd.DataFrame:
     need = {"init", "target", "budget", "perplexity", "d_e", "seed"}
     if rows.empty or not need <= set(rows.columns):
         return rows.iloc[0:0].assign(flat_from=[], flat_to=[])
-    scratch = rows[rows["init"] == SCRATCH]
+    usable = rows[np.isfinite(rows["perplexity"].astype(float))]
     out = []
-    for (target, seed), curve in scratch.groupby(["target", "seed"]):
-        points = scratch_curve(curve["budget"].to_numpy(), curve["perplexity"].to_numpy())
+    for (target, seed), points in seed_curves(usable)[0].items():  # seeds with >= 2 budgets
         b, p = points.budgets, points.perplexities  # every measured point, budgets increasing
         flat = (p[:-1] - p[1:]) < FLAT * p[:-1]
         finetunes = rows[(rows["init"] != SCRATCH) & (rows["target"] == target)
