@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis.claim_tests import _numeric, finite
+from xfer.analysis.transfer import EXACT, cross_lingual
 
-EXACT = "exact"
 STAND_OUT_K = 3.0  # the odd source's distance from the other two's midpoint ≥ 3× their gap
 STAND_OUT_REFUTE = -0.1  # refuted below -10% of the level: selection noise biases it down
 COMPARABLE_RATIO = 3.0  # a target's smallest source D_T ≥ its largest / 3
@@ -149,7 +149,7 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     positive D_T; returns the table, the points used and the points left out (bounds and
     D_T ≤ 0, which a log cannot take)."""
     rows = with_seed(rows)
-    ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])]
+    ft = rows[cross_lingual(rows)]
     usable = (ft["bound"] == EXACT) & (_numeric(ft["d_t"]) > 0)
     fit = ft[usable]
     out = []
@@ -167,6 +167,6 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
 
 def budget_span(rows: pd.DataFrame) -> tuple[int, float]:
     """The finetune budgets' count and their span (largest / smallest)."""
-    ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])]
+    ft = rows[cross_lingual(rows)]
     budgets = sorted(set(ft["budget"]))
     return len(budgets), (budgets[-1] / budgets[0] if budgets and budgets[0] > 0 else math.nan)

@@ -29,12 +29,12 @@ from xfer.analysis.claim_tests import (
     welch_bounds,
     within,
 )
+from xfer.analysis.powerlaw import HERNANDEZ_ALPHA
 from xfer.analysis.premium import premium_of
 
 WEAK_RHO = 0.3  # |ρ| below this is "weak" (the paper's 0.191 and 0.265 are)
 COMMUTE_MARGIN = 0.25  # a pair's difference under 25% of its mean D_T counts as commutative
 BEND_MARGIN = math.log(1.25)  # a power law within 25% at the budget range's midpoint
-HERNANDEZ_ALPHA = 0.18  # Hernandez et al. 2021, text -> code transfer exponent
 ALPHA_FACTOR = 2.0  # "near 0.18": within a factor 2
 MIN_BUDGETS, MIN_SPAN = 3, 8.0  # the power law's tests need >= 3 budgets spanning >= 8x
 MAX_LEFT_OUT = 0.1  # power law: more than 10% of points left out (D_T <= 0) biases alpha

@@ -48,6 +48,7 @@ from xfer.analysis.claim_verdicts import (
     WEAK_RHO,
     paper_en,
 )
+from xfer.analysis.transfer import cross_lingual
 from xfer.io import atomic_write
 
 __all__ = ["ALPHA", "CONTAMINATION", "INCONCLUSIVE", "NOT_SUPPORTED", "SUPPORTED",
@@ -85,8 +86,7 @@ def smallest_rows(rows: pd.DataFrame) -> pd.DataFrame:
     finetune budget."""
     if rows.empty or not {"init", "target", "budget", "d_t_mib"} <= set(rows.columns):
         return rows.iloc[0:0]
-    ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])
-              & np.isfinite(rows["d_t_mib"].astype(float))]
+    ft = rows[cross_lingual(rows) & np.isfinite(rows["d_t_mib"].astype(float))]
     return ft[ft["budget"] == ft["budget"].min()] if len(ft) else ft
 
 
@@ -242,7 +242,7 @@ def claims_table(rows: pd.DataFrame, corr: pd.DataFrame | None) -> pd.DataFrame:
 
 def has_paper_languages(rows: pd.DataFrame) -> bool:
     """True when at least two of the paper's sources (en, ru, zh) were finetuned on a target."""
-    ft = rows[(rows["init"] != "scratch") & (rows["init"] != rows["target"])]
+    ft = rows[cross_lingual(rows)]
     return len(set(ft["init"]) & set(PAPER_SOURCES)) >= 2
 
 

@@ -16,7 +16,7 @@ from scipy import stats
 
 from xfer.analysis.report import _number, markdown_table
 from xfer.analysis.stats import DEFAULT_RESAMPLES, correlation_table
-from xfer.analysis.transfer import SCRATCH
+from xfer.analysis.transfer import SCRATCH, cross_lingual
 from xfer.analysis.trend import format_p
 from xfer.units import format_budget
 
@@ -37,8 +37,7 @@ def largest_finetune_budget(cells: pd.DataFrame) -> int | None:
 def correlation_cells(cells: pd.DataFrame, largest: int | None) -> pd.DataFrame:
     """Cells with source ≠ target (not scratch), budget below ``largest`` (all budgets when
     None), and a D_T value."""
-    keep = ((cells["init"] != SCRATCH) & (cells["init"] != cells["target"])
-            & cells["d_t"].notna())
+    keep = cross_lingual(cells) & cells["d_t"].notna()
     if largest is not None:
         keep &= cells["budget"] < largest
     return cells[keep].reset_index(drop=True)

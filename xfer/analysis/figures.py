@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from xfer.analysis.transfer import EXACT, LOWER, SCRATCH, UPPER  # noqa: E402
+from xfer.analysis.transfer import EXACT, LOWER, SCRATCH, UPPER, cross_lingual  # noqa: E402
 from xfer.io import atomic_write  # noqa: E402
 from xfer.units import format_budget  # noqa: E402
 
@@ -76,8 +76,7 @@ def _errors(cells: pd.DataFrame, value: str) -> np.ndarray:
 
 def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
     """Grouped bars: D_T (MiB) per target by source at ``budget``, best/worst-source averages."""
-    at = cells[(cells["budget"] == budget) & (cells["init"] != SCRATCH)
-               & (cells["init"] != cells["target"]) & cells["d_t_mib"].notna()]
+    at = cells[(cells["budget"] == budget) & cross_lingual(cells) & cells["d_t_mib"].notna()]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * at["target"].nunique() + 2), 3.6))
     targets = sorted(at["target"].unique())
     sources = sorted(at["init"].unique())
@@ -107,8 +106,7 @@ def dt_by_target_figure(cells: pd.DataFrame, budget: int, path: Path) -> Path:
 
 def dt_by_source_figure(cells: pd.DataFrame, path: Path) -> Path:
     """Box plot of D_T (MiB) per source over the given cells."""
-    ft = cells[(cells["init"] != SCRATCH) & (cells["init"] != cells["target"])
-               & cells["d_t_mib"].notna()]
+    ft = cells[cross_lingual(cells) & cells["d_t_mib"].notna()]
     sources = sorted(ft["init"].unique())
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(sources) + 2), 3.6))
     data = [ft.loc[ft["init"] == s, "d_t_mib"].to_numpy() for s in sources]

@@ -23,11 +23,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from xfer.analysis.intervals import log_t_interval, t_interval  # noqa: E402
+from xfer.analysis.powerlaw import HERNANDEZ_ALPHA  # noqa: E402
+from xfer.analysis.transfer import SCRATCH, cross_lingual  # noqa: E402
 from xfer.io import atomic_write  # noqa: E402
 from xfer.units import format_budget  # noqa: E402
-
-HERNANDEZ_ALPHA = 0.18
-SCRATCH = "scratch"
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -42,7 +41,7 @@ def _colours(sources: list[str]) -> dict[str, tuple]:
 
 
 def _finetunes(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[(rows["init"] != SCRATCH) & (rows["init"] != rows["target"])]
+    return rows[cross_lingual(rows)]
 
 
 def dt_by_target(rows: pd.DataFrame, path: Path) -> Path:

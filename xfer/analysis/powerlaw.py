@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from xfer.analysis.intervals import t_interval
-from xfer.analysis.transfer import EXACT, SCRATCH
+from xfer.analysis.transfer import EXACT, cross_lingual
 
 HERNANDEZ_ALPHA = 0.18  # Hernandez et al. (2021), text -> code, their Eq. 3 fit
 POOLED = "all"
@@ -37,8 +37,7 @@ FIT_COLUMNS = ["source", "target", "fixed_effects", "alpha", "alpha_ci_low", "al
 def fit_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """The cells (or per-seed rows) a fit may use: finetuned (source ≠ target), exact,
     D_T > 0 bytes."""
-    keep = ((cells["init"] != SCRATCH) & (cells["init"] != cells["target"])
-            & (cells["bound"] == EXACT) & (cells["d_t"] > 0))
+    keep = cross_lingual(cells) & (cells["bound"] == EXACT) & (cells["d_t"] > 0)
     return cells[keep].reset_index(drop=True)
 
 
@@ -79,8 +78,7 @@ def _fit_row(source: str, target: str, effects: str, rows: pd.DataFrame) -> dict
     low, high = t_interval(alphas)
     x, y = np.log(usable["budget"].to_numpy(float)), np.log(usable["d_t"].to_numpy(float))
     k = float(np.exp(y.mean() - alpha * x.mean())) if effects == "none" else math.nan
-    finetuned = rows[(rows["init"] != SCRATCH) & (rows["init"] != rows["target"])
-                     & (rows["bound"] != "")]
+    finetuned = rows[cross_lingual(rows) & (rows["bound"] != "")]
     return {"source": source, "target": target, "fixed_effects": effects, "alpha": alpha,
             "alpha_ci_low": low, "alpha_ci_high": high, "seeds": len(alphas), "k": k,
             "k_unit": K_UNIT, "points": len(usable),
@@ -94,8 +92,7 @@ def fit_power_law(rows: pd.DataFrame) -> pd.DataFrame:
     ``init``, ``target``, ``budget``, ``seed``, ``d_t`` bytes, ``bound``): per pair, per source
     pooled with target fixed effects, and all pairs pooled with pair fixed effects. A fit needs
     two distinct budgets among its usable points."""
-    finetuned = rows[(rows["init"] != SCRATCH) & (rows["init"] != rows["target"])
-                     & (rows["bound"] != "")]
+    finetuned = rows[cross_lingual(rows) & (rows["bound"] != "")]
     out = []
     for source, mine in finetuned.groupby("init", sort=True):
         for target, pair in mine.groupby("target", sort=True):
@@ -116,7 +113,7 @@ def _alpha_text(r: object) -> str:
 def powerlaw_markdown(fit: pd.DataFrame, rows: pd.DataFrame) -> str:
     """The report's section: one line when nothing can be fitted, else a table of every fit
     with its interval, seeds, points and the points left out, against Hernandez et al."""
-    finetuned = rows[(rows["init"] != SCRATCH) & (rows["init"] != rows["target"])]
+    finetuned = rows[cross_lingual(rows)]
     if fit.empty:
         budgets = finetuned["budget"].nunique()
         return (f"Not fitted: the study finetunes at {budgets} budget(s); a power law needs "

@@ -57,6 +57,12 @@ class ScratchCurve:
         return [int(b) for b in self.budgets if b not in set(self.env_budgets.tolist())]
 
 
+def cross_lingual(frame: pd.DataFrame) -> pd.Series:
+    """Mask of the rows finetuned from another language: ``init`` neither scratch nor the target
+    itself (a source finetuned on its own language is not transfer)."""
+    return (frame["init"] != SCRATCH) & (frame["init"] != frame["target"])
+
+
 def scratch_curve(budgets: Sequence[float], perplexities: Sequence[float]) -> ScratchCurve:
     """Build a :class:`ScratchCurve` from scratch points (budgets in bytes, any order)."""
     b = np.asarray(budgets, dtype=float)
@@ -326,8 +332,7 @@ def commutativity(cells: pd.DataFrame, budget: int) -> pd.DataFrame:
     ``d_t_mib_12`` = D_T(lang1 → lang2), ``d_t_mib_21`` the reverse, their bounds,
     ``difference_mib`` = first − second (MiB) and ``bound_difference`` (see
     :func:`difference_bound`)."""
-    at = cells[(cells["budget"] == budget) & (cells["init"] != SCRATCH)
-               & (cells["init"] != cells["target"])]
+    at = cells[(cells["budget"] == budget) & cross_lingual(cells)]
     index = {(r.init, r.target): r for r in at.itertuples()}
     rows = []
     for (a, b), forward in sorted(index.items()):
