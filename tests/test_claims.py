@@ -183,7 +183,7 @@ def test_power_law_needs_the_budget_span() -> None:
     negative.loc[negative.index[::5], "d_t"] = -1.0  # 20% of the points cannot be logged
     table = _table(negative)
     assert table.loc["α near Hernandez et al.'s 0.18 (within 2×)", "verdict"] == INCONCLUSIVE
-    assert "biasing α upward" in table.loc["α near Hernandez et al.'s 0.18 (within 2×)", "note"]
+    assert "biasing α up where" in table.loc["α near Hernandez et al.'s 0.18 (within 2×)", "note"]
 
 
 def test_power_law_terms_against_a_dummy_regression() -> None:
@@ -330,6 +330,13 @@ def test_correlation_guards_and_distance_names() -> None:
     for frame in (corr.drop(columns="d_t"), corr.iloc[0:0], None):
         assert cv.correlation(frame, "contamination_on_source", 0.0, 0.3).reach == \
             "no such column"
+    constant = corr.assign(contamination_on_target=0.0)  # no target text read as a source
+    constant.loc[0, "contamination_on_target"] = np.nan
+    decision = cv.correlation(constant, "contamination_on_target", 0.0, 0.3)
+    assert decision.verdict == INCONCLUSIVE and math.isnan(decision.estimate)
+    assert decision.reach == "contamination_on_target is 0 in every cell: no ρ"
+    two = constant.assign(contamination_on_target=np.arange(len(corr)) % 2 * 0.5)
+    assert "every cell" not in cv.correlation(two, "contamination_on_target", 0.0, 0.3).reach
     row = claims.typology_claim(corr)
     assert "syntactic" in row["ours"] and "distance_" not in row["ours"]
     corr["distance_genetic"] = -corr["d_t"] + 0.01 * np.arange(len(corr))  # ρ near -1

@@ -21,6 +21,7 @@ from xfer.analysis.claim_tests import (
     NOT_SUPPORTED,
     SUPPORTED,
     Decision,
+    _numeric,
     bonferroni,
     exceeds,
     t_bounds,
@@ -143,6 +144,9 @@ def correlation(corr: pd.DataFrame | None, column: str, lo: float, hi: float) ->
     Bonferroni level of :func:`family`, against (lo, hi)."""
     if corr is None or corr.empty or column not in corr.columns or "d_t" not in corr.columns:
         return undecided("no such column")
+    values = _numeric(corr[column].to_numpy())
+    if len(set(values[np.isfinite(values)])) == 1:
+        return undecided(f"{column} is {values[np.isfinite(values)][0]:g} in every cell: no ρ")
     rho, low, high = twoway_rho_bounds(corr["d_t"].to_numpy(), corr[column].to_numpy(),
                                        corr["init"].to_numpy(), corr["target"].to_numpy(),
                                        alpha=bonferroni(ALPHA, family(corr)))
@@ -181,7 +185,7 @@ def power_law_design(rows: pd.DataFrame, used: int, left: int) -> str:
                 f"≥ {MIN_BUDGETS} spanning ≥ {MIN_SPAN:g}×)")
     if used + left and left / (used + left) > MAX_LEFT_OUT:
         return (f"{left} of {used + left} points are bounds or D_T ≤ 0, which a log fit leaves "
-                "out (biasing α upward)")
+                "out (biasing α up where they lie at a pair's larger budgets, down at smaller)")
     return ""
 
 
