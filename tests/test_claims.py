@@ -94,8 +94,9 @@ def test_comparable_interval_by_hand() -> None:
     low, high = stats.t.interval(0.94, 2, loc=x.mean(), scale=stats.sem(x))  # 0.03 per side
     row = claims.comparable_claim(small)
     assert row["interval"] == f"{x.mean():.3g} [{low:.3g}, {high:.3g}]"
-    assert row["verdict"] == (SUPPORTED if low > 0 else NOT_SUPPORTED if high < 0
+    assert row["verdict"] == (SUPPORTED if low > 0 else NOT_SUPPORTED if high < -0.2
                               else INCONCLUSIVE)
+    assert "< -0.2 refutes" in row["test"]
 
 
 def test_far_apart_sources_refute_comparable_and_equal_ones_stand_out() -> None:
@@ -396,6 +397,21 @@ def test_targets_enter_by_their_seeds() -> None:
     over = cv.comparable(rows)
     assert (over.targets, over.seeds, over.left_out) == (3, 3, ["fi", "id"])
     assert cv.comparable(rows[rows.init == "en"]).decision.reach == "no target with all sources"
+
+
+def test_comparable_refutes_only_below_its_margin() -> None:
+    """min − max/3 at -10% of the level: below 0 but above the -0.2 margin, so inconclusive; at
+    -30%, not supported."""
+    from xfer.analysis import claim_verdicts as cv
+
+    for share, verdict in ((-0.1, INCONCLUSIVE), (-0.3, NOT_SUPPORTED)):
+        dt = _paper_like()
+        low = (8 * share + 4) / (3 - share)  # (low - 4/3) / ((8 + low) / 3) = share
+        for t in ("ar", "de", "es", "fi", "id", "ja", "ko"):
+            dt.update({("en", t): 4.0, ("ru", t): 4.0, ("zh", t): low})
+        over = cv.comparable(_rows(dt, spread=0.0001).query("budget == 1500"))
+        assert over.decision.estimate == pytest.approx(share, abs=2e-3)
+        assert over.decision.verdict == verdict, (share, over.decision)
 
 
 def test_stands_out_refutes_only_below_its_margin() -> None:

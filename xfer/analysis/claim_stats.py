@@ -25,6 +25,7 @@ from xfer.analysis.transfer import EXACT, cross_lingual
 STAND_OUT_K = 3.0  # the odd source's distance from the other two's midpoint ≥ 3× their gap
 STAND_OUT_REFUTE = -0.1  # refuted below -10% of the level: selection noise biases it down
 COMPARABLE_RATIO = 3.0  # a target's smallest source D_T ≥ its largest / 3
+COMPARABLE_REFUTE = -0.2  # refuted below -20% of the level: noise biases min − max/3 down
 
 
 def with_seed(rows: pd.DataFrame) -> pd.DataFrame:
@@ -81,8 +82,8 @@ def stand_out_terms(m: np.ndarray, k: float = STAND_OUT_K) -> np.ndarray:
 def comparable_terms(m: np.ndarray, ratio: float = COMPARABLE_RATIO) -> np.ndarray:
     """Per seed (rows of seeds × sources ``m``): min − max / ``ratio`` over the seed's own
     sources; positive when the smallest D_T is within a factor ``ratio`` of the largest (and
-    positive). The seed's own min and max are biased apart by noise, which only makes
-    *supported* harder."""
+    positive). The seed's own min and max are biased apart by noise: *supported* only gets
+    harder, and *not supported* waits for :data:`COMPARABLE_REFUTE`."""
     return m.min(axis=1) - m.max(axis=1) / ratio
 
 

@@ -77,8 +77,9 @@ def _over_targets(small: pd.DataFrame, terms: callable, margin: float) -> Over:
 
 
 def comparable(small: pd.DataFrame) -> Over:
-    """Mean over targets of (min − max/3)/level per seed, > 0 supports, < 0 refutes."""
-    return _over_targets(small, cs.comparable_terms, 0.0)
+    """Mean over targets of (min − max/3)/level per seed, > 0 supports, < COMPARABLE_REFUTE
+    refutes."""
+    return _over_targets(small, cs.comparable_terms, cs.COMPARABLE_REFUTE)
 
 
 def stands_out(small: pd.DataFrame) -> Over:

@@ -109,8 +109,8 @@ def comparable_claim(small: pd.DataFrame) -> dict:
                 f"mean over {over.targets} targets of (min − max/{r:g}) / level, {over.seeds} "
                 "seeds", over.decision,
                 f"per seed: mean over targets of min − max/{r:g} of the seed's sources' D_T over "
-                f"the target's mean D_T; Student t {OVER_LEVEL} over seeds; > 0 supports, < 0 "
-                "refutes", _left_text(over.left_out))
+                f"the target's mean D_T; Student t {OVER_LEVEL} over seeds; > 0 supports, "
+                f"< {cs.COMPARABLE_REFUTE:g} refutes", _left_text(over.left_out))
 
 
 def stands_out_claim(small: pd.DataFrame) -> dict:
