@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from xfer.analysis.claim_tests import _numeric, finite
+from xfer.analysis.claim_tests import finite, numeric
 from xfer.analysis.transfer import EXACT, cross_lingual
 
 STAND_OUT_K = 3.0  # the odd source's distance from the other two's midpoint ≥ 3× their gap
@@ -151,7 +151,7 @@ def power_law_terms(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     D_T ≤ 0, which a log cannot take)."""
     rows = with_seed(rows)
     ft = rows[cross_lingual(rows)]
-    usable = (ft["bound"] == EXACT) & (_numeric(ft["d_t"]) > 0)
+    usable = (ft["bound"] == EXACT) & (numeric(ft["d_t"]) > 0)
     fit = ft[usable]
     out = []
     for seed, g in fit.groupby("seed"):

@@ -58,14 +58,14 @@ def undecided(why: str) -> Decision:
     return Decision(math.nan, math.nan, math.nan, INCONCLUSIVE, why)
 
 
-def _numeric(values: np.ndarray) -> np.ndarray:
+def numeric(values: np.ndarray) -> np.ndarray:
     """``values`` as floats; what is not a number (None, text) becomes NaN."""
     return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
 
 
 def finite(values: np.ndarray) -> np.ndarray:
     """``values`` as floats without NaN, ±inf or None."""
-    x = _numeric(values)
+    x = numeric(values)
     return x[np.isfinite(x)]
 
 
@@ -163,7 +163,7 @@ def twoway_rho_bounds(y: np.ndarray, x: np.ndarray, rows: np.ndarray, cols: np.n
     Fisher's z with the bootstrap's standard deviation over the resamples that have a ρ (a
     resample where a variable is constant has none); NaNs with fewer than 4 cells, a constant
     variable or fewer than two sources or targets."""
-    frame = pd.DataFrame({"y": _numeric(y), "x": _numeric(x), "r": np.asarray(rows),
+    frame = pd.DataFrame({"y": numeric(y), "x": numeric(x), "r": np.asarray(rows),
                           "c": np.asarray(cols)})
     frame = frame[np.isfinite(frame["y"]) & np.isfinite(frame["x"])]
     if len(frame) < 4:

@@ -21,9 +21,9 @@ from xfer.analysis.claim_tests import (
     NOT_SUPPORTED,
     SUPPORTED,
     Decision,
-    _numeric,
     bonferroni,
     exceeds,
+    finite,
     t_bounds,
     twoway_rho_bounds,
     undecided,
@@ -145,9 +145,9 @@ def correlation(corr: pd.DataFrame | None, column: str, lo: float, hi: float) ->
     Bonferroni level of :func:`family`, against (lo, hi)."""
     if corr is None or corr.empty or column not in corr.columns or "d_t" not in corr.columns:
         return undecided("no such column")
-    values = _numeric(corr[column].to_numpy())
-    if len(set(values[np.isfinite(values)])) == 1:
-        return undecided(f"{column} is {values[np.isfinite(values)][0]:g} in every cell: no ρ")
+    present = finite(corr[column])
+    if len(set(present)) == 1:
+        return undecided(f"{column} is {present[0]:g} in every cell: no ρ")
     rho, low, high = twoway_rho_bounds(corr["d_t"].to_numpy(), corr[column].to_numpy(),
                                        corr["init"].to_numpy(), corr["target"].to_numpy(),
                                        alpha=bonferroni(ALPHA, family(corr)))

@@ -40,13 +40,9 @@ def _colours(sources: list[str]) -> dict[str, tuple]:
     return {s: cmap(i % 10) for i, s in enumerate(sources)}
 
 
-def _finetunes(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[cross_lingual(rows)]
-
-
 def dt_by_target(rows: pd.DataFrame, path: Path) -> Path:
     """Figure 3: mean D_T (MiB) per target by source at the smallest finetune budget."""
-    ft = _finetunes(rows)
+    ft = rows[cross_lingual(rows)]
     ft = ft[(ft["budget"] == ft["budget"].min()) & np.isfinite(ft["d_t_mib"].astype(float))]
     targets, sources = sorted(ft["target"].unique()), sorted(ft["init"].unique())
     colours, width = _colours(sources), 0.8 / max(1, len(sources))
